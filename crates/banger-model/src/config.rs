@@ -1,0 +1,330 @@
+//! `config.toml`: the user's settings.
+//!
+//! Parsing is strict (unknown keys are errors, so a typo never silently does nothing) and
+//! validation errors name the offending entry, e.g. `file_sync[2].guest`. A missing file means
+//! all defaults; the binaries decide where the file lives (see [`crate::layout`]).
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::size::Size;
+
+/// Default image used by `vm create`/`vm run` without `--image`.
+pub const DEFAULT_IMAGE_NAME: &str = "debian-bookworm";
+
+/// Which VMM boots guests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmmChoice {
+    /// Firecracker when it and a usable `/dev/kvm` are present, QEMU otherwise.
+    #[default]
+    Auto,
+    /// Always Firecracker.
+    Firecracker,
+    /// Always QEMU.
+    Qemu,
+}
+
+/// `[vm_defaults]`: per-field defaults for new VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmDefaultsConfig {
+    /// Default vCPUs.
+    pub vcpu: Option<u32>,
+    /// Default memory (`2G`, `2048M`, or a bare number of MiB).
+    pub memory: Option<Size>,
+    /// Default work disk size.
+    pub disk_size: Option<Size>,
+    /// Default NAT setting.
+    pub nat: Option<bool>,
+}
+
+/// One `[[file_sync]]` entry: a host file or directory copied into every new VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSync {
+    /// Host path: absolute, or `~/…` for the owner's home.
+    pub host: String,
+    /// Guest path: under `~/` or `/root/`.
+    pub guest: String,
+    /// Octal mode for files, e.g. `"0644"`. Default 0600; directories keep their modes.
+    pub mode: Option<String>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// VMM selection.
+    #[serde(default)]
+    pub vmm: VmmChoice,
+    /// Daemon log level (`error`, `warn`, `info`, `debug`, `trace`).
+    pub log_level: Option<String>,
+    /// Image used when `--image` is not given.
+    pub default_image_name: Option<String>,
+    /// Defaults for new VMs.
+    #[serde(default)]
+    pub vm_defaults: VmDefaultsConfig,
+    /// Files copied into every new VM.
+    #[serde(default)]
+    pub file_sync: Vec<FileSync>,
+}
+
+/// Why a config was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML did not parse or did not match the schema.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A field has a value outside its rules.
+    #[error("invalid config: {field}: {reason}")]
+    Invalid {
+        /// Dotted path of the field, with indices (`file_sync[1].guest`).
+        field: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+impl Config {
+    /// Parses and validates a config file's text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The image to use when none is named.
+    pub fn default_image(&self) -> &str {
+        self.default_image_name
+            .as_deref()
+            .unwrap_or(DEFAULT_IMAGE_NAME)
+    }
+
+    /// Checks every field; errors name the field and entry index.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(level) = &self.log_level {
+            if !LOG_LEVELS.contains(&level.as_str()) {
+                return Err(invalid(
+                    "log_level",
+                    format!("{level:?} is not one of {}", LOG_LEVELS.join(", ")),
+                ));
+            }
+        }
+        let d = &self.vm_defaults;
+        if let Some(v) = d.vcpu {
+            let (lo, hi) = crate::spec::VCPU_RANGE;
+            if v < lo || v > hi {
+                return Err(invalid(
+                    "vm_defaults.vcpu",
+                    format!("must be between {lo} and {hi}, got {v}"),
+                ));
+            }
+        }
+        if let Some(m) = d.memory {
+            if m.mib() < crate::spec::MIN_MEMORY_MIB {
+                return Err(invalid(
+                    "vm_defaults.memory",
+                    format!(
+                        "must be at least {} MiB, got {m}",
+                        crate::spec::MIN_MEMORY_MIB
+                    ),
+                ));
+            }
+        }
+        if let Some(s) = d.disk_size {
+            if s < crate::spec::MIN_DISK {
+                return Err(invalid(
+                    "vm_defaults.disk_size",
+                    format!("must be at least {}, got {s}", crate::spec::MIN_DISK),
+                ));
+            }
+        }
+        for (i, entry) in self.file_sync.iter().enumerate() {
+            entry.validate().map_err(|(field, reason)| ConfigError::Invalid {
+                field: format!("file_sync[{i}].{field}"),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        reason,
+    }
+}
+
+impl FileSync {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let host = self.host.as_str();
+        if host.starts_with('~') && !(host == "~" || host.starts_with("~/")) {
+            return Err((
+                "host",
+                format!("{host:?}: only ~/ (your own home) is supported, not ~user"),
+            ));
+        }
+        if !(host.starts_with('/') || host.starts_with("~/") || host == "~") {
+            return Err((
+                "host",
+                format!("{host:?} must be absolute or start with ~/"),
+            ));
+        }
+        if has_parent_component(host) {
+            return Err(("host", format!("{host:?} must not contain '..'")));
+        }
+        let guest = self.guest.as_str();
+        let under_home = guest
+            .strip_prefix("~/")
+            .or_else(|| guest.strip_prefix("/root/"));
+        match under_home {
+            Some(rest) if !rest.trim_matches('/').is_empty() => {}
+            _ => {
+                return Err((
+                    "guest",
+                    format!("{guest:?} must be a path under ~/ or /root/"),
+                ));
+            }
+        }
+        if has_parent_component(guest) {
+            return Err(("guest", format!("{guest:?} must not contain '..'")));
+        }
+        if let Some(mode) = &self.mode {
+            parse_mode(mode).map_err(|reason| ("mode", reason))?;
+        }
+        Ok(())
+    }
+
+    /// The file mode to apply (default 0600).
+    pub fn file_mode(&self) -> u32 {
+        self.mode
+            .as_deref()
+            .and_then(|m| parse_mode(m).ok())
+            .unwrap_or(0o600)
+    }
+
+    /// The guest path with `~/` spelled as `/root/`.
+    pub fn guest_path(&self) -> PathBuf {
+        match self.guest.strip_prefix("~/") {
+            Some(rest) => Path::new("/root").join(rest),
+            None => PathBuf::from(&self.guest),
+        }
+    }
+
+    /// The host path, with `~` expanded against `home`.
+    pub fn host_path(&self, home: &Path) -> PathBuf {
+        if self.host == "~" {
+            return home.to_path_buf();
+        }
+        match self.host.strip_prefix("~/") {
+            Some(rest) => home.join(rest),
+            None => PathBuf::from(&self.host),
+        }
+    }
+}
+
+fn has_parent_component(path: &str) -> bool {
+    Path::new(path)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+}
+
+fn parse_mode(mode: &str) -> Result<u32, String> {
+    let digits = mode.strip_prefix("0o").unwrap_or(mode);
+    if digits.is_empty() || digits.len() > 4 {
+        return Err(format!("{mode:?} is not an octal mode like \"0644\""));
+    }
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{mode:?} is not an octal mode like \"0644\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.default_image(), "debian-bookworm");
+        assert_eq!(c.vmm, VmmChoice::Auto);
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = Config::parse(
+            r#"
+vmm = "qemu"
+log_level = "debug"
+default_image_name = "mine"
+[vm_defaults]
+vcpu = 2
+memory = "2G"
+disk_size = 16384
+nat = true
+[[file_sync]]
+host = "~/.gitconfig"
+guest = "~/.gitconfig"
+mode = "0644"
+[[file_sync]]
+host = "/etc/hosts"
+guest = "/root/hosts"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.vmm, VmmChoice::Qemu);
+        assert_eq!(c.vm_defaults.memory, Some(Size::from_gib(2)));
+        assert_eq!(c.vm_defaults.disk_size, Some(Size::from_gib(16)));
+        assert_eq!(c.file_sync[0].file_mode(), 0o644);
+        assert_eq!(c.file_sync[1].file_mode(), 0o600);
+        assert_eq!(c.file_sync[0].guest_path(), Path::new("/root/.gitconfig"));
+        assert_eq!(
+            c.file_sync[0].host_path(Path::new("/home/u")),
+            Path::new("/home/u/.gitconfig")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::parse("vmm = \"qemu\"\nvcpus = 2\n").unwrap_err();
+        assert!(err.to_string().contains("vcpus"), "{err}");
+        let err = Config::parse("[vm_defaults]\nmem = 2\n").unwrap_err();
+        assert!(err.to_string().contains("mem"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_entry_index() {
+        let base = "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\n";
+        let cases = [
+            ("host = \"~bob/x\"\nguest = \"~/x\"", "file_sync[1].host", "~user"),
+            ("host = \"rel/x\"\nguest = \"~/x\"", "file_sync[1].host", "absolute"),
+            ("host = \"/x\"\nguest = \"/etc/x\"", "file_sync[1].guest", "under ~/"),
+            ("host = \"/x\"\nguest = \"~/\"", "file_sync[1].guest", "under ~/"),
+            ("host = \"/x\"\nguest = \"~/a/../../etc\"", "file_sync[1].guest", ".."),
+            ("host = \"/x\"\nguest = \"~/x\"\nmode = \"0999\"", "file_sync[1].mode", "octal"),
+        ];
+        for (entry, field, needle) in cases {
+            let text = format!("{base}[[file_sync]]\n{entry}\n");
+            let err = Config::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(field), "{entry}: {err}");
+            assert!(err.contains(needle), "{entry}: {err}");
+        }
+    }
+
+    #[test]
+    fn vm_defaults_are_checked() {
+        let err = Config::parse("[vm_defaults]\nvcpu = 0\n").unwrap_err();
+        assert!(err.to_string().contains("vm_defaults.vcpu"), "{err}");
+        let err = Config::parse("[vm_defaults]\nmemory = \"1M\"\n").unwrap_err();
+        assert!(err.to_string().contains("vm_defaults.memory"), "{err}");
+        let err = Config::parse("log_level = \"loud\"\n").unwrap_err();
+        assert!(err.to_string().contains("log_level"), "{err}");
+    }
+}

@@ -1,0 +1,115 @@
+//! Every route of the daemon API, in one table.
+//!
+//! The daemon builds its router from these paths, the CLI builds its URLs from them, and a
+//! test compares the table with `docs/openapi.json`, so the three cannot drift apart. Path
+//! templates use `{param}`, which both axum and OpenAPI understand.
+
+/// API version prefix.
+pub const PREFIX: &str = "/v1";
+
+/// One route: method, path template and a one-line summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method in upper case.
+    pub method: &'static str,
+    /// Path template.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str, summary: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+    }
+}
+
+/// `GET /v1/ping`.
+pub const PING: Route = route("GET", "/v1/ping", "Identify the daemon and its build");
+/// `POST /v1/shutdown`.
+pub const SHUTDOWN: Route = route("POST", "/v1/shutdown", "Stop the daemon; guests keep running");
+/// `GET /v1/operations`.
+pub const LIST_OPERATIONS: Route = route("GET", "/v1/operations", "List operations");
+/// `GET /v1/operations/{id}`.
+pub const GET_OPERATION: Route = route("GET", "/v1/operations/{id}", "Show one operation");
+/// `GET /v1/vms`.
+pub const LIST_VMS: Route = route("GET", "/v1/vms", "List VMs");
+/// `POST /v1/vms`.
+pub const CREATE_VM: Route = route("POST", "/v1/vms", "Create a VM (returns an operation)");
+/// `GET /v1/vms/{vm}`.
+pub const GET_VM: Route = route("GET", "/v1/vms/{vm}", "Show a VM by id, name or unique prefix");
+/// `GET /v1/images`.
+pub const LIST_IMAGES: Route = route("GET", "/v1/images", "List images");
+/// `GET /v1/images/{image}`.
+pub const GET_IMAGE: Route = route("GET", "/v1/images/{image}", "Show an image");
+/// `GET /v1/kernels`.
+pub const LIST_KERNELS: Route = route("GET", "/v1/kernels", "List kernels");
+/// `GET /v1/kernels/{kernel}`.
+pub const GET_KERNEL: Route = route("GET", "/v1/kernels/{kernel}", "Show a kernel");
+
+/// Every route, in documentation order.
+pub const ALL: &[Route] = &[
+    PING,
+    SHUTDOWN,
+    LIST_OPERATIONS,
+    GET_OPERATION,
+    LIST_VMS,
+    CREATE_VM,
+    GET_VM,
+    LIST_IMAGES,
+    GET_IMAGE,
+    LIST_KERNELS,
+    GET_KERNEL,
+];
+
+impl Route {
+    /// The path with each `{param}` replaced, in order, by a percent-encoded value.
+    pub fn url(&self, params: &[&str]) -> String {
+        let mut out = String::with_capacity(self.path.len());
+        let mut rest = self.path;
+        let mut values = params.iter();
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e + 1);
+            out.push_str(&encode(values.next().copied().unwrap_or_default()));
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_fill_and_encode_params() {
+        assert_eq!(GET_VM.url(&["web"]), "/v1/vms/web");
+        assert_eq!(GET_VM.url(&["a b/c"]), "/v1/vms/a%20b%2Fc");
+        assert_eq!(LIST_VMS.url(&[]), "/v1/vms");
+    }
+
+    #[test]
+    fn routes_are_unique_and_versioned() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ALL {
+            assert!(r.path.starts_with(PREFIX), "{}", r.path);
+            assert!(seen.insert((r.method, r.path)), "duplicate {r:?}");
+        }
+    }
+}
