@@ -1,1 +1,124 @@
-//! placeholder
+//! Test support for banger. Dev-only: no product crate may depend on it outside
+//! `[dev-dependencies]` (a workspace test enforces that).
+//!
+//! - [`TestEnv`]: a private temp root with its own XDG directories, applied to child processes
+//!   through their environment, so tests never touch the real user's state and never mutate the
+//!   test process's own environment.
+//! - [`bin_path`]: the real `banger`/`bangerd` binaries built by this workspace.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use banger_model::{Layout, Mode};
+
+/// A throwaway home for one test: `HOME` and every XDG directory live under one temp dir.
+pub struct TestEnv {
+    root: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// Creates a fresh temp root. Its path is short so socket paths stay under 108 bytes.
+    pub fn new() -> std::io::Result<Self> {
+        let root = tempfile::Builder::new().prefix("bgr").tempdir_in("/tmp")?;
+        for dir in ["home", "config", "state", "cache", "run"] {
+            std::fs::create_dir_all(root.path().join(dir))?;
+        }
+        Ok(Self { root })
+    }
+
+    /// The temp root.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The `HOME` given to child processes.
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    /// The layout a user-mode `banger`/`bangerd` resolves under [`TestEnv::apply`].
+    pub fn layout(&self) -> Layout {
+        Layout {
+            mode: Mode::User,
+            config_file: self.root().join("config/banger/config.toml"),
+            state_dir: self.root().join("state/banger"),
+            cache_dir: self.root().join("cache/banger"),
+            runtime_dir: self.root().join("run/banger"),
+        }
+    }
+
+    /// The environment variables that point a child process at this root.
+    pub fn vars(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("HOME", self.home()),
+            ("XDG_CONFIG_HOME", self.root().join("config")),
+            ("XDG_STATE_HOME", self.root().join("state")),
+            ("XDG_CACHE_HOME", self.root().join("cache")),
+            ("XDG_RUNTIME_DIR", self.root().join("run")),
+        ]
+    }
+
+    /// Points `cmd` at this root and turns colour off.
+    pub fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        for (k, v) in self.vars() {
+            cmd.env(k, v);
+        }
+        cmd.env("NO_COLOR", "1").env_remove("BANGER_LOG")
+    }
+
+    /// A `Command` for one of the workspace's binaries, already pointed at this root.
+    pub fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(bin_path(bin));
+        self.apply(&mut cmd);
+        cmd
+    }
+
+    /// Every file under the root that is not a directory, relative to it, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(self.root(), self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(base, &path, out);
+        } else if let Ok(rel) = path.strip_prefix(base) {
+            out.push(rel.to_path_buf());
+        }
+    }
+}
+
+/// Path of a binary built by this workspace (`banger`, `bangerd`), next to the test's own
+/// `target/<profile>/` directory. `cargo test --workspace` builds every binary before running
+/// any test, so the path exists whenever tests run that way.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("."));
+    // target/<profile>/deps/<test-binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    profile_dir.join(name)
+}
+
+/// Whether the tests run as root (needed for privileged tests; `.ci/run` runs as root).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
