@@ -122,3 +122,65 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Stops whatever daemon runs for a [`TestEnv`] when dropped, so a failing test never leaves a
+/// daemon behind. It finds the daemon through the pid in the layout's lock file.
+pub struct DaemonGuard {
+    lock_file: PathBuf,
+}
+
+impl DaemonGuard {
+    /// Guards the daemon of `env`'s layout (started now or later).
+    pub fn new(env: &TestEnv) -> Self {
+        Self {
+            lock_file: env.layout().lock_file(),
+        }
+    }
+
+    /// The pid recorded in the lock file, if the daemon holding it is alive.
+    pub fn pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(&self.lock_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
+    /// Waits (bounded) until no live daemon holds the lock; true if it went away.
+    pub fn wait_gone(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            match self.pid() {
+                None => return true,
+                Some(pid) if is_zombie(pid) => return true,
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        false
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        if !self.wait_gone(std::time::Duration::from_secs(5)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}

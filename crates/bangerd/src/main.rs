@@ -1,1 +1,34 @@
-fn main() {}
+//! `bangerd`: the banger daemon.
+//!
+//! Modes:
+//! - `bangerd` serves the API for the current user (started on demand by the CLI);
+//! - `bangerd --system` serves a system install (systemd, `/var/lib/banger`);
+//! - `bangerd --check-migrations [--system]` classifies the store's schema for an upgrade and
+//!   exits 0 (compatible), 1 (migrations needed) or 2 (incompatible), touching nothing.
+//!
+//! This file only parses arguments and maps results to exit codes; each mode lives in its own
+//! module.
+
+mod args;
+mod check_migrations;
+mod logging;
+mod run;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = args::Args::parse();
+    if args.check_migrations {
+        return check_migrations::main(&args);
+    }
+    match run::main(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bangerd: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! `GET /v1/kernels` and `GET /v1/kernels/{kernel}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use banger_model::KernelRecord;
+
+use super::error::ApiError;
+use crate::context::DaemonContext;
+
+/// Every kernel.
+pub async fn list(State(ctx): State<DaemonContext>) -> Result<Json<Vec<KernelRecord>>, ApiError> {
+    Ok(Json(ctx.store().kernels().list()?))
+}
+
+/// One kernel by id, name or unique prefix.
+pub async fn get(
+    State(ctx): State<DaemonContext>,
+    Path(reference): Path<String>,
+) -> Result<Json<KernelRecord>, ApiError> {
+    Ok(Json(ctx.store().kernels().resolve(&reference)?))
+}

@@ -1,0 +1,118 @@
+//! An in-process daemon on a temp layout, and a raw HTTP client for its socket.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::UnixStream;
+
+use banger_daemon::access::AccessPolicy;
+use banger_daemon::server::{self, InstanceLock};
+use banger_daemon::{DaemonContext, Shutdown, SocketOptions};
+use banger_model::{Config, Layout, Mode};
+use banger_proto::{BuildInfo, DaemonInfo};
+use banger_store::Store;
+
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub layout: Layout,
+    pub ctx: DaemonContext,
+    pub task: tokio::task::JoinHandle<Result<(), banger_daemon::ServeError>>,
+    _lock: InstanceLock,
+}
+
+impl TestDaemon {
+    pub async fn start(options: SocketOptions, policy: AccessPolicy) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("bgd")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let layout = Layout::rooted(Mode::User, dir.path());
+        std::fs::create_dir_all(&layout.state_dir).expect("state dir");
+        let lock = InstanceLock::acquire(&layout).expect("lock");
+        let store = Store::open(&layout.db_file()).expect("store");
+        let info = DaemonInfo {
+            build: BuildInfo::current(),
+            pid: std::process::id(),
+            mode: Mode::User,
+            owner_uid: policy.owner_uid,
+            socket: layout.socket(),
+            state_dir: layout.state_dir.clone(),
+            started_at: banger_daemon::ids::now_rfc3339(),
+        };
+        let ctx = DaemonContext::new(
+            layout.clone(),
+            Config::default(),
+            store,
+            info,
+            Shutdown::new(),
+        );
+        let listener = server::bind(&layout, &lock, options).expect("bind");
+        let task = tokio::spawn(server::serve(listener, ctx.clone(), policy));
+        Self {
+            dir,
+            layout,
+            ctx,
+            task,
+            _lock: lock,
+        }
+    }
+
+    /// A daemon that serves the uid running the tests.
+    pub async fn start_default() -> Self {
+        let owner_uid = nix::unistd::geteuid().as_raw();
+        Self::start(SocketOptions::default(), AccessPolicy { owner_uid }).await
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.layout.socket()
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.socket(), method, path, body.map(|b| b.to_string())).await
+    }
+
+    pub async fn call_raw(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        call(&self.socket(), method, path, Some(body.to_owned())).await
+    }
+
+    pub async fn stop(self) {
+        self.ctx.shutdown().trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("daemon stopped in time")
+            .expect("no panic")
+            .expect("serve returned ok");
+    }
+}
+
+pub async fn call(socket: &Path, method: &str, path: &str, body: Option<String>) -> (u16, Value) {
+    let stream = UnixStream::connect(socket).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request");
+    let res = sender.send_request(req).await.expect("response");
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes))
+        })
+    };
+    (status, value)
+}

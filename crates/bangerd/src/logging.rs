@@ -1,0 +1,22 @@
+//! JSON logs on stderr, one object per line.
+//!
+//! The CLI sends an on-demand daemon's stderr to `bangerd.log`; under systemd it goes to the
+//! journal. The level comes from `--log-level`/`BANGER_LOG`, then config `log_level`, then
+//! `info`.
+
+use anyhow::{Context, Result};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Call once, from `main`'s thread.
+pub fn init(level: &str) -> Result<()> {
+    let filter = EnvFilter::try_new(format!("warn,banger_daemon={level},bangerd={level}"))
+        .with_context(|| format!("invalid log level {level:?}"))?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}

@@ -1,0 +1,89 @@
+//! Serving: resolve, lock, open the store, bind, serve until a signal.
+
+use std::os::unix::fs::DirBuilderExt;
+
+use anyhow::{Context, Result, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+use banger_daemon::access::AccessPolicy;
+use banger_daemon::server::{self, InstanceLock};
+use banger_daemon::{DaemonContext, Shutdown, SocketOptions};
+use banger_model::Mode;
+use banger_proto::{BuildInfo, DaemonInfo};
+use banger_store::Store;
+
+use crate::args::Args;
+use crate::{logging, setup};
+
+/// Runs the daemon until SIGTERM, SIGINT or `POST /v1/shutdown`.
+pub fn main(args: &Args) -> Result<()> {
+    if args.system {
+        bail!(
+            "the system-install daemon is not available yet in this build; run `bangerd` as the user"
+        );
+    }
+    let layout = setup::layout(args.system)?;
+    let config = setup::config(&layout)?;
+    let level = args
+        .log_level
+        .clone()
+        .or_else(|| config.log_level.clone())
+        .unwrap_or_else(|| "info".to_owned());
+    logging::init(&level)?;
+
+    let lock = InstanceLock::acquire(&layout)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&layout.state_dir)
+        .with_context(|| format!("cannot create {}", layout.state_dir.display()))?;
+    let store = Store::open(&layout.db_file())
+        .with_context(|| format!("cannot open the store {}", layout.db_file().display()))?;
+
+    let owner_uid = nix::unistd::geteuid().as_raw();
+    let info = DaemonInfo {
+        build: BuildInfo::current(),
+        pid: std::process::id(),
+        mode: Mode::User,
+        owner_uid,
+        socket: layout.socket(),
+        state_dir: layout.state_dir.clone(),
+        started_at: banger_daemon::ids::now_rfc3339(),
+    };
+    let shutdown = Shutdown::new();
+    let ctx = DaemonContext::new(layout.clone(), config, store, info, shutdown.clone());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = server::bind(&layout, &lock, SocketOptions::default())?;
+        tokio::spawn(stop_on_signals(shutdown));
+        tracing::info!(
+            version = %BuildInfo::current().version_line("bangerd"),
+            pid = std::process::id(),
+            state_dir = %layout.state_dir.display(),
+            "bangerd started"
+        );
+        server::serve(listener, ctx, AccessPolicy { owner_uid }).await?;
+        drop(lock);
+        Ok(())
+    })
+}
+
+async fn stop_on_signals(shutdown: Shutdown) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with `banger daemon stop`");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.trigger();
+}
