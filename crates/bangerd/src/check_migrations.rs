@@ -22,7 +22,7 @@ pub fn main(args: &Args) -> ExitCode {
     match banger_store::inspect_schema(&db) {
         Ok(status) => {
             println!("{status}");
-            ExitCode::from(status.exit_code())
+            ExitCode::from(u8::try_from(status.exit_code()).unwrap_or(2))
         }
         Err(err) => {
             println!("incompatible: cannot read {}: {err}", db.display());

@@ -95,7 +95,7 @@ impl From<LookupError> for ApiError {
         match err {
             LookupError::NotFound { .. } => Self::not_found(err.to_string()),
             LookupError::Ambiguous { .. } => Self::bad_request(err.to_string()),
-            LookupError::Store(inner) => Self::from(inner),
+            LookupError::Store { .. } => Self::failed(&err),
         }
     }
 }
