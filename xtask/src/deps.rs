@@ -87,7 +87,10 @@ pub fn check(metadata: &Value) -> Vec<Violation> {
         let Some(name) = package["name"].as_str() else {
             continue;
         };
-        let deps = package["dependencies"].as_array().cloned().unwrap_or_default();
+        let deps = package["dependencies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for dep in deps {
             let Some(dep_name) = dep["name"].as_str() else {
                 continue;
@@ -118,8 +121,9 @@ fn broken_rule(package: &str, dep: &str, is_dev: bool) -> Option<&'static str> {
     match package {
         "banger-model" => Some("the model depends on no banger crate"),
         "banger-proto" => (dep != "banger-model").then_some("proto depends only on the model"),
-        "banger-cli" | "banger-helper" => (!CORE.contains(&dep))
-            .then_some("the CLI and the helper use only model and proto"),
+        "banger-cli" | "banger-helper" => {
+            (!CORE.contains(&dep)).then_some("the CLI and the helper use only model and proto")
+        }
         p if ADAPTERS.contains(&p) => {
             (!CORE.contains(&dep)).then_some("adapters use only model and proto, never each other")
         }
@@ -133,7 +137,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn meta(packages: &[(&str, &[(&str, Option<&str>)])]) -> Value {
+    /// A dependency: name and kind (`None` = normal, `Some("dev")`, `Some("build")`).
+    type Dep<'a> = (&'a str, Option<&'a str>);
+    /// A package and its dependencies.
+    type Pkg<'a> = (&'a str, &'a [Dep<'a>]);
+
+    fn meta(packages: &[Pkg<'_>]) -> Value {
         let packages: Vec<Value> = packages
             .iter()
             .map(|(name, deps)| {
@@ -156,9 +165,8 @@ mod tests {
         "banger-testkit",
     ];
 
-    fn with(extra: (&'static str, &'static [(&'static str, Option<&'static str>)])) -> Value {
-        let mut pkgs: Vec<(&str, &[(&str, Option<&str>)])> =
-            ALL.iter().map(|n| (*n, &[][..])).collect();
+    fn with(extra: Pkg<'static>) -> Value {
+        let mut pkgs: Vec<Pkg<'_>> = ALL.iter().map(|n| (*n, &[][..])).collect();
         pkgs.retain(|(n, _)| *n != extra.0);
         pkgs.push(extra);
         meta(&pkgs)
@@ -186,7 +194,11 @@ mod tests {
             1
         );
         assert_eq!(
-            check(&with(("banger-daemon", &[("banger-testkit", Some("build"))]))).len(),
+            check(&with((
+                "banger-daemon",
+                &[("banger-testkit", Some("build"))]
+            )))
+            .len(),
             1
         );
     }
@@ -196,7 +208,10 @@ mod tests {
         let v = check(&meta(&[
             ("banger-model", &[]),
             ("banger-vmm", &[]),
-            ("banger-store", &[("banger-vmm", None), ("banger-model", None)]),
+            (
+                "banger-store",
+                &[("banger-vmm", None), ("banger-model", None)],
+            ),
         ]));
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].package, "banger-store");

@@ -147,11 +147,11 @@ fn elapsed_ms(since: Instant, now: Instant) -> u64 {
 }
 
 fn close_running_stage(op: &mut Operation, entry: &Entry, now: Instant, state: StageState) {
-    if let Some(last) = op.stages.last_mut() {
-        if last.state == StageState::Running {
-            last.state = state;
-            last.duration_ms = Some(elapsed_ms(entry.stage_started, now));
-        }
+    if let Some(last) = op.stages.last_mut()
+        && last.state == StageState::Running
+    {
+        last.state = state;
+        last.duration_ms = Some(elapsed_ms(entry.stage_started, now));
     }
 }
 
@@ -263,7 +263,11 @@ mod tests {
         op.succeed();
         let done = reg.get(&id).unwrap();
         assert_eq!(done.state, OperationState::Succeeded);
-        let states: Vec<_> = done.stages.iter().map(|s| (s.name.as_str(), s.state)).collect();
+        let states: Vec<_> = done
+            .stages
+            .iter()
+            .map(|s| (s.name.as_str(), s.state))
+            .collect();
         assert_eq!(
             states,
             [
@@ -273,7 +277,10 @@ mod tests {
             ]
         );
         assert!(done.stages.iter().all(|s| s.duration_ms.is_some()));
-        assert_eq!(done.stages[2].detail.as_deref(), Some("overlay: dm-snapshot"));
+        assert_eq!(
+            done.stages[2].detail.as_deref(),
+            Some("overlay: dm-snapshot")
+        );
         assert!(done.duration_ms.is_some());
         assert!(reg.running().is_empty());
     }
@@ -328,6 +335,10 @@ mod tests {
         }
         let all = reg.list();
         assert_eq!(all.len(), KEEP_FINISHED + 1);
-        assert_eq!(all[0].id, running.id(), "running operations are never evicted");
+        assert_eq!(
+            all[0].id,
+            running.id(),
+            "running operations are never evicted"
+        );
     }
 }

@@ -176,10 +176,10 @@ pub async fn serve(
             Ok(())
         }
     };
-    if let Err(e) = std::fs::remove_file(&socket) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(socket = %socket.display(), error = %e, "could not remove socket");
-        }
+    if let Err(e) = std::fs::remove_file(&socket)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(socket = %socket.display(), error = %e, "could not remove socket");
     }
     tracing::info!("stopped");
     result

@@ -26,7 +26,9 @@ fn assert_envelope(body: &Value, code: &str) {
         "{body}"
     );
     assert!(
-        body["op_id"].as_str().is_some_and(|id| id.starts_with("op-")),
+        body["op_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("op-")),
         "{body}"
     );
 }
@@ -74,10 +76,16 @@ async fn ping_identifies_the_build_and_socket_is_owner_only() {
     let d = TestDaemon::start_default().await;
     let (status, body) = d.call("GET", "/v1/ping", None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["build"]["commit"], banger_proto::BuildInfo::current().commit);
+    assert_eq!(
+        body["build"]["commit"],
+        banger_proto::BuildInfo::current().commit
+    );
     assert_eq!(body["pid"], std::process::id());
     assert_eq!(body["mode"], "user");
-    let mode = std::fs::metadata(d.socket()).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(d.socket())
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let run_mode = std::fs::metadata(&d.layout.runtime_dir)
         .expect("runtime dir")
@@ -112,7 +120,10 @@ async fn every_documented_route_is_served_and_nothing_else() {
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned()))
         .collect();
-    assert_eq!(documented, table, "docs/openapi.json and proto routes disagree");
+    assert_eq!(
+        documented, table,
+        "docs/openapi.json and proto routes disagree"
+    );
 
     let d = TestDaemon::start_default().await;
     for route in routes::ALL.iter().filter(|r| **r != routes::SHUTDOWN) {
@@ -145,45 +156,81 @@ async fn every_documented_route_is_served_and_nothing_else() {
 async fn create_checks_the_request_before_anything_else() {
     let d = TestDaemon::start_default().await;
     let (status, body) = d
-        .call("POST", "/v1/vms", Some(json!({"name": "Bad Name", "spec": spec()})))
+        .call(
+            "POST",
+            "/v1/vms",
+            Some(json!({"name": "Bad Name", "spec": spec()})),
+        )
         .await;
     assert_eq!(status, 400);
     assert_envelope(&body, "bad_request");
     assert!(
-        body["message"].as_str().unwrap_or_default().contains("lowercase letters"),
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lowercase letters"),
         "{body}"
     );
 
     let mut bad_spec = spec();
     bad_spec["vcpu"] = json!(0);
     let (status, body) = d
-        .call("POST", "/v1/vms", Some(json!({"name": "ok", "spec": bad_spec})))
+        .call(
+            "POST",
+            "/v1/vms",
+            Some(json!({"name": "ok", "spec": bad_spec})),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap_or_default().contains("vcpu"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("vcpu"),
+        "{body}"
+    );
 
     let (status, body) = d.call_raw("POST", "/v1/vms", "{not json").await;
     assert_eq!(status, 400);
     assert_envelope(&body, "bad_request");
 
     seed_image(&d);
-    d.ctx.store().vms().insert(&vm("aaaa1111", "taken")).expect("insert");
+    d.ctx
+        .store()
+        .vms()
+        .insert(&vm("aaaa1111", "taken"))
+        .expect("insert");
     let (status, body) = d
-        .call("POST", "/v1/vms", Some(json!({"name": "taken", "spec": spec()})))
+        .call(
+            "POST",
+            "/v1/vms",
+            Some(json!({"name": "taken", "spec": spec()})),
+        )
         .await;
     assert_eq!(status, 409);
     assert_envelope(&body, "already_exists");
 
     let (status, body) = d
-        .call("POST", "/v1/vms", Some(json!({"name": "fresh", "spec": spec()})))
+        .call(
+            "POST",
+            "/v1/vms",
+            Some(json!({"name": "fresh", "spec": spec()})),
+        )
         .await;
     assert_eq!(status, 501);
     assert_envelope(&body, "unavailable");
     assert!(
-        body["message"].as_str().unwrap_or_default().contains("not available yet"),
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not available yet"),
         "{body}"
     );
-    assert_eq!(d.ctx.store().vms().list().expect("list").len(), 1, "nothing written");
+    assert_eq!(
+        d.ctx.store().vms().list().expect("list").len(),
+        1,
+        "nothing written"
+    );
     d.stop().await;
 }
 
@@ -192,8 +239,14 @@ async fn lookups_resolve_ids_names_and_prefixes() {
     let d = TestDaemon::start_default().await;
     seed_image(&d);
     let store = d.ctx.store();
-    store.vms().insert(&vm("1111aaaa", "web-1")).expect("insert");
-    store.vms().insert(&vm("2222bbbb", "web-2")).expect("insert");
+    store
+        .vms()
+        .insert(&vm("1111aaaa", "web-1"))
+        .expect("insert");
+    store
+        .vms()
+        .insert(&vm("2222bbbb", "web-2"))
+        .expect("insert");
 
     let (status, body) = d.call("GET", "/v1/vms/web-1", None).await;
     assert_eq!((status, body["id"].clone()), (200, json!("1111aaaa")));
@@ -202,7 +255,10 @@ async fn lookups_resolve_ids_names_and_prefixes() {
     let (status, body) = d.call("GET", "/v1/vms/web", None).await;
     assert_eq!(status, 400);
     let msg = body["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("ambiguous") && msg.contains("web-1") && msg.contains("web-2"), "{msg}");
+    assert!(
+        msg.contains("ambiguous") && msg.contains("web-1") && msg.contains("web-2"),
+        "{msg}"
+    );
     let (status, body) = d.call("GET", "/v1/vms/zzz", None).await;
     assert_eq!(status, 404);
     assert_envelope(&body, "not_found");
@@ -231,7 +287,11 @@ print(data.decode())\n";
         .gid(65534)
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -241,7 +301,11 @@ use std::os::unix::process::CommandExt;
 #[ignore = "needs root: runs clients as other uids"]
 async fn peer_credentials_are_checked_even_on_an_open_socket() {
     // Socket opened to everyone on purpose: the credential check alone must refuse strangers.
-    let d = TestDaemon::start(SocketOptions { mode: 0o666 }, AccessPolicy { owner_uid: 4242 }).await;
+    let d = TestDaemon::start(
+        SocketOptions { mode: 0o666 },
+        AccessPolicy { owner_uid: 4242 },
+    )
+    .await;
     for dir in [d.dir.path(), d.layout.runtime_dir.as_path()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }

@@ -106,13 +106,13 @@ impl Config {
 
     /// Checks every field; errors name the field and entry index.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(level) = &self.log_level {
-            if !LOG_LEVELS.contains(&level.as_str()) {
-                return Err(invalid(
-                    "log_level",
-                    format!("{level:?} is not one of {}", LOG_LEVELS.join(", ")),
-                ));
-            }
+        if let Some(level) = &self.log_level
+            && !LOG_LEVELS.contains(&level.as_str())
+        {
+            return Err(invalid(
+                "log_level",
+                format!("{level:?} is not one of {}", LOG_LEVELS.join(", ")),
+            ));
         }
         let d = &self.vm_defaults;
         if let Some(v) = d.vcpu {
@@ -124,30 +124,32 @@ impl Config {
                 ));
             }
         }
-        if let Some(m) = d.memory {
-            if m.mib() < crate::spec::MIN_MEMORY_MIB {
-                return Err(invalid(
-                    "vm_defaults.memory",
-                    format!(
-                        "must be at least {} MiB, got {m}",
-                        crate::spec::MIN_MEMORY_MIB
-                    ),
-                ));
-            }
+        if let Some(m) = d.memory
+            && m.mib() < crate::spec::MIN_MEMORY_MIB
+        {
+            return Err(invalid(
+                "vm_defaults.memory",
+                format!(
+                    "must be at least {} MiB, got {m}",
+                    crate::spec::MIN_MEMORY_MIB
+                ),
+            ));
         }
-        if let Some(s) = d.disk_size {
-            if s < crate::spec::MIN_DISK {
-                return Err(invalid(
-                    "vm_defaults.disk_size",
-                    format!("must be at least {}, got {s}", crate::spec::MIN_DISK),
-                ));
-            }
+        if let Some(s) = d.disk_size
+            && s < crate::spec::MIN_DISK
+        {
+            return Err(invalid(
+                "vm_defaults.disk_size",
+                format!("must be at least {}, got {s}", crate::spec::MIN_DISK),
+            ));
         }
         for (i, entry) in self.file_sync.iter().enumerate() {
-            entry.validate().map_err(|(field, reason)| ConfigError::Invalid {
-                field: format!("file_sync[{i}].{field}"),
-                reason,
-            })?;
+            entry
+                .validate()
+                .map_err(|(field, reason)| ConfigError::Invalid {
+                    field: format!("file_sync[{i}].{field}"),
+                    reason,
+                })?;
         }
         Ok(())
     }
@@ -303,12 +305,36 @@ guest = "/root/hosts"
     fn errors_name_the_entry_index() {
         let base = "[[file_sync]]\nhost = \"/a\"\nguest = \"~/a\"\n";
         let cases = [
-            ("host = \"~bob/x\"\nguest = \"~/x\"", "file_sync[1].host", "~user"),
-            ("host = \"rel/x\"\nguest = \"~/x\"", "file_sync[1].host", "absolute"),
-            ("host = \"/x\"\nguest = \"/etc/x\"", "file_sync[1].guest", "under ~/"),
-            ("host = \"/x\"\nguest = \"~/\"", "file_sync[1].guest", "under ~/"),
-            ("host = \"/x\"\nguest = \"~/a/../../etc\"", "file_sync[1].guest", ".."),
-            ("host = \"/x\"\nguest = \"~/x\"\nmode = \"0999\"", "file_sync[1].mode", "octal"),
+            (
+                "host = \"~bob/x\"\nguest = \"~/x\"",
+                "file_sync[1].host",
+                "~user",
+            ),
+            (
+                "host = \"rel/x\"\nguest = \"~/x\"",
+                "file_sync[1].host",
+                "absolute",
+            ),
+            (
+                "host = \"/x\"\nguest = \"/etc/x\"",
+                "file_sync[1].guest",
+                "under ~/",
+            ),
+            (
+                "host = \"/x\"\nguest = \"~/\"",
+                "file_sync[1].guest",
+                "under ~/",
+            ),
+            (
+                "host = \"/x\"\nguest = \"~/a/../../etc\"",
+                "file_sync[1].guest",
+                "..",
+            ),
+            (
+                "host = \"/x\"\nguest = \"~/x\"\nmode = \"0999\"",
+                "file_sync[1].mode",
+                "octal",
+            ),
         ];
         for (entry, field, needle) in cases {
             let text = format!("{base}[[file_sync]]\n{entry}\n");

@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn user_mode_falls_back_to_home() {
         let l = Layout::user(&env(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "")])).unwrap();
-        assert_eq!(l.config_file, Path::new("/home/u/.config/banger/config.toml"));
+        assert_eq!(
+            l.config_file,
+            Path::new("/home/u/.config/banger/config.toml")
+        );
         assert_eq!(l.state_dir, Path::new("/home/u/.local/state/banger"));
         assert_eq!(l.cache_dir, Path::new("/home/u/.cache/banger"));
         assert_eq!(l.runtime_dir, Path::new("/home/u/.local/state/banger/run"));

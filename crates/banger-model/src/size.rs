@@ -112,7 +112,7 @@ impl fmt::Display for Size {
         let b = self.0;
         let units = [(TIB, "T"), (GIB, "G"), (MIB, "M"), (KIB, "K")];
         for (unit, suffix) in units {
-            if b != 0 && b % unit == 0 {
+            if b != 0 && b.is_multiple_of(unit) {
                 return write!(f, "{}{suffix}", b / unit);
             }
         }

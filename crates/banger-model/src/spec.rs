@@ -236,11 +236,8 @@ mod tests {
             },
             HostFacts::default(),
         ] {
-            let r = ResolvedSpec::resolve(
-                SpecOverrides::default(),
-                &VmDefaultsConfig::default(),
-                host,
-            );
+            let r =
+                ResolvedSpec::resolve(SpecOverrides::default(), &VmDefaultsConfig::default(), host);
             assert_eq!(r.spec.vcpu, 1);
             assert_eq!(r.vcpu_from, Provenance::Builtin);
             assert_eq!(r.spec.memory_mib, 1024);

@@ -110,9 +110,8 @@ pub async fn call(socket: &Path, method: &str, path: &str, body: Option<String>)
     let value = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes))
-        })
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("non-JSON body: {}", String::from_utf8_lossy(&bytes)))
     };
     (status, value)
 }

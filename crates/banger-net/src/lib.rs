@@ -1,0 +1,73 @@
+//! Host networking for banger VMs.
+//!
+//! Every VM gets a TAP device on one bridge (default `banger0`) whose address is the guests'
+//! gateway. The arithmetic — which IP, which MAC, which TAP name — is pure and lives in
+//! [`plan`]; the kernel objects are made by [`linux`] through netlink (bridges, addresses,
+//! links) and the TUN ioctls (persistent TAPs, which netlink cannot create). The daemon talks to
+//! this crate through the [`NetOps`] trait so tests can substitute a fake and a non-root daemon
+//! can route the same typed calls through the root helper.
+#![deny(missing_docs)]
+
+pub mod linux;
+pub mod plan;
+#[allow(unsafe_code)]
+mod tap;
+
+use std::net::Ipv4Addr;
+
+pub use linux::LinuxNet;
+pub use plan::{NetPlan, PlanError};
+
+/// Why a network operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A netlink request failed.
+    #[error("netlink: {action} {name}")]
+    Netlink {
+        /// What was being done.
+        action: &'static str,
+        /// On which interface.
+        name: String,
+        /// The kernel's answer.
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// Opening netlink itself failed.
+    #[error("cannot open a netlink socket")]
+    Connect(#[source] std::io::Error),
+    /// The TUN device calls failed.
+    #[error("cannot create tap {name}")]
+    Tap {
+        /// The TAP's name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An interface that must exist does not.
+    #[error("network interface {0} does not exist")]
+    Missing(String),
+    /// A name failed validation.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// The network operations the daemon needs. Each must be idempotent: repeating a call after a
+/// crash converges on the same state.
+#[allow(async_fn_in_trait)]
+pub trait NetOps: Send + Sync {
+    /// Creates the bridge if missing, gives it the gateway address, and brings it up.
+    async fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetError>;
+    /// Creates a persistent TAP owned by `owner_uid` (if missing), attaches it to `bridge` and
+    /// brings it up.
+    async fn ensure_tap(&self, name: &str, bridge: &str, owner_uid: u32) -> Result<(), NetError>;
+    /// Deletes an interface; a missing one is not an error.
+    async fn delete_link(&self, name: &str) -> Result<(), NetError>;
+    /// Names of existing interfaces starting with `prefix`.
+    async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetError>;
+}

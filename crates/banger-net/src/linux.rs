@@ -1,0 +1,153 @@
+//! [`NetOps`] on the real kernel: rtnetlink for links and addresses, TUN ioctls for TAPs.
+//!
+//! Each call opens its own netlink connection on the current thread's network namespace, so the
+//! daemon (or a test) that runs inside a namespace manages that namespace's devices only.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec};
+
+use crate::plan::check_ifname;
+use crate::{NetError, NetOps, tap};
+
+/// Real host networking. Needs `CAP_NET_ADMIN`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxNet;
+
+fn nl(action: &'static str, name: &str) -> impl FnOnce(rtnetlink::Error) -> NetError {
+    let name = name.to_owned();
+    move |source| NetError::Netlink {
+        action,
+        name,
+        source,
+    }
+}
+
+async fn connect() -> Result<Handle, NetError> {
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
+    tokio::spawn(connection);
+    Ok(handle)
+}
+
+async fn find(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, NetError> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link),
+        // ENODEV: no such device.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl("look up", name)(e)),
+    }
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
+    find(handle, name)
+        .await?
+        .map(|l| l.header.index)
+        .ok_or_else(|| NetError::Missing(name.to_owned()))
+}
+
+impl NetOps for LinuxNet {
+    async fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetError> {
+        check_ifname(name)?;
+        let handle = connect().await?;
+        if find(&handle, name).await?.is_none() {
+            handle
+                .link()
+                .add(LinkBridge::new(name).build())
+                .execute()
+                .await
+                .map_err(nl("create bridge", name))?;
+        }
+        let index = index_of(&handle, name).await?;
+        let mut addrs = handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut has_gateway = false;
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(nl("list addresses of", name))?
+        {
+            has_gateway |=
+                msg.attributes.iter().any(
+                    |a| matches!(a, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == gateway),
+                ) && msg.header.prefix_len == prefix;
+        }
+        if !has_gateway {
+            handle
+                .address()
+                .add(index, IpAddr::V4(gateway), prefix)
+                .execute()
+                .await
+                .map_err(nl("add gateway address to", name))?;
+        }
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(nl("bring up", name))
+    }
+
+    async fn ensure_tap(&self, name: &str, bridge: &str, owner_uid: u32) -> Result<(), NetError> {
+        check_ifname(name)?;
+        let handle = connect().await?;
+        if find(&handle, name).await?.is_none() {
+            tap::create_persistent_tap(name, owner_uid)?;
+        }
+        let bridge_index = index_of(&handle, bridge).await?;
+        let index = index_of(&handle, name).await?;
+        handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .controller(bridge_index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl("attach to bridge", name))
+    }
+
+    async fn delete_link(&self, name: &str) -> Result<(), NetError> {
+        check_ifname(name)?;
+        let handle = connect().await?;
+        let Some(link) = find(&handle, name).await? else {
+            return Ok(());
+        };
+        handle
+            .link()
+            .del(link.header.index)
+            .execute()
+            .await
+            .map_err(nl("delete", name))
+    }
+
+    async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetError> {
+        let handle = connect().await?;
+        let mut links = handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(msg) = links.try_next().await.map_err(nl("list", "links"))? {
+            for attr in &msg.attributes {
+                if let LinkAttribute::IfName(n) = attr
+                    && n.starts_with(prefix)
+                {
+                    out.push(n.clone());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,315 @@
+//! Migrations and schema inspection on real database files.
+
+mod common;
+
+use std::path::Path;
+
+use banger_store::{
+    MIGRATIONS, Migration, SchemaStatus, Store, StoreError, inspect_schema, inspect_schema_with,
+};
+use common::{image, kernel, names, snapshot, vm};
+use rusqlite::Connection;
+
+const DB: &str = "banger.db";
+
+fn raw(path: &Path) -> Connection {
+    Connection::open(path).expect("sqlite")
+}
+
+fn table_exists(conn: &Connection, name: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .expect("sqlite")
+        == 1
+}
+
+fn recorded(conn: &Connection) -> Vec<(u32, String)> {
+    let mut stmt = conn
+        .prepare("SELECT id, name FROM schema_migrations ORDER BY id")
+        .expect("sqlite");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("sqlite")
+        .collect::<Result<_, _>>()
+        .expect("sqlite")
+}
+
+#[test]
+fn a_fresh_database_gets_every_migration_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let store = Store::open(&path).unwrap();
+    let ids: Vec<u32> = MIGRATIONS.iter().map(|m| m.id).collect();
+    assert_eq!(store.applied_migrations().unwrap(), ids);
+    drop(store);
+    let conn = raw(&path);
+    for table in ["vms", "images", "kernels", "schema_migrations"] {
+        assert!(table_exists(&conn, table), "{table}");
+    }
+    assert_eq!(recorded(&conn), [(1, "baseline".to_owned())]);
+    let at: String = conn
+        .query_row("SELECT applied_at FROM schema_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert!(at.starts_with("20") && at.ends_with('Z'), "{at}");
+}
+
+#[test]
+fn a_failing_migration_rolls_back_is_not_recorded_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let broken = [
+        MIGRATIONS[0],
+        Migration {
+            id: 2,
+            name: "add extra",
+            sql: "CREATE TABLE extra (x INTEGER); THIS IS NOT SQL;",
+        },
+    ];
+    let err = Store::open_with(&path, &broken).unwrap_err();
+    match &err {
+        StoreError::Migration { id, name, .. } => assert_eq!((*id, *name), (2, "add extra")),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("rolled back"), "{err}");
+    {
+        let conn = raw(&path);
+        assert!(
+            !table_exists(&conn, "extra"),
+            "the good CREATE was rolled back"
+        );
+        assert_eq!(recorded(&conn), [(1, "baseline".to_owned())]);
+    }
+    assert_eq!(
+        inspect_schema_with(&path, &broken).unwrap(),
+        SchemaStatus::MigrationsNeeded { pending: vec![2] }
+    );
+
+    let fixed = [
+        MIGRATIONS[0],
+        Migration {
+            id: 2,
+            name: "add extra",
+            sql: "CREATE TABLE extra (x INTEGER);",
+        },
+    ];
+    let store = Store::open_with(&path, &fixed).unwrap();
+    assert_eq!(store.applied_migrations().unwrap(), [1, 2]);
+    drop(store);
+    let conn = raw(&path);
+    assert!(table_exists(&conn, "extra"));
+    assert_eq!(
+        recorded(&conn),
+        [(1, "baseline".to_owned()), (2, "add extra".to_owned())]
+    );
+}
+
+#[test]
+fn migrations_run_in_ascending_order_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    Store::open_with(&path, &MIGRATIONS[..1]).unwrap();
+    // 3 depends on 2, so running them out of order would fail.
+    let list = [
+        MIGRATIONS[0],
+        Migration {
+            id: 2,
+            name: "two",
+            sql: "CREATE TABLE two (x INTEGER NOT NULL);",
+        },
+        Migration {
+            id: 3,
+            name: "three",
+            sql: "INSERT INTO two (x) VALUES (3);",
+        },
+    ];
+    Store::open_with(&path, &list).unwrap();
+    Store::open_with(&path, &list).unwrap();
+    let conn = raw(&path);
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM two", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "migration 3 ran exactly once");
+    assert_eq!(recorded(&conn).len(), 3);
+}
+
+#[test]
+fn invalid_injected_lists_are_errors_before_any_file_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let dup = [MIGRATIONS[0], MIGRATIONS[0]];
+    assert!(matches!(
+        Store::open_with(&path, &dup),
+        Err(StoreError::DuplicateMigration { id: 1 })
+    ));
+    assert!(matches!(
+        inspect_schema_with(&path, &dup),
+        Err(StoreError::DuplicateMigration { id: 1 })
+    ));
+    let m = |id| Migration {
+        id,
+        name: "m",
+        sql: "",
+    };
+    assert!(matches!(
+        Store::open_with(&path, &[m(2), m(1)]),
+        Err(StoreError::UnorderedMigrations { id: 1, previous: 2 })
+    ));
+    assert!(names(dir.path()).is_empty());
+}
+
+#[test]
+fn a_database_from_a_newer_banger_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    drop(Store::open(&path).unwrap());
+    {
+        let conn = raw(&path);
+        conn.execute(
+            "INSERT INTO schema_migrations (id, name, applied_at) VALUES (99, 'future', 'x')",
+            [],
+        )
+        .unwrap();
+    }
+    let before = snapshot(dir.path());
+    assert_eq!(names(dir.path()), [DB]);
+
+    let err = Store::open(&path).unwrap_err();
+    match &err {
+        StoreError::Incompatible { unknown } => assert_eq!(unknown, &[99]),
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("[99]") && msg.contains("newer banger"),
+        "{msg}"
+    );
+    assert_eq!(snapshot(dir.path()), before);
+
+    let status = inspect_schema(&path).unwrap();
+    assert_eq!(status, SchemaStatus::Incompatible { unknown: vec![99] });
+    assert_eq!(status.exit_code(), 2);
+    assert_eq!(snapshot(dir.path()), before);
+
+    // A binary that knows 99 treats the row as its own.
+    let newer = [
+        MIGRATIONS[0],
+        Migration {
+            id: 99,
+            name: "future",
+            sql: "",
+        },
+    ];
+    assert_eq!(
+        inspect_schema_with(&path, &newer).unwrap(),
+        SchemaStatus::Compatible
+    );
+}
+
+#[test]
+fn inspect_schema_classifies_without_creating_or_changing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+
+    let status = inspect_schema(&path).unwrap();
+    assert_eq!(
+        status,
+        SchemaStatus::MigrationsNeeded {
+            pending: MIGRATIONS.iter().map(|m| m.id).collect()
+        }
+    );
+    assert_eq!(status.exit_code(), 1);
+    assert!(
+        names(dir.path()).is_empty(),
+        "a missing database stays missing"
+    );
+
+    // A database without schema_migrations: everything is pending.
+    {
+        let conn = raw(&path);
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE other (x INTEGER);")
+            .unwrap();
+    }
+    let before = snapshot(dir.path());
+    assert_eq!(
+        inspect_schema(&path).unwrap(),
+        SchemaStatus::MigrationsNeeded { pending: vec![1] }
+    );
+    assert_eq!(snapshot(dir.path()), before);
+    std::fs::remove_file(&path).unwrap();
+
+    drop(Store::open(&path).unwrap());
+    let before = snapshot(dir.path());
+    let status = inspect_schema(&path).unwrap();
+    assert_eq!(status, SchemaStatus::Compatible);
+    assert_eq!(status.exit_code(), 0);
+    let two = [
+        MIGRATIONS[0],
+        Migration {
+            id: 2,
+            name: "two",
+            sql: "",
+        },
+        Migration {
+            id: 3,
+            name: "three",
+            sql: "",
+        },
+    ];
+    let status = inspect_schema_with(&path, &two).unwrap();
+    assert_eq!(
+        status.to_string(),
+        "migrations needed: pending [2, 3] (the daemon applies them on next start)"
+    );
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+/// Collapses whitespace so formatting changes in the fixture do not matter.
+fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
+        .expect("sqlite");
+    stmt.query_map([], |r| {
+        let sql: Option<String> = r.get(2)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            sql.map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")),
+        ))
+    })
+    .expect("sqlite")
+    .collect::<Result<_, _>>()
+    .expect("sqlite")
+}
+
+#[test]
+fn the_release_1_database_dump_still_opens_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    let dump = include_str!("fixtures/db-v1.sql");
+    raw(&path).execute_batch(dump).unwrap();
+
+    let fresh_path = dir.path().join("fresh.db");
+    drop(Store::open(&fresh_path).unwrap());
+    assert_eq!(
+        schema_of(&raw(&path)),
+        schema_of(&raw(&fresh_path)),
+        "migration 1 must never change: add a new migration instead"
+    );
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.applied_migrations().unwrap(), [1]);
+    let mut expected_vm = vm("0a1b2c3d4e5f", "web", "11aa22bb33cc");
+    expected_vm.last_error = Some("boot timed out".to_owned());
+    expected_vm.state = banger_model::VmState::Error;
+    assert_eq!(store.vms().list().unwrap(), [expected_vm]);
+    assert_eq!(
+        store.images().list().unwrap(),
+        [image("11aa22bb33cc", "debian-bookworm")]
+    );
+    assert_eq!(
+        store.kernels().list().unwrap(),
+        [kernel("99ff88ee77dd", "debian-cloud")]
+    );
+}
