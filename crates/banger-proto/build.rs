@@ -20,9 +20,15 @@ fn main() {
     if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let git_dir = PathBuf::from(git_dir);
         println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", git_dir.join("packed-refs").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            git_dir.join("packed-refs").display()
+        );
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", git_dir.join(reference).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                git_dir.join(reference).display()
+            );
         }
     }
     let commit = std::env::var("BANGER_BUILD_COMMIT")
@@ -40,5 +46,8 @@ fn main() {
                 .unwrap_or(0)
         });
     println!("cargo:rustc-env=BANGER_COMMIT={commit}");
-    println!("cargo:rustc-env=BANGER_BUILT_AT={}", banger_model::time::rfc3339(epoch));
+    println!(
+        "cargo:rustc-env=BANGER_BUILT_AT={}",
+        banger_model::time::rfc3339(epoch)
+    );
 }

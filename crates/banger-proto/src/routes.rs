@@ -29,7 +29,11 @@ const fn route(method: &'static str, path: &'static str, summary: &'static str) 
 /// `GET /v1/ping`.
 pub const PING: Route = route("GET", "/v1/ping", "Identify the daemon and its build");
 /// `POST /v1/shutdown`.
-pub const SHUTDOWN: Route = route("POST", "/v1/shutdown", "Stop the daemon; guests keep running");
+pub const SHUTDOWN: Route = route(
+    "POST",
+    "/v1/shutdown",
+    "Stop the daemon; guests keep running",
+);
 /// `GET /v1/operations`.
 pub const LIST_OPERATIONS: Route = route("GET", "/v1/operations", "List operations");
 /// `GET /v1/operations/{id}`.
@@ -39,7 +43,11 @@ pub const LIST_VMS: Route = route("GET", "/v1/vms", "List VMs");
 /// `POST /v1/vms`.
 pub const CREATE_VM: Route = route("POST", "/v1/vms", "Create a VM (returns an operation)");
 /// `GET /v1/vms/{vm}`.
-pub const GET_VM: Route = route("GET", "/v1/vms/{vm}", "Show a VM by id, name or unique prefix");
+pub const GET_VM: Route = route(
+    "GET",
+    "/v1/vms/{vm}",
+    "Show a VM by id, name or unique prefix",
+);
 /// `GET /v1/images`.
 pub const LIST_IMAGES: Route = route("GET", "/v1/images", "List images");
 /// `GET /v1/images/{image}`.
@@ -72,7 +80,9 @@ impl Route {
         let mut values = params.iter();
         while let Some(start) = rest.find('{') {
             out.push_str(&rest[..start]);
-            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e + 1);
+            let end = rest[start..]
+                .find('}')
+                .map_or(rest.len(), |e| start + e + 1);
             out.push_str(&encode(values.next().copied().unwrap_or_default()));
             rest = &rest[end..];
         }

@@ -78,7 +78,9 @@ async fn stop_on_signals(shutdown: Shutdown) {
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with `banger daemon stop`");
+        tracing::error!(
+            "cannot install signal handlers; stop the daemon with `banger daemon stop`"
+        );
         return;
     };
     tokio::select! {

@@ -71,8 +71,15 @@ fn version_line_names_the_real_commit() {
     assert!(out.status.success());
     let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let head = git_head();
-    let expected_prefix = format!("bangerd {} (commit {}, built ", env!("CARGO_PKG_VERSION"), &head[..8]);
-    assert!(line.starts_with(&expected_prefix), "{line} vs {expected_prefix}");
+    let expected_prefix = format!(
+        "bangerd {} (commit {}, built ",
+        env!("CARGO_PKG_VERSION"),
+        &head[..8]
+    );
+    assert!(
+        line.starts_with(&expected_prefix),
+        "{line} vs {expected_prefix}"
+    );
     assert!(line.ends_with("Z)"), "{line}");
 }
 
@@ -149,7 +156,10 @@ fn only_one_daemon_per_layout() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already running"), "{err}");
     assert!(err.contains(&first.id().to_string()), "{err}");
-    assert!(env.layout().socket().exists(), "the loser must not remove the socket");
+    assert!(
+        env.layout().socket().exists(),
+        "the loser must not remove the socket"
+    );
     assert!(terminate(&mut first).success());
 }
 
