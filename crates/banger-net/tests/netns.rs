@@ -35,17 +35,29 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
             let net = LinuxNet;
             let gw = Ipv4Addr::new(172, 30, 0, 1);
             net.ensure_bridge("banger0", gw, 24).await.expect("bridge");
-            net.ensure_bridge("banger0", gw, 24).await.expect("bridge again");
-            net.ensure_tap("tap-pool-0", "banger0", 0).await.expect("tap");
-            net.ensure_tap("tap-pool-0", "banger0", 0).await.expect("tap again");
-            net.ensure_tap("bgr-abc", "banger0", 4242).await.expect("tap 2");
+            net.ensure_bridge("banger0", gw, 24)
+                .await
+                .expect("bridge again");
+            net.ensure_tap("tap-pool-0", "banger0", 0)
+                .await
+                .expect("tap");
+            net.ensure_tap("tap-pool-0", "banger0", 0)
+                .await
+                .expect("tap again");
+            net.ensure_tap("bgr-abc", "banger0", 4242)
+                .await
+                .expect("tap 2");
             let taps = net.links_with_prefix("tap-pool-").await.expect("list");
             assert_eq!(taps, ["tap-pool-0"]);
         })
     });
-    let addr = ns.ip(&["-4", "-o", "addr", "show", "dev", "banger0"]).expect("ip addr");
+    let addr = ns
+        .ip(&["-4", "-o", "addr", "show", "dev", "banger0"])
+        .expect("ip addr");
     assert_eq!(addr.matches("172.30.0.1/24").count(), 1, "{addr}");
-    let link = ns.ip(&["-d", "link", "show", "tap-pool-0"]).expect("ip link");
+    let link = ns
+        .ip(&["-d", "link", "show", "tap-pool-0"])
+        .expect("ip link");
     assert!(link.contains("master banger0"), "{link}");
     assert!(link.contains("tun type tap"), "{link}");
     assert!(link.contains("UP"), "{link}");
@@ -56,8 +68,15 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
         Box::pin(async {
             let net = LinuxNet;
             net.delete_link("bgr-abc").await.expect("delete");
-            net.delete_link("bgr-abc").await.expect("delete twice is fine");
-            assert!(net.links_with_prefix("bgr-").await.expect("list").is_empty());
+            net.delete_link("bgr-abc")
+                .await
+                .expect("delete twice is fine");
+            assert!(
+                net.links_with_prefix("bgr-")
+                    .await
+                    .expect("list")
+                    .is_empty()
+            );
             let err = net.ensure_tap("x/y", "banger0", 0).await.unwrap_err();
             assert!(err.to_string().contains("interface name"), "{err}");
         })

@@ -7,6 +7,10 @@
 //! - [`bin_path`]: the real `banger`/`bangerd` binaries built by this workspace.
 #![deny(missing_docs)]
 
+pub mod netns;
+
+pub use netns::NetNs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -184,3 +188,4 @@ impl Drop for DaemonGuard {
         }
     }
 }
+pub mod fake_firecracker;

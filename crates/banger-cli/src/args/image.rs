@@ -1,0 +1,157 @@
+//! `banger image …`: root filesystems VMs boot from.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::common::JsonFlag;
+
+/// One line for the group.
+pub const ABOUT: &str = "Manage the images VMs boot from";
+
+/// What the group is for, the 80% command, and what comes next.
+pub const LONG_ABOUT: &str = "\
+Manage the images VMs boot from.
+
+An image is a read-only root filesystem, the kernel it boots with, and the seed of the /root \
+work disk. You rarely need this group: `vm create` and `vm run` pull the default image \
+(debian-bookworm) on first use. To fetch one ahead of time: `banger image pull \
+debian-bookworm`; for any OCI image: `banger image pull docker.io/library/alpine:3.20`.
+
+Next: `banger vm create --image NAME` boots it; `banger image ls` shows what you have.";
+
+/// Examples for the group.
+pub const AFTER_HELP: &str = "\
+Examples:
+  banger image pull debian-bookworm
+  banger image ls
+  banger image promote web --name web-golden
+  banger image cache prune --dry-run";
+
+/// The `image` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Fetch an image from the catalog or an OCI registry
+    #[command(after_help = "\
+Examples:
+  banger image pull debian-bookworm
+  banger image pull docker.io/library/alpine:3.20")]
+    Pull(PullArgs),
+    /// Register an existing root filesystem and kernel as an image
+    #[command(after_help = "\
+Examples:
+  banger image register --name mine --rootfs ./rootfs.ext4 --kernel debian-cloud")]
+    Register(RegisterArgs),
+    /// Turn a VM's disk into a managed image
+    #[command(after_help = "\
+Examples:
+  banger image promote web --name web-golden")]
+    Promote(PromoteArgs),
+    /// List images
+    #[command(
+        visible_alias = "ls",
+        after_help = "\
+Examples:
+  banger image ls
+  banger image ls --json"
+    )]
+    List(JsonFlag),
+    /// Show one image in detail
+    #[command(after_help = "\
+Examples:
+  banger image show debian-bookworm
+  banger image show debian-bookworm --json")]
+    Show(ShowArgs),
+    /// Delete images
+    #[command(
+        visible_alias = "rm",
+        after_help = "\
+Examples:
+  banger image rm web-golden"
+    )]
+    Delete(DeleteArgs),
+    /// Manage the download cache
+    #[command(
+        subcommand,
+        subcommand_required = true,
+        arg_required_else_help = true,
+        after_help = "\
+Examples:
+  banger image cache prune --dry-run
+  banger image cache prune"
+    )]
+    Cache(CacheCommand),
+}
+
+/// Arguments of `image pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Catalog name or OCI reference
+    #[arg(value_name = "REF")]
+    pub reference: String,
+}
+
+/// Arguments of `image register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Name of the new image
+    #[arg(long)]
+    pub name: String,
+    /// ext4 root filesystem file
+    #[arg(long, value_name = "FILE")]
+    pub rootfs: PathBuf,
+    /// Kernel to boot with (a kernel name)
+    #[arg(long, value_name = "KERNEL")]
+    pub kernel: String,
+    /// ext4 file to seed each VM's /root with
+    #[arg(long, value_name = "FILE")]
+    pub work_seed: Option<PathBuf>,
+}
+
+/// Arguments of `image promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// VM whose disk becomes the image
+    #[arg(value_name = "VM")]
+    pub vm: String,
+    /// Name of the new image
+    #[arg(long)]
+    pub name: String,
+}
+
+/// Arguments of `image show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Image by id or name
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// Arguments of `image delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Images by id or name
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+/// The `image cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove cached downloads (OCI blobs); images stay
+    #[command(after_help = "\
+Examples:
+  banger image cache prune --dry-run     say how much would be freed
+  banger image cache prune")]
+    Prune(PruneArgs),
+}
+
+/// Arguments of `image cache prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only report what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
+}

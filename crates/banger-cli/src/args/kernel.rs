@@ -1,0 +1,76 @@
+//! `banger kernel …`: guest kernels.
+
+use clap::{Args, Subcommand};
+
+use super::common::JsonFlag;
+
+/// One line for the group.
+pub const ABOUT: &str = "Manage guest kernels";
+
+/// What the group is for, the 80% command, and what comes next.
+pub const LONG_ABOUT: &str = "\
+Manage guest kernels.
+
+Images name the kernel they boot with, and pulling an image pulls its kernel, so this group \
+is mostly for looking: `banger kernel ls`. To fetch one from the catalog ahead of time: \
+`banger kernel pull debian-cloud`.
+
+Next: `banger image register --kernel NAME` pairs a kernel with your own root filesystem.";
+
+/// Examples for the group.
+pub const AFTER_HELP: &str = "\
+Examples:
+  banger kernel ls
+  banger kernel show debian-cloud
+  banger kernel pull debian-cloud";
+
+/// The `kernel` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// List kernels
+    #[command(
+        visible_alias = "ls",
+        after_help = "\
+Examples:
+  banger kernel ls
+  banger kernel ls --json"
+    )]
+    List(JsonFlag),
+    /// Show one kernel in detail
+    #[command(after_help = "\
+Examples:
+  banger kernel show debian-cloud
+  banger kernel show debian-cloud --json")]
+    Show(ShowArgs),
+    /// Fetch a kernel from the catalog
+    #[command(after_help = "\
+Examples:
+  banger kernel pull debian-cloud")]
+    Pull(NameArgs),
+    /// Delete a kernel no image uses
+    #[command(
+        visible_alias = "delete",
+        after_help = "\
+Examples:
+  banger kernel rm old-kernel"
+    )]
+    Rm(NameArgs),
+}
+
+/// Arguments of `kernel show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Kernel by id or name
+    #[arg(value_name = "KERNEL")]
+    pub kernel: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// One kernel by name.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Kernel name
+    #[arg(value_name = "KERNEL")]
+    pub kernel: String,
+}

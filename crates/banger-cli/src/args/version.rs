@@ -1,0 +1,11 @@
+//! `banger version`.
+
+use clap::Args;
+
+/// Arguments of `banger version`.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print JSON (version, commit, built_at)
+    #[arg(long)]
+    pub json: bool,
+}

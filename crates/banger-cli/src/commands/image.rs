@@ -1,0 +1,79 @@
+//! `banger image …`: list and show work now; the rest validates and refuses.
+
+use banger_model::ImageRecord;
+use banger_proto::routes;
+
+use super::not_available;
+use crate::args::common::JsonFlag;
+use crate::args::image::{CacheCommand, ImageCommand, RegisterArgs, ShowArgs};
+use crate::client::connect::connect_or_start;
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{self, Stdout};
+use crate::render;
+use crate::validate;
+
+/// Runs an `image` subcommand.
+pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
+    match cmd {
+        ImageCommand::List(json) => list(json, ctx).await,
+        ImageCommand::Show(args) => show(args, ctx).await,
+        ImageCommand::Pull(args) => {
+            validate::reference_text("image reference", &args.reference)?;
+            not_available("image pull")
+        }
+        ImageCommand::Register(args) => {
+            register(&args)?;
+            not_available("image register")
+        }
+        ImageCommand::Promote(args) => {
+            validate::reference("vm", &args.vm)?;
+            validate::reference("image name", &args.name)?;
+            not_available("image promote")
+        }
+        ImageCommand::Delete(args) => {
+            for image in &args.images {
+                validate::reference("image", image)?;
+            }
+            not_available("image delete")
+        }
+        ImageCommand::Cache(CacheCommand::Prune(_)) => not_available("image cache prune"),
+    }
+}
+
+fn register(args: &RegisterArgs) -> Result<(), CliError> {
+    validate::reference("image name", &args.name)?;
+    validate::reference("kernel", &args.kernel)?;
+    validate::existing_path("rootfs", &args.rootfs)?;
+    if let Some(seed) = &args.work_seed {
+        validate::existing_path("work seed", seed)?;
+    }
+    Ok(())
+}
+
+async fn list(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {
+    let daemon = connect_or_start(ctx).await?;
+    let images: Vec<ImageRecord> = daemon.client.get(routes::LIST_IMAGES, &[]).await?;
+    let mut out = Stdout::lock();
+    if json.json {
+        out.json(&images)?;
+    } else if images.is_empty() {
+        output::note(render::image::EMPTY_HINT);
+    } else {
+        out.text(&render::image::table(&images).render())?;
+    }
+    out.finish()
+}
+
+async fn show(args: ShowArgs, ctx: &Context) -> Result<(), CliError> {
+    validate::reference("image", &args.image)?;
+    let daemon = connect_or_start(ctx).await?;
+    let image: ImageRecord = daemon.client.get(routes::GET_IMAGE, &[&args.image]).await?;
+    let mut out = Stdout::lock();
+    if args.json.json {
+        out.json(&image)?;
+    } else {
+        out.text(&render::image::show(&image))?;
+    }
+    out.finish()
+}

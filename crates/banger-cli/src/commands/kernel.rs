@@ -1,0 +1,60 @@
+//! `banger kernel …`: list and show work now; pull and rm validate and refuse.
+
+use banger_model::KernelRecord;
+use banger_proto::routes;
+
+use super::not_available;
+use crate::args::common::JsonFlag;
+use crate::args::kernel::{KernelCommand, ShowArgs};
+use crate::client::connect::connect_or_start;
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{self, Stdout};
+use crate::render;
+use crate::validate;
+
+/// Runs a `kernel` subcommand.
+pub async fn run(cmd: KernelCommand, ctx: &Context) -> Result<(), CliError> {
+    match cmd {
+        KernelCommand::List(json) => list(json, ctx).await,
+        KernelCommand::Show(args) => show(args, ctx).await,
+        KernelCommand::Pull(args) => {
+            validate::reference("kernel", &args.kernel)?;
+            not_available("kernel pull")
+        }
+        KernelCommand::Rm(args) => {
+            validate::reference("kernel", &args.kernel)?;
+            not_available("kernel rm")
+        }
+    }
+}
+
+async fn list(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {
+    let daemon = connect_or_start(ctx).await?;
+    let kernels: Vec<KernelRecord> = daemon.client.get(routes::LIST_KERNELS, &[]).await?;
+    let mut out = Stdout::lock();
+    if json.json {
+        out.json(&kernels)?;
+    } else if kernels.is_empty() {
+        output::note(render::kernel::EMPTY_HINT);
+    } else {
+        out.text(&render::kernel::table(&kernels).render())?;
+    }
+    out.finish()
+}
+
+async fn show(args: ShowArgs, ctx: &Context) -> Result<(), CliError> {
+    validate::reference("kernel", &args.kernel)?;
+    let daemon = connect_or_start(ctx).await?;
+    let kernel: KernelRecord = daemon
+        .client
+        .get(routes::GET_KERNEL, &[&args.kernel])
+        .await?;
+    let mut out = Stdout::lock();
+    if args.json.json {
+        out.json(&kernel)?;
+    } else {
+        out.text(&render::kernel::show(&kernel))?;
+    }
+    out.finish()
+}

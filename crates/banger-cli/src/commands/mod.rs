@@ -1,0 +1,42 @@
+//! One module per group: parse (done by clap) → validate → request → render.
+//!
+//! Commands that this build cannot perform yet still validate their arguments, then return
+//! [`CliError::NotAvailable`] without touching the daemon or the file system: no fake
+//! success, no side effects.
+
+mod completion;
+mod daemon;
+mod doctor;
+mod image;
+mod kernel;
+mod ssh_config;
+mod system;
+mod update;
+mod version;
+mod vm;
+mod workspace;
+
+use crate::cli::{Cli, Group};
+use crate::context::Context;
+use crate::error::CliError;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
+    match cli.command {
+        Group::Vm(cmd) => vm::run(cmd, ctx).await,
+        Group::Image(cmd) => image::run(cmd, ctx).await,
+        Group::Kernel(cmd) => kernel::run(cmd, ctx).await,
+        Group::Daemon(cmd) => daemon::run(cmd, ctx).await,
+        Group::Doctor(args) => doctor::run(&args),
+        Group::SshConfig(args) => ssh_config::run(&args),
+        Group::System(cmd) => system::run(&cmd),
+        Group::Update(args) => update::run(&args),
+        Group::Completion(args) => completion::run(&args),
+        Group::Version(args) => version::run(&args),
+    }
+}
+
+/// The refusal of a command this build cannot perform yet.
+fn not_available(command: &'static str) -> Result<(), CliError> {
+    Err(CliError::NotAvailable { command })
+}

@@ -1,0 +1,192 @@
+//! `banger vm …`: create, list and show work now; the rest validates and refuses.
+//!
+//! Order inside `create` is the contract: check the name, resolve and validate the spec,
+//! print the `spec:` line, and only then connect (starting the daemon if needed), so bad
+//! input never writes a file or starts a process.
+
+use std::collections::HashMap;
+
+use banger_model::spec::{MIN_DISK, MIN_MEMORY_MIB, VCPU_RANGE};
+use banger_model::{ImageRecord, VmRecord};
+use banger_proto::{CreateVmRequest, Operation, routes};
+
+use super::{not_available, workspace};
+use crate::args::common::JsonFlag;
+use crate::args::vm::{CreateArgs, RefsArgs, RunArgs, SetArgs, ShowArgs, VmCommand};
+use crate::client::Client;
+use crate::client::connect::connect_or_start;
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{self, Stdout};
+use crate::{host, progress, render, repo, spec, validate};
+
+/// Runs a `vm` subcommand.
+pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
+    match cmd {
+        VmCommand::Create(args) => create(args, ctx).await,
+        VmCommand::List(json) => list(json, ctx).await,
+        VmCommand::Show(args) => show(args, ctx).await,
+        VmCommand::Run(args) => {
+            check_run(&args, ctx)?;
+            not_available("vm run")
+        }
+        VmCommand::Start(args) => refs("vm start", &args),
+        VmCommand::Stop(args) => refs("vm stop", &args),
+        VmCommand::Restart(args) => refs("vm restart", &args),
+        VmCommand::Kill(args) => refs("vm kill", &args),
+        VmCommand::Delete(args) => refs("vm delete", &args),
+        VmCommand::Prune(_) => not_available("vm prune"),
+        VmCommand::Logs(args) => one("vm logs", &args.vm),
+        VmCommand::Stats(args) => one("vm stats", &args.vm),
+        VmCommand::Ports(args) => one("vm ports", &args.vm),
+        VmCommand::Set(args) => {
+            check_set(&args)?;
+            not_available("vm set")
+        }
+        VmCommand::Health(args) => one("vm health", &args.vm),
+        VmCommand::Ssh(args) => one("vm ssh", &args.vm),
+        VmCommand::Exec(args) => one("vm exec", &args.vm),
+        VmCommand::Workspace(cmd) => workspace::run(&cmd),
+    }
+}
+
+fn refs(command: &'static str, args: &RefsArgs) -> Result<(), CliError> {
+    for vm in &args.vms {
+        validate::reference("vm", vm)?;
+    }
+    not_available(command)
+}
+
+fn one(command: &'static str, vm: &str) -> Result<(), CliError> {
+    validate::reference("vm", vm)?;
+    not_available(command)
+}
+
+async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
+    let name = args.name.as_deref().map(validate::vm_name).transpose()?;
+    if let Some(image) = &args.image {
+        validate::reference("image", image)?;
+    }
+    let config = ctx.config()?;
+    let resolved = spec::resolve(args.spec.overrides(), &config, host::facts())?;
+    output::info(&spec::line(&resolved));
+
+    let daemon = connect_or_start(ctx).await?;
+    let request = CreateVmRequest {
+        name: name.map(String::from),
+        image: args.image,
+        spec: resolved.spec,
+    };
+    let op: Operation = daemon.client.send(routes::CREATE_VM, &[], &request).await?;
+    let done = progress::follow(&daemon.client, op).await?;
+    let took = done.duration_ms.map(render::seconds).unwrap_or_default();
+    let target = done.target.unwrap_or_default();
+    output::info(&format!(
+        "ready in {took}; connect with `banger vm ssh {target}`"
+    ));
+    let mut out = Stdout::lock();
+    out.line(&target)?;
+    out.finish()
+}
+
+/// Image id → name, best effort: a failure only costs names in the output.
+async fn image_names(client: &Client) -> HashMap<String, String> {
+    client
+        .get::<Vec<ImageRecord>>(routes::LIST_IMAGES, &[])
+        .await
+        .map(|images| images.into_iter().map(|i| (i.id, i.name)).collect())
+        .unwrap_or_default()
+}
+
+async fn list(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {
+    let daemon = connect_or_start(ctx).await?;
+    let vms: Vec<VmRecord> = daemon.client.get(routes::LIST_VMS, &[]).await?;
+    let mut out = Stdout::lock();
+    if json.json {
+        out.json(&vms)?;
+    } else if vms.is_empty() {
+        output::note(render::vm::EMPTY_HINT);
+    } else {
+        let images = image_names(&daemon.client).await;
+        out.text(&render::vm::table(&vms, &images).render())?;
+    }
+    out.finish()
+}
+
+async fn show(args: ShowArgs, ctx: &Context) -> Result<(), CliError> {
+    validate::reference("vm", &args.vm)?;
+    let daemon = connect_or_start(ctx).await?;
+    let vm: VmRecord = daemon.client.get(routes::GET_VM, &[&args.vm]).await?;
+    let mut out = Stdout::lock();
+    if args.json.json {
+        out.json(&vm)?;
+    } else {
+        let images = image_names(&daemon.client).await;
+        out.text(&render::vm::show(&vm, &images))?;
+    }
+    out.finish()
+}
+
+/// Everything `vm run` can check before creating anything.
+fn check_run(args: &RunArgs, ctx: &Context) -> Result<(), CliError> {
+    if let Some(name) = &args.name {
+        validate::vm_name(name)?;
+    }
+    if let Some(image) = &args.image {
+        validate::reference("image", image)?;
+    }
+    let config = ctx.config()?;
+    let resolved = spec::resolve(args.spec.overrides(), &config, host::facts())?;
+    if let Some(path) = &args.path {
+        let dir = validate::existing_path("path", path)?;
+        if !dir.is_dir() {
+            return Err(CliError::Usage(format!(
+                "path {} is not a directory",
+                path.display()
+            )));
+        }
+        if !resolved.spec.nat
+            && !args.no_bootstrap
+            && let Some(file) = repo::mise_file(&dir)
+        {
+            return Err(CliError::Usage(format!(
+                "{} asks for tools to be installed with mise, which needs network \
+                 access: pass --nat, or --no-bootstrap to skip it",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `vm set` needs at least one change, and each value within limits.
+fn check_set(args: &SetArgs) -> Result<(), CliError> {
+    validate::reference("vm", &args.vm)?;
+    if args.vcpu.is_none()
+        && args.memory.is_none()
+        && args.disk_size.is_none()
+        && !args.nat
+        && !args.no_nat
+    {
+        return Err(CliError::Usage(
+            "nothing to change; pass --vcpu, --memory, --disk-size, --nat or --no-nat".into(),
+        ));
+    }
+    let (lo, hi) = VCPU_RANGE;
+    if let Some(v) = args.vcpu.filter(|v| *v < lo || *v > hi) {
+        return Err(CliError::Usage(format!(
+            "vcpu must be between {lo} and {hi}, got {v}"
+        )));
+    }
+    if let Some(m) = args.memory.filter(|m| m.mib() < MIN_MEMORY_MIB) {
+        return Err(CliError::Usage(format!(
+            "memory must be at least {MIN_MEMORY_MIB} MiB, got {m}"
+        )));
+    }
+    if let Some(d) = args.disk_size.filter(|d| *d < MIN_DISK) {
+        return Err(CliError::Usage(format!(
+            "disk size must be at least {MIN_DISK}, got {d}"
+        )));
+    }
+    Ok(())
+}

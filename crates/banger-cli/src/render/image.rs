@@ -1,0 +1,78 @@
+//! Image records as a table (`image list`) and a field block (`image show`).
+
+use banger_model::ImageRecord;
+
+use super::fields::Fields;
+use super::table::Table;
+
+/// What `image list` prints when there are no images.
+pub const EMPTY_HINT: &str =
+    "no images yet; `banger image pull debian-bookworm` fetches the default one";
+
+/// The `image list` table.
+pub fn table(images: &[ImageRecord]) -> Table {
+    let mut t = Table::new(&["NAME", "KERNEL", "SOURCE", "CREATED"]);
+    for image in images {
+        t.row(vec![
+            image.name.clone(),
+            image.kernel_name.clone().unwrap_or_else(|| "-".to_owned()),
+            image.source.clone(),
+            image.created_at.clone(),
+        ]);
+    }
+    t
+}
+
+/// The `image show` block.
+pub fn show(image: &ImageRecord) -> String {
+    let mut f = Fields::new();
+    f.add("name", image.name.clone())
+        .add("id", image.id.clone())
+        .add("source", image.source.clone())
+        .opt("digest", image.digest.clone())
+        .opt("kernel", image.kernel_name.clone())
+        .add("rootfs", image.rootfs_path.display().to_string())
+        .opt(
+            "work seed",
+            image
+                .work_seed_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        )
+        .add("created", image.created_at.clone());
+    f.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> ImageRecord {
+        ImageRecord {
+            id: "abc".into(),
+            name: "debian-bookworm".into(),
+            source: "catalog:debian-bookworm".into(),
+            digest: None,
+            rootfs_path: "/s/images/abc/rootfs.ext4".into(),
+            work_seed_path: None,
+            kernel_name: Some("debian-cloud".into()),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn table_and_show() {
+        let lines = table(&[image()]).lines();
+        assert_eq!(
+            lines[0],
+            "NAME             KERNEL        SOURCE                   CREATED"
+        );
+        assert!(lines[1].starts_with("debian-bookworm  debian-cloud  catalog:debian-bookworm"));
+        let text = show(&image());
+        assert!(text.contains("work seed: -"), "{text}");
+        assert!(
+            text.contains("rootfs:    /s/images/abc/rootfs.ext4"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Every group's and command's `--help` works offline and ends with runnable examples.
+
+use assert_cmd::prelude::*;
+use banger_testkit::TestEnv;
+use predicates::prelude::*;
+
+/// Every group and command, as argument lists.
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["vm"],
+    &["vm", "run"],
+    &["vm", "create"],
+    &["vm", "start"],
+    &["vm", "stop"],
+    &["vm", "restart"],
+    &["vm", "kill"],
+    &["vm", "delete"],
+    &["vm", "rm"],
+    &["vm", "prune"],
+    &["vm", "list"],
+    &["vm", "ls"],
+    &["vm", "ps"],
+    &["vm", "show"],
+    &["vm", "logs"],
+    &["vm", "stats"],
+    &["vm", "ports"],
+    &["vm", "set"],
+    &["vm", "health"],
+    &["vm", "ssh"],
+    &["vm", "exec"],
+    &["vm", "workspace"],
+    &["vm", "workspace", "prepare"],
+    &["vm", "workspace", "export"],
+    &["image"],
+    &["image", "pull"],
+    &["image", "register"],
+    &["image", "promote"],
+    &["image", "list"],
+    &["image", "ls"],
+    &["image", "show"],
+    &["image", "delete"],
+    &["image", "rm"],
+    &["image", "cache"],
+    &["image", "cache", "prune"],
+    &["kernel"],
+    &["kernel", "list"],
+    &["kernel", "ls"],
+    &["kernel", "show"],
+    &["kernel", "pull"],
+    &["kernel", "rm"],
+    &["daemon"],
+    &["daemon", "status"],
+    &["daemon", "stop"],
+    &["daemon", "socket"],
+    &["daemon", "operations"],
+    &["doctor"],
+    &["ssh-config"],
+    &["system"],
+    &["system", "install"],
+    &["system", "status"],
+    &["system", "restart"],
+    &["system", "uninstall"],
+    &["update"],
+    &["completion"],
+    &["version"],
+];
+
+#[test]
+fn every_help_has_examples_and_touches_nothing() {
+    let env = TestEnv::new().unwrap();
+    for path in COMMANDS {
+        for flag in ["--help", "-h"] {
+            env.command("banger")
+                .args(*path)
+                .arg(flag)
+                .assert()
+                .success()
+                .stdout(predicate::str::contains("Examples:"));
+        }
+    }
+    assert!(env.files().is_empty(), "{:?}", env.files());
+}
+
+#[test]
+fn top_level_help_has_the_quick_start_and_exit_codes() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("banger vm run -- echo hi"))
+        .stdout(predicate::str::contains("banger vm create --name web"))
+        .stdout(predicate::str::contains("banger vm ssh web"))
+        .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::contains(
+            "8  could not reach or start the daemon",
+        ));
+}
+
+#[test]
+fn group_help_says_what_comes_next() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["vm", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Most of the time you want `banger vm run",
+        ))
+        .stdout(predicate::str::contains("Next:"));
+}
+
+#[test]
+fn create_help_shows_resolved_defaults() {
+    let env = TestEnv::new().unwrap();
+    std::fs::create_dir_all(env.root().join("config/banger")).unwrap();
+    std::fs::write(
+        env.root().join("config/banger/config.toml"),
+        "[vm_defaults]\nvcpu = 3\n",
+    )
+    .unwrap();
+    env.command("banger")
+        .args(["vm", "create", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("[here: 3 (config)]"))
+        .stdout(predicate::str::contains("[here: 8G (builtin)]"));
+}
+
+#[test]
+fn no_arguments_prints_help_and_exits_2() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Usage: banger <COMMAND>"));
+    env.command("banger")
+        .arg("vm")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("Usage: banger vm <COMMAND>"));
+}

@@ -1,0 +1,188 @@
+//! Bad input and not-yet-available commands fail early: right exit code, a message in
+//! banger's voice, no file written anywhere and no daemon started.
+
+use assert_cmd::prelude::*;
+use banger_testkit::TestEnv;
+use predicates::prelude::*;
+
+fn assert_untouched(env: &TestEnv) {
+    assert!(env.files().is_empty(), "files written: {:?}", env.files());
+    let layout = env.layout();
+    assert!(!layout.state_dir.exists(), "state dir was created");
+    assert!(!layout.runtime_dir.exists(), "runtime dir was created");
+}
+
+#[test]
+fn bad_vm_name_is_a_usage_error_that_names_the_rule() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["vm", "create", "--name", "Bad Name"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::starts_with(
+            "banger: vm name \"Bad Name\" contains 'B'; use 1-63 characters",
+        ));
+    assert_untouched(&env);
+}
+
+#[test]
+fn invalid_spec_is_refused_before_anything() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["vm", "create", "--name", "web", "--vcpu", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with(
+            "banger: vcpu must be between 1 and 32, got 0",
+        ));
+    env.command("banger")
+        .args(["vm", "create", "--memory", "64M"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("memory must be at least"));
+    env.command("banger")
+        .args(["vm", "create", "--disk-size", "4Q"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown unit"));
+    assert_untouched(&env);
+}
+
+#[test]
+fn vm_run_checks_its_arguments_first() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["vm", "run", "--name", "-web"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("starts or ends with '-'"));
+    env.command("banger")
+        .args(["vm", "run", "-d", "--rm"])
+        .assert()
+        .code(2);
+    env.command("banger")
+        .args(["vm", "run", "-d", "--", "echo", "hi"])
+        .assert()
+        .code(2);
+    assert_untouched(&env);
+}
+
+#[test]
+fn vm_run_refuses_bootstrap_without_network() {
+    let env = TestEnv::new().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    std::fs::write(repo.path().join(".mise.toml"), "[tools]\n").unwrap();
+    env.command("banger")
+        .arg("vm")
+        .arg("run")
+        .arg(repo.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--nat"))
+        .stderr(predicate::str::contains("--no-bootstrap"));
+    assert_untouched(&env);
+}
+
+#[test]
+fn invalid_config_names_the_file() {
+    let env = TestEnv::new().unwrap();
+    let config = env.layout().config_file;
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, "vcpus = 2\n").unwrap();
+    env.command("banger")
+        .args(["vm", "create", "--name", "web"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with(format!(
+            "banger: {}: ",
+            config.display()
+        )))
+        .stderr(predicate::str::contains("vcpus"));
+    assert_eq!(
+        env.files(),
+        [std::path::PathBuf::from("config/banger/config.toml")]
+    );
+}
+
+#[test]
+fn commands_not_in_this_build_exit_7_without_side_effects() {
+    let env = TestEnv::new().unwrap();
+    let commands: &[&[&str]] = &[
+        &["vm", "start", "web"],
+        &["vm", "stop", "web"],
+        &["vm", "rm", "web"],
+        &["vm", "prune", "-f"],
+        &["vm", "logs", "-f", "web"],
+        &["vm", "ssh", "web", "--", "uname", "-a"],
+        &["vm", "exec", "web", "--", "make"],
+        &["vm", "set", "web", "--vcpu", "2"],
+        &["vm", "workspace", "export", "web", "-o", "x.patch"],
+        &["vm", "run", "--", "echo", "hi"],
+        &["image", "pull", "debian-bookworm"],
+        &["image", "cache", "prune", "--dry-run"],
+        &["kernel", "pull", "debian-cloud"],
+        &["doctor", "-v"],
+        &["ssh-config", "--install"],
+        &["system", "install"],
+        &["update", "--check"],
+    ];
+    for args in commands {
+        env.command("banger")
+            .args(*args)
+            .assert()
+            .code(7)
+            .stdout("")
+            .stderr(predicate::str::contains(
+                "is not available yet in this build",
+            ));
+    }
+    assert_untouched(&env);
+}
+
+#[test]
+fn not_available_still_validates_first() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["vm", "set", "web"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nothing to change"));
+    env.command("banger")
+        .args(["vm", "set", "web", "--vcpu", "99"])
+        .assert()
+        .code(2);
+    env.command("banger")
+        .args(["update", "--to", "latest"])
+        .assert()
+        .code(2);
+    env.command("banger")
+        .args(["vm", "start", "a b"])
+        .assert()
+        .code(2);
+    assert_untouched(&env);
+}
+
+#[test]
+fn daemon_socket_prints_the_path_without_contacting_anything() {
+    let env = TestEnv::new().unwrap();
+    let expected = env.root().join("run/banger/bangerd.sock");
+    env.command("banger")
+        .args(["daemon", "socket"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", expected.display()));
+    assert_untouched(&env);
+}
+
+#[test]
+fn daemon_stop_with_nothing_running_is_fine() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["daemon", "stop"])
+        .assert()
+        .success()
+        .stdout("bangerd is not running\n");
+    assert_untouched(&env);
+}
