@@ -10,7 +10,10 @@ use banger_testkit::{DaemonGuard, TestEnv};
 use serde_json::Value;
 
 fn banger(env: &TestEnv, args: &[&str]) -> Output {
-    env.command("banger").args(args).output().expect("banger runs")
+    env.command("banger")
+        .args(args)
+        .output()
+        .expect("banger runs")
 }
 
 fn status_json(env: &TestEnv) -> Value {
@@ -38,22 +41,38 @@ fn status_starts_the_daemon_once_and_stop_stops_it() {
 
     let first = status_json(&env);
     let pid = pid_of(&first);
-    assert_eq!(guard.pid().map(u64::from), Some(pid), "the lock names the daemon");
+    assert_eq!(
+        guard.pid().map(u64::from),
+        Some(pid),
+        "the lock names the daemon"
+    );
     let second = status_json(&env);
     assert_eq!(pid_of(&second), pid, "the running daemon is reused");
 
     let out = banger(&env, &["vm", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     for args in [["image", "list", "--json"], ["kernel", "list", "--json"]] {
         let out = banger(&env, &args);
         assert!(out.status.success(), "{args:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "[]",
+            "{args:?}"
+        );
     }
     assert_eq!(pid_of(&status_json(&env)), pid, "still the same daemon");
 
     let out = banger(&env, &["daemon", "stop"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(guard.wait_gone(Duration::from_secs(10)), "daemon exited");
     assert!(!env.layout().socket().exists(), "socket removed");
 
@@ -75,7 +94,11 @@ fn vm_create_reaches_the_daemon_only_with_valid_input() {
     assert_eq!(out.status.code(), Some(7), "{stderr}");
     assert!(stderr.contains("not available yet"), "{stderr}");
     let out = banger(&env, &["vm", "list", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]", "nothing created");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[]",
+        "nothing created"
+    );
 }
 
 #[test]
@@ -85,7 +108,11 @@ fn another_user_is_refused() {
     let _guard = DaemonGuard::new(&env);
     status_json(&env);
     // Let `nobody` reach the socket's directory so only the daemon's own checks stand in the way.
-    for dir in [env.root().to_path_buf(), env.root().join("run"), env.layout().runtime_dir] {
+    for dir in [
+        env.root().to_path_buf(),
+        env.root().join("run"),
+        env.layout().runtime_dir,
+    ] {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let out = env

@@ -1,0 +1,156 @@
+//! The QEMU backend: `qemu-system-x86_64 -M microvm`, for hosts where Firecracker or KVM is
+//! missing (TCG emulation works everywhere, slowly).
+//!
+//! Launch runs QEMU with `-daemonize`: the first process exits once the VM is set up (its exit
+//! status and stderr tell us whether it started), and the VM itself runs in a detached child
+//! whose pid QEMU writes to `vmm.pid`. The daemon is therefore never the VM's parent, so a
+//! daemon restart or crash never takes a guest down with it.
+
+pub mod argv;
+pub mod qmp;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+pub use argv::{Accel, HostCpu, QemuFiles, detect_accel, host_tsc_khz, qemu_args};
+
+use crate::launch::{AgentEndpoint, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for};
+
+/// How long QEMU may take to set a VM up before `-daemonize` returns.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The QEMU backend.
+#[derive(Debug, Clone)]
+pub struct QemuVmm {
+    binary: PathBuf,
+    host: HostCpu,
+}
+
+impl QemuVmm {
+    /// A backend using `binary` with the given host facts.
+    pub fn new(binary: PathBuf, host: HostCpu) -> Self {
+        Self { binary, host }
+    }
+
+    /// `qemu-system-x86_64` from `PATH`, with acceleration and TSC read from this host.
+    pub fn detect() -> Result<Self, VmmError> {
+        let binary = find_on_path("qemu-system-x86_64").ok_or_else(|| VmmError::MissingBinary {
+            binary: "qemu-system-x86_64".to_owned(),
+        })?;
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Ok(Self::new(
+            binary,
+            HostCpu {
+                accel: detect_accel(),
+                tsc_khz: host_tsc_khz(&cpuinfo),
+            },
+        ))
+    }
+
+    /// The binary in use.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The host facts in use.
+    pub fn host(&self) -> HostCpu {
+        self.host
+    }
+}
+
+/// The first executable `name` on `PATH`.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+fn tail(text: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(text);
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
+impl Vmm for QemuVmm {
+    fn kind(&self) -> VmmKind {
+        VmmKind::Qemu
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
+        let args = qemu_args(spec, self.host)?;
+        let files = QemuFiles::in_dir(&spec.run_dir);
+        std::fs::create_dir_all(&spec.run_dir)
+            .map_err(VmmError::io(format!("create {}", spec.run_dir.display())))?;
+        for stale in [&files.qmp, &files.agent, &files.pidfile] {
+            match std::fs::remove_file(stale) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(VmmError::io(format!("remove {}", stale.display()))(e)),
+            }
+        }
+        let child = tokio::process::Command::new(&self.binary)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(VmmError::io(format!("run {}", self.binary.display())))?;
+        let output = tokio::time::timeout(START_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| VmmError::StartFailed {
+                kind: "qemu",
+                status: format!("no answer within {START_TIMEOUT:?}"),
+                stderr: String::new(),
+                console_log: files.console_log.clone(),
+            })?
+            .map_err(VmmError::io("wait for qemu"))?;
+        if !output.status.success() {
+            return Err(VmmError::StartFailed {
+                kind: "qemu",
+                status: output.status.to_string(),
+                stderr: tail(&output.stderr, 5),
+                console_log: files.console_log.clone(),
+            });
+        }
+        let pid_text = std::fs::read_to_string(&files.pidfile)
+            .map_err(VmmError::io(format!("read {}", files.pidfile.display())))?;
+        let pid: u32 = pid_text.trim().parse().map_err(|_| VmmError::StartFailed {
+            kind: "qemu",
+            status: format!("pid file holds {:?}", pid_text.trim()),
+            stderr: tail(&output.stderr, 5),
+            console_log: files.console_log.clone(),
+        })?;
+        Ok(VmmHandle {
+            kind: VmmKind::Qemu,
+            pid,
+            tag: tag_for(&spec.vm_id),
+            control_socket: files.qmp,
+            agent: AgentEndpoint::Serial { path: files.agent },
+            console_log: files.console_log,
+        })
+    }
+
+    async fn request_shutdown(&self, handle: &VmmHandle) -> Result<(), VmmError> {
+        qmp::execute(
+            &handle.control_socket,
+            "system_powerdown",
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| VmmError::Control {
+            kind: "qemu",
+            socket: handle.control_socket.clone(),
+            message: e.to_string(),
+        })
+    }
+}
