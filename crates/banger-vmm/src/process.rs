@@ -83,6 +83,11 @@ mod tests {
             .spawn()
             .expect("sleep runs");
         let pid = child.id();
+        // The child may still be between fork and exec for a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_our_process(pid, "30") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(is_our_process(pid, "30"));
         assert!(!is_our_process(pid, "banger-someone-else"));
         // A wrong tag never signals.
