@@ -69,6 +69,9 @@ pub enum CliError {
     /// A step failed for a reason with no better category.
     #[error("{0}")]
     Failed(String),
+    /// A command run in the guest exited with this code; banger exits with it, silently.
+    #[error("exited with {0}")]
+    Exited(u8),
 }
 
 impl CliError {
@@ -88,6 +91,7 @@ impl CliError {
             },
             Self::Start(_) | Self::SystemDaemonDown { .. } => Exit::NoDaemon,
             Self::Layout(_) | Self::Output(_) | Self::Io { .. } | Self::Failed(_) => Exit::Failed,
+            Self::Exited(_) => Exit::Failed,
         }
     }
 

@@ -52,6 +52,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`banger vm ls | head`): not a failure.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        // A guest command's own exit code passes through untouched.
+        Err(CliError::Exited(code)) => ExitCode::from(code),
         Err(e) => {
             render::error::print(&e);
             e.exit().into()

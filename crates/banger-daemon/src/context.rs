@@ -1,7 +1,8 @@
 //! What every handler can reach: the store, the operation registry, the layout and the
 //! daemon's identity. Built once by the binary (or a test) and shared behind an `Arc`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use banger_model::{Config, Layout};
 use banger_proto::DaemonInfo;
@@ -9,6 +10,9 @@ use banger_store::Store;
 
 use crate::operations::OperationRegistry;
 use crate::shutdown::Shutdown;
+use crate::vms::VmBackends;
+use crate::vms::handles::VmHandles;
+use crate::vms::locks::VmLocks;
 
 /// Shared daemon state. Cheap to clone.
 #[derive(Clone)]
@@ -23,16 +27,23 @@ struct Inner {
     operations: OperationRegistry,
     info: DaemonInfo,
     shutdown: Shutdown,
+    backends: Option<Arc<VmBackends>>,
+    agent_binary: Option<std::path::PathBuf>,
+    vm_locks: VmLocks,
+    handles: Mutex<HashMap<String, VmHandles>>,
 }
 
 impl DaemonContext {
-    /// Bundles the daemon's collaborators.
+    /// Bundles the daemon's collaborators. Without `backends` the daemon serves everything
+    /// but cannot boot VMs (and says so).
     pub fn new(
         layout: Layout,
         config: Config,
         store: Store,
         info: DaemonInfo,
         shutdown: Shutdown,
+        backends: Option<Arc<VmBackends>>,
+        agent_binary: Option<std::path::PathBuf>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -42,8 +53,65 @@ impl DaemonContext {
                 operations: OperationRegistry::default(),
                 info,
                 shutdown,
+                backends,
+                agent_binary,
+                vm_locks: VmLocks::default(),
+                handles: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The VM backends, when this host has them.
+    pub fn backends(&self) -> Option<Arc<VmBackends>> {
+        self.inner.backends.clone()
+    }
+
+    /// The guest agent binary injected into images.
+    pub fn agent_binary(&self) -> Option<std::path::PathBuf> {
+        self.inner.agent_binary.clone()
+    }
+
+    /// Per-VM and reservation locks.
+    pub fn vm_locks(&self) -> &VmLocks {
+        &self.inner.vm_locks
+    }
+
+    fn handle_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, VmHandles>> {
+        self.inner.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a running VM's handles.
+    pub fn remember_handles(&self, id: &str, handles: VmHandles) {
+        self.handle_map().insert(id.to_owned(), handles);
+    }
+
+    /// A running VM's handles.
+    pub fn handles(&self, id: &str) -> Option<VmHandles> {
+        self.handle_map().get(id).cloned()
+    }
+
+    /// Removes and returns a VM's handles.
+    pub fn take_handles(&self, id: &str) -> Option<VmHandles> {
+        self.handle_map().remove(id)
+    }
+
+    /// Drops a VM's handles.
+    pub fn forget_handles(&self, id: &str) {
+        self.handle_map().remove(id);
+    }
+
+    /// Every running VM's handles.
+    pub fn all_handles(&self) -> Vec<(String, VmHandles)> {
+        self.handle_map()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Whether VM `id` has a live VMM.
+    pub fn is_alive(&self, backends: &VmBackends, id: &str) -> bool {
+        self.handles(id)
+            .is_some_and(|h| backends.vmm.is_running(&h.vmm))
     }
 
     /// Where things live.

@@ -15,9 +15,11 @@ pub mod access;
 pub mod api;
 pub mod context;
 pub mod ids;
+pub mod images;
 pub mod operations;
 pub mod server;
 pub mod shutdown;
+pub mod vms;
 
 pub use context::DaemonContext;
 pub use server::{ServeError, SocketOptions};

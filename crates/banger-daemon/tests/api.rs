@@ -223,8 +223,8 @@ async fn create_checks_the_request_before_anything_else() {
         body["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("not available yet"),
-        "{body}"
+            .contains("install"),
+        "a daemon without a VMM says what to install: {body}"
     );
     assert_eq!(
         d.ctx.store().vms().list().expect("list").len(),

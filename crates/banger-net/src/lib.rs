@@ -52,22 +52,32 @@ pub enum NetError {
     Plan(#[from] PlanError),
 }
 
+/// A boxed, sendable future, so [`NetOps`] implementations can sit behind `Arc<dyn NetOps>`.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The network operations the daemon needs. Each must be idempotent: repeating a call after a
 /// crash converges on the same state.
-#[allow(async_fn_in_trait)]
 pub trait NetOps: Send + Sync {
     /// Creates the bridge if missing, gives it the gateway address, and brings it up.
-    async fn ensure_bridge(
-        &self,
-        name: &str,
+    fn ensure_bridge<'a>(
+        &'a self,
+        name: &'a str,
         gateway: Ipv4Addr,
         prefix: u8,
-    ) -> Result<(), NetError>;
+    ) -> BoxFuture<'a, Result<(), NetError>>;
     /// Creates a persistent TAP owned by `owner_uid` (if missing), attaches it to `bridge` and
     /// brings it up.
-    async fn ensure_tap(&self, name: &str, bridge: &str, owner_uid: u32) -> Result<(), NetError>;
+    fn ensure_tap<'a>(
+        &'a self,
+        name: &'a str,
+        bridge: &'a str,
+        owner_uid: u32,
+    ) -> BoxFuture<'a, Result<(), NetError>>;
     /// Deletes an interface; a missing one is not an error.
-    async fn delete_link(&self, name: &str) -> Result<(), NetError>;
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>>;
     /// Names of existing interfaces starting with `prefix`.
-    async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetError>;
+    fn links_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, NetError>>;
 }

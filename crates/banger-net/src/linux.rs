@@ -11,7 +11,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 
 use crate::plan::check_ifname;
-use crate::{NetError, NetOps, tap};
+use crate::{BoxFuture, NetError, NetOps, tap};
 
 /// Real host networking. Needs `CAP_NET_ADMIN`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -50,104 +50,129 @@ async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetError> {
 }
 
 impl NetOps for LinuxNet {
-    async fn ensure_bridge(
-        &self,
-        name: &str,
+    fn ensure_bridge<'a>(
+        &'a self,
+        name: &'a str,
         gateway: Ipv4Addr,
         prefix: u8,
-    ) -> Result<(), NetError> {
-        check_ifname(name)?;
-        let handle = connect().await?;
-        if find(&handle, name).await?.is_none() {
-            handle
-                .link()
-                .add(LinkBridge::new(name).build())
-                .execute()
-                .await
-                .map_err(nl("create bridge", name))?;
-        }
-        let index = index_of(&handle, name).await?;
-        let mut addrs = handle
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(ensure_bridge(name, gateway, prefix))
+    }
+
+    fn ensure_tap<'a>(
+        &'a self,
+        name: &'a str,
+        bridge: &'a str,
+        owner_uid: u32,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(ensure_tap(name, bridge, owner_uid))
+    }
+
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(delete_link(name))
+    }
+
+    fn links_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, NetError>> {
+        Box::pin(links_with_prefix(prefix))
+    }
+}
+
+async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+    check_ifname(name)?;
+    let handle = connect().await?;
+    if find(&handle, name).await?.is_none() {
+        handle
+            .link()
+            .add(LinkBridge::new(name).build())
+            .execute()
+            .await
+            .map_err(nl("create bridge", name))?;
+    }
+    let index = index_of(&handle, name).await?;
+    let mut addrs = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute();
+    let mut has_gateway = false;
+    while let Some(msg) = addrs
+        .try_next()
+        .await
+        .map_err(nl("list addresses of", name))?
+    {
+        has_gateway |= msg
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == gateway))
+            && msg.header.prefix_len == prefix;
+    }
+    if !has_gateway {
+        handle
             .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
-        let mut has_gateway = false;
-        while let Some(msg) = addrs
-            .try_next()
-            .await
-            .map_err(nl("list addresses of", name))?
-        {
-            has_gateway |=
-                msg.attributes.iter().any(
-                    |a| matches!(a, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == gateway),
-                ) && msg.header.prefix_len == prefix;
-        }
-        if !has_gateway {
-            handle
-                .address()
-                .add(index, IpAddr::V4(gateway), prefix)
-                .execute()
-                .await
-                .map_err(nl("add gateway address to", name))?;
-        }
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .add(index, IpAddr::V4(gateway), prefix)
             .execute()
             .await
-            .map_err(nl("bring up", name))
+            .map_err(nl("add gateway address to", name))?;
     }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(nl("bring up", name))
+}
 
-    async fn ensure_tap(&self, name: &str, bridge: &str, owner_uid: u32) -> Result<(), NetError> {
-        check_ifname(name)?;
-        let handle = connect().await?;
-        if find(&handle, name).await?.is_none() {
-            tap::create_persistent_tap(name, owner_uid)?;
-        }
-        let bridge_index = index_of(&handle, bridge).await?;
-        let index = index_of(&handle, name).await?;
-        handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .controller(bridge_index)
-                    .up()
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(nl("attach to bridge", name))
+async fn ensure_tap(name: &str, bridge: &str, owner_uid: u32) -> Result<(), NetError> {
+    check_ifname(name)?;
+    let handle = connect().await?;
+    if find(&handle, name).await?.is_none() {
+        tap::create_persistent_tap(name, owner_uid)?;
     }
+    let bridge_index = index_of(&handle, bridge).await?;
+    let index = index_of(&handle, name).await?;
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .controller(bridge_index)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("attach to bridge", name))
+}
 
-    async fn delete_link(&self, name: &str) -> Result<(), NetError> {
-        check_ifname(name)?;
-        let handle = connect().await?;
-        let Some(link) = find(&handle, name).await? else {
-            return Ok(());
-        };
-        handle
-            .link()
-            .del(link.header.index)
-            .execute()
-            .await
-            .map_err(nl("delete", name))
-    }
+async fn delete_link(name: &str) -> Result<(), NetError> {
+    check_ifname(name)?;
+    let handle = connect().await?;
+    let Some(link) = find(&handle, name).await? else {
+        return Ok(());
+    };
+    handle
+        .link()
+        .del(link.header.index)
+        .execute()
+        .await
+        .map_err(nl("delete", name))
+}
 
-    async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>, NetError> {
-        let handle = connect().await?;
-        let mut links = handle.link().get().execute();
-        let mut out = Vec::new();
-        while let Some(msg) = links.try_next().await.map_err(nl("list", "links"))? {
-            for attr in &msg.attributes {
-                if let LinkAttribute::IfName(n) = attr
-                    && n.starts_with(prefix)
-                {
-                    out.push(n.clone());
-                }
+async fn links_with_prefix(prefix: &str) -> Result<Vec<String>, NetError> {
+    let handle = connect().await?;
+    let mut links = handle.link().get().execute();
+    let mut out = Vec::new();
+    while let Some(msg) = links.try_next().await.map_err(nl("list", "links"))? {
+        for attr in &msg.attributes {
+            if let LinkAttribute::IfName(n) = attr
+                && n.starts_with(prefix)
+            {
+                out.push(n.clone());
             }
         }
-        out.sort();
-        Ok(out)
     }
+    out.sort();
+    Ok(out)
 }

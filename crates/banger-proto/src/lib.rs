@@ -15,4 +15,7 @@ pub mod types;
 pub use build_info::BuildInfo;
 pub use error::{ErrorBody, ErrorCode};
 pub use operation::{Operation, OperationState, Stage, StageState};
-pub use types::{CreateVmRequest, DaemonInfo};
+pub use types::{
+    CreateVmRequest, DaemonInfo, LogChunk, RegisterImageRequest, RegisterKernelRequest,
+    SshCommandLine, SshRequest,
+};

@@ -48,12 +48,48 @@ pub const GET_VM: Route = route(
     "/v1/vms/{vm}",
     "Show a VM by id, name or unique prefix",
 );
+/// `POST /v1/vms/{vm}/start`.
+pub const START_VM: Route = route(
+    "POST",
+    "/v1/vms/{vm}/start",
+    "Start a stopped VM (returns an operation)",
+);
+/// `POST /v1/vms/{vm}/stop`.
+pub const STOP_VM: Route = route(
+    "POST",
+    "/v1/vms/{vm}/stop",
+    "Stop a VM gracefully, killing it after a timeout",
+);
+/// `POST /v1/vms/{vm}/kill`.
+pub const KILL_VM: Route = route("POST", "/v1/vms/{vm}/kill", "Kill a VM's VMM at once");
+/// `DELETE /v1/vms/{vm}`.
+pub const DELETE_VM: Route = route("DELETE", "/v1/vms/{vm}", "Delete a VM and its disks");
+/// `POST /v1/vms/{vm}/ssh`.
+pub const SSH_VM: Route = route(
+    "POST",
+    "/v1/vms/{vm}/ssh",
+    "The ssh command line that reaches a VM",
+);
+/// `GET /v1/vms/{vm}/logs`.
+pub const VM_LOGS: Route = route(
+    "GET",
+    "/v1/vms/{vm}/logs",
+    "A VM's console log from an offset",
+);
 /// `GET /v1/images`.
 pub const LIST_IMAGES: Route = route("GET", "/v1/images", "List images");
+/// `POST /v1/images`.
+pub const REGISTER_IMAGE: Route = route(
+    "POST",
+    "/v1/images",
+    "Register an existing rootfs as an image",
+);
 /// `GET /v1/images/{image}`.
 pub const GET_IMAGE: Route = route("GET", "/v1/images/{image}", "Show an image");
 /// `GET /v1/kernels`.
 pub const LIST_KERNELS: Route = route("GET", "/v1/kernels", "List kernels");
+/// `POST /v1/kernels`.
+pub const REGISTER_KERNEL: Route = route("POST", "/v1/kernels", "Register an existing kernel");
 /// `GET /v1/kernels/{kernel}`.
 pub const GET_KERNEL: Route = route("GET", "/v1/kernels/{kernel}", "Show a kernel");
 
@@ -66,9 +102,17 @@ pub const ALL: &[Route] = &[
     LIST_VMS,
     CREATE_VM,
     GET_VM,
+    START_VM,
+    STOP_VM,
+    KILL_VM,
+    DELETE_VM,
+    SSH_VM,
+    VM_LOGS,
     LIST_IMAGES,
+    REGISTER_IMAGE,
     GET_IMAGE,
     LIST_KERNELS,
+    REGISTER_KERNEL,
     GET_KERNEL,
 ];
 

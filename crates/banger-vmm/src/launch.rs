@@ -158,17 +158,21 @@ impl VmmError {
     }
 }
 
+/// A boxed, sendable future: what [`Vmm`] methods return, so backends can sit behind
+/// `Arc<dyn Vmm>` and be injected.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// A hypervisor backend.
-#[allow(async_fn_in_trait)]
 pub trait Vmm: Send + Sync {
     /// Which hypervisor this is.
     fn kind(&self) -> VmmKind;
 
     /// Boots a VM. The VMM process must outlive the caller (the daemon may restart).
-    async fn launch(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError>;
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>>;
 
     /// Asks the guest to power off (best effort; the caller escalates after a timeout).
-    async fn request_shutdown(&self, handle: &VmmHandle) -> Result<(), VmmError>;
+    fn request_shutdown<'a>(&'a self, handle: &'a VmmHandle)
+    -> BoxFuture<'a, Result<(), VmmError>>;
 
     /// Whether the handle's process is alive and still this VM's VMM.
     fn is_running(&self, handle: &VmmHandle) -> bool {
@@ -181,8 +185,8 @@ pub trait Vmm: Send + Sync {
     }
 
     /// Waits (bounded) until the VMM process is gone; true if it went.
-    async fn wait_exit(&self, handle: &VmmHandle, timeout: Duration) -> bool {
-        crate::process::wait_gone(handle.pid, &handle.tag, timeout).await
+    fn wait_exit<'a>(&'a self, handle: &'a VmmHandle, timeout: Duration) -> BoxFuture<'a, bool> {
+        Box::pin(crate::process::wait_gone(handle.pid, &handle.tag, timeout))
     }
 }
 

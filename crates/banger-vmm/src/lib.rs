@@ -18,4 +18,6 @@ pub mod launch;
 pub mod process;
 pub mod qemu;
 
-pub use launch::{AgentEndpoint, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle, VmmKind};
+pub use launch::{
+    AgentEndpoint, BoxFuture, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle, VmmKind,
+};

@@ -10,6 +10,7 @@
 //! module.
 
 mod args;
+mod backends;
 mod check_migrations;
 mod logging;
 mod run;

@@ -7,7 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use banger_daemon::access::AccessPolicy;
 use banger_daemon::server::{self, InstanceLock};
-use banger_daemon::{DaemonContext, Shutdown, SocketOptions};
+use banger_daemon::{DaemonContext, Shutdown, SocketOptions, vms};
 use banger_model::Mode;
 use banger_proto::{BuildInfo, DaemonInfo};
 use banger_store::Store;
@@ -51,7 +51,16 @@ pub fn main(args: &Args) -> Result<()> {
         started_at: banger_daemon::ids::now_rfc3339(),
     };
     let shutdown = Shutdown::new();
-    let ctx = DaemonContext::new(layout.clone(), config, store, info, shutdown.clone());
+    let backends = crate::backends::detect(&layout, owner_uid);
+    let ctx = DaemonContext::new(
+        layout.clone(),
+        config,
+        store,
+        info,
+        shutdown.clone(),
+        backends.clone(),
+        crate::backends::agent_binary(),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -61,6 +70,10 @@ pub fn main(args: &Args) -> Result<()> {
     runtime.block_on(async move {
         let listener = server::bind(&layout, &lock, SocketOptions::default())?;
         tokio::spawn(stop_on_signals(shutdown));
+        if let Some(backends) = backends {
+            vms::reconcile_at_start(&ctx, &backends).await;
+            tokio::spawn(vms::monitor(ctx.clone(), backends));
+        }
         tracing::info!(
             version = %BuildInfo::current().version_line("bangerd"),
             pid = std::process::id(),

@@ -47,6 +47,11 @@ Examples:
 Examples:
   banger kernel pull debian-cloud")]
     Pull(NameArgs),
+    /// Register an existing kernel (and initramfs) under a name
+    #[command(after_help = "\
+Examples:
+  banger kernel register my-kernel --vmlinux ./vmlinux --initrd ./initrd.img")]
+    Register(RegisterArgs),
     /// Delete a kernel no image uses
     #[command(
         visible_alias = "delete",
@@ -73,4 +78,18 @@ pub struct NameArgs {
     /// Kernel name
     #[arg(value_name = "KERNEL")]
     pub kernel: String,
+}
+
+/// Arguments of `kernel register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Name of the new kernel
+    #[arg(value_name = "KERNEL")]
+    pub kernel: String,
+    /// Kernel image (an ELF vmlinux; QEMU also boots a bzImage)
+    #[arg(long, value_name = "FILE")]
+    pub vmlinux: std::path::PathBuf,
+    /// Initramfs to boot with
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<std::path::PathBuf>,
 }

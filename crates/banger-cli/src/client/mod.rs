@@ -58,6 +58,17 @@ impl Client {
         self.call(route, params, None, REQUEST_LIMIT).await
     }
 
+    /// A `GET` of `route` at an explicit path (a filled template plus a query string).
+    pub async fn get_path<T: DeserializeOwned>(
+        &self,
+        route: Route,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let answer =
+            transport::exchange(&self.socket, route.method, path, None, REQUEST_LIMIT).await?;
+        decode(route.method, path, answer.status, &answer.body)
+    }
+
     /// A route with a JSON body.
     pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -1,7 +1,7 @@
 //! `banger image …`: list and show work now; the rest validates and refuses.
 
 use banger_model::ImageRecord;
-use banger_proto::routes;
+use banger_proto::{RegisterImageRequest, routes};
 
 use super::not_available;
 use crate::args::common::JsonFlag;
@@ -22,10 +22,7 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             validate::reference_text("image reference", &args.reference)?;
             not_available("image pull")
         }
-        ImageCommand::Register(args) => {
-            register(&args)?;
-            not_available("image register")
-        }
+        ImageCommand::Register(args) => register(args, ctx).await,
         ImageCommand::Promote(args) => {
             validate::reference("vm", &args.vm)?;
             validate::reference("image name", &args.name)?;
@@ -41,14 +38,34 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
     }
 }
 
-fn register(args: &RegisterArgs) -> Result<(), CliError> {
+async fn register(args: RegisterArgs, ctx: &Context) -> Result<(), CliError> {
     validate::reference("image name", &args.name)?;
     validate::reference("kernel", &args.kernel)?;
     validate::existing_path("rootfs", &args.rootfs)?;
     if let Some(seed) = &args.work_seed {
         validate::existing_path("work seed", seed)?;
     }
+    let request = RegisterImageRequest {
+        name: args.name,
+        rootfs: absolute(&args.rootfs)?,
+        work_seed: args.work_seed.as_deref().map(absolute).transpose()?,
+        kernel: args.kernel,
+    };
+    let daemon = connect_or_start(ctx).await?;
+    let image: ImageRecord = daemon
+        .client
+        .send(routes::REGISTER_IMAGE, &[], &request)
+        .await?;
+    output::info(&format!("registered image {}", image.name));
     Ok(())
+}
+
+/// The path made absolute against the current directory (the daemon has no cwd of ours).
+pub(super) fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, CliError> {
+    std::path::absolute(path).map_err(|source| CliError::Io {
+        what: format!("cannot resolve {}", path.display()),
+        source,
+    })
 }
 
 async fn list(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {

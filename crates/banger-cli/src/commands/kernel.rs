@@ -1,11 +1,11 @@
 //! `banger kernel …`: list and show work now; pull and rm validate and refuse.
 
 use banger_model::KernelRecord;
-use banger_proto::routes;
+use banger_proto::{RegisterKernelRequest, routes};
 
 use super::not_available;
 use crate::args::common::JsonFlag;
-use crate::args::kernel::{KernelCommand, ShowArgs};
+use crate::args::kernel::{KernelCommand, RegisterArgs, ShowArgs};
 use crate::client::connect::connect_or_start;
 use crate::context::Context;
 use crate::error::CliError;
@@ -22,11 +22,36 @@ pub async fn run(cmd: KernelCommand, ctx: &Context) -> Result<(), CliError> {
             validate::reference("kernel", &args.kernel)?;
             not_available("kernel pull")
         }
+        KernelCommand::Register(args) => register(args, ctx).await,
         KernelCommand::Rm(args) => {
             validate::reference("kernel", &args.kernel)?;
             not_available("kernel rm")
         }
     }
+}
+
+async fn register(args: RegisterArgs, ctx: &Context) -> Result<(), CliError> {
+    validate::reference("kernel", &args.kernel)?;
+    validate::existing_path("kernel", &args.vmlinux)?;
+    if let Some(initrd) = &args.initrd {
+        validate::existing_path("initrd", initrd)?;
+    }
+    let request = RegisterKernelRequest {
+        name: args.kernel,
+        vmlinux: super::image::absolute(&args.vmlinux)?,
+        initrd: args
+            .initrd
+            .as_deref()
+            .map(super::image::absolute)
+            .transpose()?,
+    };
+    let daemon = connect_or_start(ctx).await?;
+    let kernel: KernelRecord = daemon
+        .client
+        .send(routes::REGISTER_KERNEL, &[], &request)
+        .await?;
+    output::info(&format!("registered kernel {}", kernel.name));
+    Ok(())
 }
 
 async fn list(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {

@@ -14,6 +14,8 @@ mod system;
 mod update;
 mod version;
 mod vm;
+mod vm_power;
+mod vm_session;
 mod workspace;
 
 use crate::cli::{Cli, Group};

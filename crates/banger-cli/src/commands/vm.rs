@@ -1,4 +1,5 @@
-//! `banger vm …`: create, list and show work now; the rest validates and refuses.
+//! `banger vm …`: create, list and show; power and session commands live in `vm_power` and
+//! `vm_session`; commands not in this build validate their arguments and refuse.
 //!
 //! Order inside `create` is the contract: check the name, resolve and validate the spec,
 //! print the `spec:` line, and only then connect (starting the daemon if needed), so bad
@@ -10,9 +11,9 @@ use banger_model::spec::{MIN_DISK, MIN_MEMORY_MIB, VCPU_RANGE};
 use banger_model::{ImageRecord, VmRecord};
 use banger_proto::{CreateVmRequest, Operation, routes};
 
-use super::{not_available, workspace};
+use super::{not_available, vm_power as power, vm_session as session, workspace};
 use crate::args::common::JsonFlag;
-use crate::args::vm::{CreateArgs, RefsArgs, RunArgs, SetArgs, ShowArgs, VmCommand};
+use crate::args::vm::{CreateArgs, RunArgs, SetArgs, ShowArgs, VmCommand};
 use crate::client::Client;
 use crate::client::connect::connect_or_start;
 use crate::context::Context;
@@ -30,13 +31,13 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
             check_run(&args, ctx)?;
             not_available("vm run")
         }
-        VmCommand::Start(args) => refs("vm start", &args),
-        VmCommand::Stop(args) => refs("vm stop", &args),
-        VmCommand::Restart(args) => refs("vm restart", &args),
-        VmCommand::Kill(args) => refs("vm kill", &args),
-        VmCommand::Delete(args) => refs("vm delete", &args),
+        VmCommand::Start(args) => power::start(&args, ctx).await,
+        VmCommand::Stop(args) => power::simple(&args, ctx, routes::STOP_VM, "stopped").await,
+        VmCommand::Restart(args) => power::restart(&args, ctx).await,
+        VmCommand::Kill(args) => power::simple(&args, ctx, routes::KILL_VM, "killed").await,
+        VmCommand::Delete(args) => power::simple(&args, ctx, routes::DELETE_VM, "deleted").await,
         VmCommand::Prune(_) => not_available("vm prune"),
-        VmCommand::Logs(args) => one("vm logs", &args.vm),
+        VmCommand::Logs(args) => session::logs(&args, ctx).await,
         VmCommand::Stats(args) => one("vm stats", &args.vm),
         VmCommand::Ports(args) => one("vm ports", &args.vm),
         VmCommand::Set(args) => {
@@ -44,17 +45,10 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
             not_available("vm set")
         }
         VmCommand::Health(args) => one("vm health", &args.vm),
-        VmCommand::Ssh(args) => one("vm ssh", &args.vm),
+        VmCommand::Ssh(args) => session::ssh(&args, ctx).await,
         VmCommand::Exec(args) => one("vm exec", &args.vm),
         VmCommand::Workspace(cmd) => workspace::run(&cmd),
     }
-}
-
-fn refs(command: &'static str, args: &RefsArgs) -> Result<(), CliError> {
-    for vm in &args.vms {
-        validate::reference("vm", vm)?;
-    }
-    not_available(command)
 }
 
 fn one(command: &'static str, vm: &str) -> Result<(), CliError> {

@@ -2,8 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 
 use banger_model::ImageRecord;
+
+use banger_proto::RegisterImageRequest;
 
 use super::error::ApiError;
 use crate::context::DaemonContext;
@@ -19,4 +22,13 @@ pub async fn get(
     Path(reference): Path<String>,
 ) -> Result<Json<ImageRecord>, ApiError> {
     Ok(Json(ctx.store().images().resolve(&reference)?))
+}
+
+/// Registers existing files (copied into banger's state).
+pub async fn register(
+    State(ctx): State<DaemonContext>,
+    Json(request): Json<RegisterImageRequest>,
+) -> Result<(StatusCode, Json<ImageRecord>), ApiError> {
+    let record = crate::images::register_image(&ctx, request).await?;
+    Ok((StatusCode::CREATED, Json(record)))
 }

@@ -2,8 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 
 use banger_model::KernelRecord;
+
+use banger_proto::RegisterKernelRequest;
 
 use super::error::ApiError;
 use crate::context::DaemonContext;
@@ -19,4 +22,13 @@ pub async fn get(
     Path(reference): Path<String>,
 ) -> Result<Json<KernelRecord>, ApiError> {
     Ok(Json(ctx.store().kernels().resolve(&reference)?))
+}
+
+/// Registers existing files (copied into banger's state).
+pub async fn register(
+    State(ctx): State<DaemonContext>,
+    Json(request): Json<RegisterKernelRequest>,
+) -> Result<(StatusCode, Json<KernelRecord>), ApiError> {
+    let record = crate::images::register_kernel(&ctx, request).await?;
+    Ok((StatusCode::CREATED, Json(record)))
 }

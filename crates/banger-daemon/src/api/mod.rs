@@ -33,9 +33,17 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::LIST_VMS, vms::list);
     let api = add(api, routes::CREATE_VM, vms::create);
     let api = add(api, routes::GET_VM, vms::get);
+    let api = add(api, routes::START_VM, vms::start);
+    let api = add(api, routes::STOP_VM, vms::stop);
+    let api = add(api, routes::KILL_VM, vms::kill);
+    let api = add(api, routes::DELETE_VM, vms::delete);
+    let api = add(api, routes::SSH_VM, vms::ssh);
+    let api = add(api, routes::VM_LOGS, vms::logs);
     let api = add(api, routes::LIST_IMAGES, images::list);
+    let api = add(api, routes::REGISTER_IMAGE, images::register);
     let api = add(api, routes::GET_IMAGE, images::get);
     let api = add(api, routes::LIST_KERNELS, kernels::list);
+    let api = add(api, routes::REGISTER_KERNEL, kernels::register);
     let api = add(api, routes::GET_KERNEL, kernels::get);
     api.fallback(unknown_route)
         .with_state(ctx)

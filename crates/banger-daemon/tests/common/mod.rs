@@ -51,6 +51,8 @@ impl TestDaemon {
             store,
             info,
             Shutdown::new(),
+            None,
+            None,
         );
         let listener = server::bind(&layout, &lock, options).expect("bind");
         let task = tokio::spawn(server::serve(listener, ctx.clone(), policy));

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 pub use argv::{Accel, HostCpu, QemuFiles, detect_accel, host_tsc_khz, qemu_args};
 
-use crate::launch::{AgentEndpoint, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for};
+use crate::launch::{
+    AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for,
+};
 
 /// How long QEMU may take to set a VM up before `-daemonize` returns.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,7 +85,34 @@ impl Vmm for QemuVmm {
         VmmKind::Qemu
     }
 
-    async fn launch(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
+        Box::pin(self.launch_qemu(spec))
+    }
+
+    fn request_shutdown<'a>(
+        &'a self,
+        handle: &'a VmmHandle,
+    ) -> BoxFuture<'a, Result<(), VmmError>> {
+        Box::pin(async move {
+            qmp::execute(
+                &handle.control_socket,
+                "system_powerdown",
+                None,
+                Duration::from_secs(5),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| VmmError::Control {
+                kind: "qemu",
+                socket: handle.control_socket.clone(),
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
+impl QemuVmm {
+    async fn launch_qemu(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
         let args = qemu_args(spec, self.host)?;
         let files = QemuFiles::in_dir(&spec.run_dir);
         std::fs::create_dir_all(&spec.run_dir)
@@ -135,22 +164,6 @@ impl Vmm for QemuVmm {
             control_socket: files.qmp,
             agent: AgentEndpoint::Serial { path: files.agent },
             console_log: files.console_log,
-        })
-    }
-
-    async fn request_shutdown(&self, handle: &VmmHandle) -> Result<(), VmmError> {
-        qmp::execute(
-            &handle.control_socket,
-            "system_powerdown",
-            None,
-            Duration::from_secs(5),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| VmmError::Control {
-            kind: "qemu",
-            socket: handle.control_socket.clone(),
-            message: e.to_string(),
         })
     }
 }

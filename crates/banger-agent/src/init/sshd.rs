@@ -1,0 +1,216 @@
+//! Running and supervising sshd.
+//!
+//! SSH is how users reach a sandbox, so init keeps `sshd -D -e` running as a direct child and
+//! restarts it when it exits, with a capped backoff (1 s doubling to 30 s, reset after it has
+//! stayed up for 30 s) so a broken configuration costs a log line every 30 s, not a busy loop.
+//! The restart decisions live in [`Supervisor`], which takes the spawn function as a parameter
+//! so they can be tested without processes.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use super::{StepError, run_command};
+use crate::backoff::Backoff;
+use crate::log;
+
+/// The OpenSSH server.
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// Generates missing host keys with `-A`.
+pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+/// sshd's privilege-separation directory.
+pub const PRIVSEP_DIR: &str = "/run/sshd";
+/// After running this long, sshd counts as healthy and the backoff starts over.
+pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// Creates host keys that are missing and sshd's runtime directory.
+pub fn prepare() -> Vec<StepError> {
+    let mut errors = Vec::new();
+    if let Err(source) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(PRIVSEP_DIR)
+    {
+        errors.push(StepError::Mkdir {
+            path: PRIVSEP_DIR.into(),
+            source,
+        });
+    }
+    if let Err(e) = run_command(SSH_KEYGEN, &["-A"]) {
+        errors.push(e);
+    }
+    errors
+}
+
+/// Starts `sshd -D -e` (foreground, logging to stderr, i.e. the console).
+pub fn spawn_sshd() -> io::Result<Pid> {
+    let child = Command::new(SSHD)
+        .args(["-D", "-e"])
+        .env_clear()
+        .env("PATH", super::PATH)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let pid = i32::try_from(child.id()).map_err(io::Error::other)?;
+    // The child is reaped by init's waitpid(-1) loop, not through `child`.
+    drop(child);
+    Ok(Pid::from_raw(pid))
+}
+
+/// When sshd should run next.
+#[derive(Debug)]
+pub struct Supervisor {
+    pid: Option<Pid>,
+    started: Instant,
+    restart_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+impl Supervisor {
+    /// A supervisor that wants sshd started at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            pid: None,
+            started: now,
+            restart_at: Some(now),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+        }
+    }
+
+    /// The running sshd, if any.
+    pub fn pid(&self) -> Option<Pid> {
+        self.pid
+    }
+
+    /// How long until a start is due (zero if overdue), or `None` when sshd is running.
+    pub fn due_in(&self, now: Instant) -> Option<Duration> {
+        self.restart_at.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn schedule(&mut self, now: Instant, ran_for: Duration) -> Duration {
+        if ran_for >= STABLE_AFTER {
+            self.backoff.reset();
+        }
+        let delay = self.backoff.next_delay();
+        self.restart_at = Some(now + delay);
+        delay
+    }
+
+    /// Starts sshd with `spawn` if a start is due.
+    pub fn poll(&mut self, now: Instant, spawn: impl FnOnce() -> io::Result<Pid>) {
+        if self.pid.is_some() || self.restart_at.is_none_or(|t| t > now) {
+            return;
+        }
+        match spawn() {
+            Ok(pid) => {
+                log!("started sshd (pid {pid})");
+                self.pid = Some(pid);
+                self.started = now;
+                self.restart_at = None;
+            }
+            Err(e) => {
+                let delay = self.schedule(now, Duration::ZERO);
+                log!("cannot start {SSHD}: {e}; retrying in {}s", delay.as_secs());
+            }
+        }
+    }
+
+    /// Notes that a child exited; true if it was sshd (a restart is then scheduled).
+    pub fn child_exited(&mut self, pid: Pid, status: &WaitStatus, now: Instant) -> bool {
+        if self.pid != Some(pid) {
+            return false;
+        }
+        self.pid = None;
+        let ran_for = now.saturating_duration_since(self.started);
+        let delay = self.schedule(now, ran_for);
+        log!(
+            "sshd (pid {pid}) {}; restarting in {}s",
+            super::reap::describe(status),
+            delay.as_secs()
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(pid: Pid) -> WaitStatus {
+        WaitStatus::Exited(pid, 255)
+    }
+
+    #[test]
+    fn starts_immediately_then_backs_off_on_quick_exits() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new(t0);
+        assert_eq!(s.due_in(t0), Some(Duration::ZERO));
+        let mut next = 100;
+        let mut spawn = || {
+            next += 1;
+            Ok(Pid::from_raw(next))
+        };
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for _ in 0..7 {
+            s.poll(now, &mut spawn);
+            let pid = s.pid().expect("running");
+            assert_eq!(s.due_in(now), None);
+            now += Duration::from_millis(10);
+            assert!(s.child_exited(pid, &exit(pid), now));
+            let d = s.due_in(now).expect("scheduled");
+            delays.push(d.as_secs());
+            // Not restarted before it is due.
+            s.poll(now, || panic!("too early"));
+            now += d;
+        }
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn long_run_resets_backoff_and_other_children_are_ignored() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new(t0);
+        s.poll(t0, || Ok(Pid::from_raw(7)));
+        let other = Pid::from_raw(8);
+        assert!(!s.child_exited(other, &exit(other), t0));
+        assert_eq!(s.pid(), Some(Pid::from_raw(7)));
+        let t1 = t0 + Duration::from_millis(1);
+        assert!(s.child_exited(Pid::from_raw(7), &exit(Pid::from_raw(7)), t1));
+        let t2 = t1 + Duration::from_secs(1);
+        s.poll(t2, || Ok(Pid::from_raw(9)));
+        assert!(s.child_exited(
+            Pid::from_raw(9),
+            &exit(Pid::from_raw(9)),
+            t2 + Duration::from_secs(1)
+        ));
+        assert_eq!(
+            s.due_in(t2 + Duration::from_secs(1)),
+            Some(Duration::from_secs(2))
+        );
+        let t3 = t2 + Duration::from_secs(3);
+        s.poll(t3, || Ok(Pid::from_raw(10)));
+        let t4 = t3 + STABLE_AFTER;
+        assert!(s.child_exited(Pid::from_raw(10), &exit(Pid::from_raw(10)), t4));
+        assert_eq!(s.due_in(t4), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn spawn_failure_is_retried_with_backoff() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new(t0);
+        s.poll(t0, || Err(io::Error::from(io::ErrorKind::NotFound)));
+        assert_eq!(s.pid(), None);
+        assert_eq!(s.due_in(t0), Some(Duration::from_secs(1)));
+        s.poll(t0 + Duration::from_secs(1), || {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        });
+        assert_eq!(
+            s.due_in(t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(2))
+        );
+    }
+}

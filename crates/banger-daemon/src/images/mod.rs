@@ -1,0 +1,211 @@
+//! Managed images and kernels: registering existing files.
+//!
+//! Registration copies the files into banger's state (`images/<id>/`, `kernels/<name>/`), so
+//! a user may delete the originals, and injects the guest agent into the image's copy (at
+//! `/usr/local/bin/banger-agent`, with debugfs: no mount, no root). A failed registration
+//! removes what it copied and writes no record.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use banger_model::{ImageRecord, KernelRecord};
+use banger_proto::{ErrorCode, RegisterImageRequest, RegisterKernelRequest};
+
+use crate::api::error::ApiError;
+use crate::context::DaemonContext;
+use crate::ids;
+use crate::vms::cmdline::AGENT_GUEST_PATH;
+use crate::vms::disks;
+
+/// Image and kernel names: like VM names, plus `.` and `_` (`debian-bookworm`, `6.1_cloud`).
+pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        })
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{kind} name {name:?} must be 1-63 characters of lowercase letters, digits, '-', '.' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+fn absolute_file(what: &str, path: &Path) -> Result<(), ApiError> {
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(format!(
+            "{what} {} must be an absolute path",
+            path.display()
+        )));
+    }
+    if !path.is_file() {
+        return Err(ApiError::bad_request(format!(
+            "{what} {} is not a readable file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn copy_into(src: &Path, dir: &Path, file: &str) -> Result<PathBuf, ApiError> {
+    let dst = dir.join(file);
+    disks::sparse_copy(src, &dst).map_err(|e| ApiError::failed(&e))?;
+    Ok(dst)
+}
+
+/// Registers a kernel by copying its files.
+pub async fn register_kernel(
+    ctx: &DaemonContext,
+    request: RegisterKernelRequest,
+) -> Result<KernelRecord, ApiError> {
+    check_name("kernel", &request.name)?;
+    absolute_file("kernel", &request.vmlinux)?;
+    if let Some(initrd) = &request.initrd {
+        absolute_file("initrd", initrd)?;
+    }
+    if ctx.store().kernels().get_by_name(&request.name)?.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("a kernel named {} already exists", request.name),
+        ));
+    }
+    let dir = ctx.layout().kernels_dir().join(&request.name);
+    let ctx2 = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = (|| {
+            std::fs::create_dir_all(&dir).map_err(|e| ApiError::failed(&e))?;
+            let vmlinux = copy_into(&request.vmlinux, &dir, "vmlinux")?;
+            let initrd = request
+                .initrd
+                .as_deref()
+                .map(|i| copy_into(i, &dir, "initrd.img"))
+                .transpose()?;
+            let record = KernelRecord {
+                id: ids::record_id(),
+                name: request.name.clone(),
+                version: None,
+                source: format!("registered from {}", request.vmlinux.display()),
+                vmlinux_path: vmlinux,
+                initrd_path: initrd,
+                created_at: ids::now_rfc3339(),
+            };
+            ctx2.store().kernels().insert(&record)?;
+            Ok(record)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
+}
+
+/// Registers an image by copying its files and injecting the agent.
+pub async fn register_image(
+    ctx: &DaemonContext,
+    request: RegisterImageRequest,
+) -> Result<ImageRecord, ApiError> {
+    check_name("image", &request.name)?;
+    absolute_file("rootfs", &request.rootfs)?;
+    if let Some(seed) = &request.work_seed {
+        absolute_file("work seed", seed)?;
+    }
+    if ctx.store().images().get_by_name(&request.name)?.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyExists,
+            format!("an image named {} already exists", request.name),
+        ));
+    }
+    if ctx
+        .store()
+        .kernels()
+        .get_by_name(&request.kernel)?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "kernel {} is not registered; see `banger kernel ls`",
+            request.kernel
+        )));
+    }
+    let agent = ctx.agent_binary().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "banger-agent was not found next to bangerd; reinstall banger",
+        )
+    })?;
+    let id = ids::record_id();
+    let dir = ctx.layout().images_dir().join(&id);
+    let ctx2 = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = (|| {
+            std::fs::create_dir_all(&dir).map_err(|e| ApiError::failed(&e))?;
+            let rootfs = copy_into(&request.rootfs, &dir, "rootfs.ext4")?;
+            inject_agent(&rootfs, &agent)?;
+            let seed = request
+                .work_seed
+                .as_deref()
+                .map(|s| copy_into(s, &dir, "work-seed.ext4"))
+                .transpose()?;
+            let record = ImageRecord {
+                id: id.clone(),
+                name: request.name.clone(),
+                source: format!("registered from {}", request.rootfs.display()),
+                digest: None,
+                rootfs_path: rootfs,
+                work_seed_path: seed,
+                kernel_name: Some(request.kernel.clone()),
+                created_at: ids::now_rfc3339(),
+            };
+            ctx2.store().images().insert(&record)?;
+            Ok(record)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
+}
+
+/// Writes the agent binary into an ext4 image at [`AGENT_GUEST_PATH`] (0755, root-owned).
+pub fn inject_agent(rootfs: &Path, agent: &Path) -> Result<(), ApiError> {
+    let script = format!(
+        "mkdir /usr/local\nmkdir /usr/local/bin\nrm {AGENT_GUEST_PATH}\nwrite {} {AGENT_GUEST_PATH}\n\
+         sif {AGENT_GUEST_PATH} mode 0100755\nsif {AGENT_GUEST_PATH} uid 0\nsif {AGENT_GUEST_PATH} gid 0\n",
+        agent.display()
+    );
+    let dir = tempfile::tempdir().map_err(|e| ApiError::failed(&e))?;
+    let script_file = dir.path().join("inject");
+    std::fs::write(&script_file, script).map_err(|e| ApiError::failed(&e))?;
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script_file)
+        .arg(rootfs)
+        .output()
+        .map_err(|e| ApiError::failed(&e))?;
+    let check = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("stat {AGENT_GUEST_PATH}"))
+        .arg(rootfs)
+        .output()
+        .map_err(|e| ApiError::failed(&e))?;
+    let size = std::fs::metadata(agent).map(|m| m.len()).unwrap_or(0);
+    let stat = String::from_utf8_lossy(&check.stdout);
+    if !out.status.success() || !stat.contains(&format!("Size: {size}")) {
+        return Err(ApiError::new(
+            ErrorCode::OperationFailed,
+            format!(
+                "cannot inject the agent into {}: {}",
+                rootfs.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Per-VM disks: the system overlay and the work disk, and what is written into them before
+//! boot.
+//!
+//! - The system disk is a copy-on-write view of the image's read-only rootfs. Device-mapper
+//!   snapshots need a kernel feature this host may lack, so the portable strategy used here is
+//!   a sparse copy (holes stay holes: only written blocks cost space and time). `doctor` reports
+//!   the strategy.
+//! - The work disk (mounted at `/root`) is a copy of the image's work seed grown to the
+//!   requested size with `resize2fs`, or a fresh ext4 when the image has no seed.
+//! - Pre-boot writes go straight into the ext4 image with `debugfs` (no mount, no root needed):
+//!   banger's public key as `/root/.ssh/authorized_keys` (root-owned, 0600 in a 0700 dir) and
+//!   `/root/.hushlogin`. Each write is read back, because debugfs reports some failures only on
+//!   stderr.
+//!
+//! All tools run with fixed argv; no shell.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use banger_model::Size;
+
+/// How the system disk was made.
+pub const OVERLAY_STRATEGY: &str = "sparse-copy";
+
+/// Why disk preparation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// A file operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool failed.
+    #[error("{tool} failed on {}: {stderr}", path.display())]
+    Tool {
+        /// Which tool.
+        tool: &'static str,
+        /// On which image.
+        path: PathBuf,
+        /// What it said.
+        stderr: String,
+    },
+    /// The work disk would shrink.
+    #[error("the work disk cannot be {requested}: the image's work seed is already {seed}")]
+    TooSmall {
+        /// Requested size.
+        requested: Size,
+        /// Seed size.
+        seed: Size,
+    },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DiskError + 'a {
+    move |source| DiskError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Copies `src` to `dst` keeping holes (SEEK_DATA/SEEK_HOLE); `dst` must not exist.
+pub fn sparse_copy(src: &Path, dst: &Path) -> Result<(), DiskError> {
+    let mut input = File::open(src).map_err(io("open", src))?;
+    let len = input.metadata().map_err(io("stat", src))?.len();
+    let mut output = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(io("create", dst))?;
+    output.set_len(len).map_err(io("size", dst))?;
+    let mut offset: i64 = 0;
+    let end = i64::try_from(len).unwrap_or(i64::MAX);
+    let mut buf = vec![0u8; 1 << 20];
+    while offset < end {
+        let data = match nix::unistd::lseek(input.as_fd(), offset, nix::unistd::Whence::SeekData) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENXIO) => break, // only a hole remains
+            Err(e) => return Err(io("seek data in", src)(e.into())),
+        };
+        let hole = nix::unistd::lseek(input.as_fd(), data, nix::unistd::Whence::SeekHole)
+            .map_err(|e| io("seek hole in", src)(e.into()))?;
+        input
+            .seek(SeekFrom::Start(data as u64))
+            .map_err(io("seek", src))?;
+        output
+            .seek(SeekFrom::Start(data as u64))
+            .map_err(io("seek", dst))?;
+        let mut remaining = (hole - data) as u64;
+        while remaining > 0 {
+            let want = remaining.min(buf.len() as u64) as usize;
+            let n = input.read(&mut buf[..want]).map_err(io("read", src))?;
+            if n == 0 {
+                break;
+            }
+            output.write_all(&buf[..n]).map_err(io("write", dst))?;
+            remaining -= n as u64;
+        }
+        offset = hole;
+    }
+    output.sync_all().map_err(io("sync", dst))
+}
+
+fn run(tool: &'static str, args: &[&std::ffi::OsStr], image: &Path) -> Result<String, DiskError> {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .map_err(io("run", Path::new(tool)))?;
+    if !out.status.success() {
+        return Err(DiskError::Tool {
+            tool,
+            path: image.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Makes the work disk at `dst` of `size`: the seed grown to size, or a fresh ext4.
+pub fn make_work_disk(seed: Option<&Path>, dst: &Path, size: Size) -> Result<(), DiskError> {
+    match seed {
+        Some(seed) => {
+            let seed_len = std::fs::metadata(seed).map_err(io("stat", seed))?.len();
+            if seed_len > size.bytes() {
+                return Err(DiskError::TooSmall {
+                    requested: size,
+                    seed: Size::from_bytes(seed_len),
+                });
+            }
+            sparse_copy(seed, dst)?;
+            File::options()
+                .write(true)
+                .open(dst)
+                .and_then(|f| f.set_len(size.bytes()))
+                .map_err(io("grow", dst))?;
+            // resize2fs insists on a freshly checked file system.
+            let fsck = Command::new("e2fsck")
+                .args(["-f", "-y"])
+                .arg(dst)
+                .output()
+                .map_err(io("run", Path::new("e2fsck")))?;
+            // e2fsck: 0 clean, 1 errors corrected; anything else is a real failure.
+            if !matches!(fsck.status.code(), Some(0 | 1)) {
+                return Err(DiskError::Tool {
+                    tool: "e2fsck",
+                    path: dst.to_path_buf(),
+                    stderr: String::from_utf8_lossy(&fsck.stderr).trim().to_owned(),
+                });
+            }
+            run("resize2fs", &[dst.as_os_str()], dst)?;
+        }
+        None => {
+            let size_arg = format!("{}k", size.bytes() / 1024);
+            run(
+                "mkfs.ext4",
+                &[
+                    "-F".as_ref(),
+                    "-q".as_ref(),
+                    "-L".as_ref(),
+                    "work".as_ref(),
+                    dst.as_os_str(),
+                    size_arg.as_ref(),
+                ],
+                dst,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes banger's key and `.hushlogin` into a work disk (its root is the guest's `/root`).
+pub fn write_guest_login(work_disk: &Path, authorized_key: &str) -> Result<(), DiskError> {
+    let dir = tempfile::tempdir().map_err(io("create temp dir for", work_disk))?;
+    let key_file = dir.path().join("authorized_keys");
+    let empty = dir.path().join("empty");
+    std::fs::write(&key_file, format!("{}\n", authorized_key.trim()))
+        .map_err(io("write", &key_file))?;
+    std::fs::write(&empty, b"").map_err(io("write", &empty))?;
+    let script = format!(
+        "mkdir .ssh\n\
+         rm .ssh/authorized_keys\n\
+         write {key} .ssh/authorized_keys\n\
+         sif .ssh mode 040700\n\
+         sif .ssh uid 0\n\
+         sif .ssh gid 0\n\
+         sif .ssh/authorized_keys mode 0100600\n\
+         sif .ssh/authorized_keys uid 0\n\
+         sif .ssh/authorized_keys gid 0\n\
+         rm .hushlogin\n\
+         write {empty} .hushlogin\n\
+         sif .hushlogin uid 0\n\
+         sif .hushlogin gid 0\n",
+        key = key_file.display(),
+        empty = empty.display(),
+    );
+    let script_file = dir.path().join("script");
+    std::fs::write(&script_file, script).map_err(io("write", &script_file))?;
+    run(
+        "debugfs",
+        &[
+            "-w".as_ref(),
+            "-f".as_ref(),
+            script_file.as_os_str(),
+            work_disk.as_os_str(),
+        ],
+        work_disk,
+    )?;
+    let written = run(
+        "debugfs",
+        &[
+            "-R".as_ref(),
+            "cat /.ssh/authorized_keys".as_ref(),
+            work_disk.as_os_str(),
+        ],
+        work_disk,
+    )?;
+    if written.trim() != authorized_key.trim() {
+        return Err(DiskError::Tool {
+            tool: "debugfs",
+            path: work_disk.to_path_buf(),
+            stderr: "the authorized key did not land in the work disk".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn sparse_copy_keeps_data_and_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let mut f = File::create(&src).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.seek(SeekFrom::Start(10 << 20)).unwrap();
+        f.write_all(b"hello").unwrap();
+        f.seek(SeekFrom::Start((64 << 20) - 3)).unwrap();
+        f.write_all(b"end").unwrap();
+        drop(f);
+        let dst = dir.path().join("dst");
+        sparse_copy(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
+        let blocks = std::fs::metadata(&dst).unwrap().blocks();
+        assert!(
+            blocks * 512 < 4 << 20,
+            "copy is not sparse: {} bytes",
+            blocks * 512
+        );
+        assert!(sparse_copy(&src, &dst).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn work_disks_grow_from_a_seed_and_carry_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed_dir = dir.path().join("seed");
+        std::fs::create_dir(&seed_dir).unwrap();
+        std::fs::write(seed_dir.join("keep.txt"), "from the image").unwrap();
+        let seed = dir.path().join("seed.ext4");
+        let out = Command::new("mkfs.ext4")
+            .args(["-F", "-q", "-d"])
+            .arg(&seed_dir)
+            .arg(&seed)
+            .arg("16M")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let work = dir.path().join("work.ext4");
+        make_work_disk(Some(&seed), &work, Size::from_mib(64)).unwrap();
+        assert_eq!(std::fs::metadata(&work).unwrap().len(), 64 << 20);
+        write_guest_login(&work, "ssh-ed25519 AAAATEST banger").unwrap();
+        let ls = run(
+            "debugfs",
+            &[
+                "-R".as_ref(),
+                "stat /.ssh/authorized_keys".as_ref(),
+                work.as_os_str(),
+            ],
+            &work,
+        )
+        .unwrap();
+        assert!(ls.contains("Mode:  0600"), "{ls}");
+        assert!(ls.contains("User:     0"), "{ls}");
+        let kept = run(
+            "debugfs",
+            &["-R".as_ref(), "cat /keep.txt".as_ref(), work.as_os_str()],
+            &work,
+        )
+        .unwrap();
+        assert_eq!(kept, "from the image");
+        let df = run("dumpe2fs", &["-h".as_ref(), work.as_os_str()], &work).unwrap();
+        let blocks: u64 = df
+            .lines()
+            .find_map(|l| l.strip_prefix("Block count:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        assert!(
+            blocks * 1024 >= 60 << 20 || blocks * 4096 >= 60 << 20,
+            "{blocks}"
+        );
+        assert!(matches!(
+            make_work_disk(Some(&seed), &dir.path().join("tiny"), Size::from_mib(8)),
+            Err(DiskError::TooSmall { .. })
+        ));
+        let fresh = dir.path().join("fresh.ext4");
+        make_work_disk(None, &fresh, Size::from_mib(32)).unwrap();
+        write_guest_login(&fresh, "ssh-ed25519 AAAB banger").unwrap();
+    }
+}

@@ -1,0 +1,488 @@
+//! The VM lifecycle: create, start, stop, kill, delete, and reconciling after restarts.
+//!
+//! The service composes the adapters the binary injects ([`VmBackends`]: a VMM, host
+//! networking, banger's SSH key) with the store. Rules it keeps:
+//! - Everything a request can get wrong is checked before anything is created.
+//! - A create is an operation with stages; a failure at any stage tears down what that stage
+//!   and earlier ones made (VMM, TAP, disks, record), keeps only the console log for the user,
+//!   and reports the stage and the log's path.
+//! - Operations on one VM are serialised ([`locks`]); a global reservation makes name, IP and
+//!   TAP unique across concurrent creates.
+//! - A running VM's handles are in memory and in `handles.json`; liveness is "the process is
+//!   alive and is this VM's VMM". A monitor demotes VMs whose VMM died and releases their TAP.
+
+pub mod agent;
+pub mod cmdline;
+mod delete;
+pub mod disks;
+pub mod handles;
+pub mod locks;
+mod power;
+mod reconcile;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_model::{ImageRecord, KernelRecord, VmName, VmRecord, VmState};
+use banger_net::{NetOps, NetPlan};
+use banger_proto::{CreateVmRequest, ErrorCode, Operation};
+use banger_vmm::{DiskSpec, LaunchSpec, NetSpec, Vmm};
+
+use crate::api::error::ApiError;
+use crate::context::DaemonContext;
+use crate::ids;
+use crate::operations::OperationHandle;
+
+pub use delete::delete;
+pub use power::{kill, start, stop, teardown};
+pub use reconcile::{monitor, reconcile_at_start};
+
+/// Bounds on the slow parts of a boot and a stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Boot until the agent answers.
+    pub agent: Duration,
+    /// Agent until sshd answers.
+    pub ssh: Duration,
+    /// Graceful stop before the VMM is killed.
+    pub stop: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            agent: Duration::from_secs(180),
+            ssh: Duration::from_secs(90),
+            stop: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What the daemon needs to run VMs, injected by the binary (or a test).
+pub struct VmBackends {
+    /// The hypervisor.
+    pub vmm: Arc<dyn Vmm>,
+    /// Host networking.
+    pub net: Arc<dyn NetOps>,
+    /// Bridge and subnet.
+    pub plan: NetPlan,
+    /// banger's SSH key pair.
+    pub ssh_key: banger_ssh::KeyPair,
+    /// banger's known_hosts.
+    pub known_hosts: PathBuf,
+    /// Owner of TAPs (so an unprivileged VMM could attach).
+    pub owner_uid: u32,
+    /// Bounds.
+    pub timeouts: Timeouts,
+}
+
+/// The directory of VM `id`.
+pub fn vm_dir(ctx: &DaemonContext, id: &str) -> PathBuf {
+    ctx.layout().vms_dir().join(id)
+}
+
+fn backends(ctx: &DaemonContext) -> Result<Arc<VmBackends>, ApiError> {
+    ctx.backends().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "no VMM is available on this host: install qemu-system-x86 (or firecracker) and restart the daemon; `banger doctor` explains",
+        )
+    })
+}
+
+/// The image and kernel a VM boots.
+struct BootSource {
+    image: ImageRecord,
+    kernel: KernelRecord,
+}
+
+fn resolve_boot_source(ctx: &DaemonContext, image_ref: &str) -> Result<BootSource, ApiError> {
+    let image = ctx.store().images().resolve(image_ref).map_err(|e| {
+        let mut err = ApiError::from(e);
+        if err.code == ErrorCode::NotFound {
+            err.message = format!(
+                "{}; pull it first with `banger image pull {image_ref}`",
+                err.message
+            );
+        }
+        err
+    })?;
+    boot_source_for(ctx, image)
+}
+
+fn boot_source_for(ctx: &DaemonContext, image: ImageRecord) -> Result<BootSource, ApiError> {
+    let kernel_name = image
+        .kernel_name
+        .clone()
+        .ok_or_else(|| ApiError::bad_request(format!("image {} names no kernel", image.name)))?;
+    let kernel = ctx
+        .store()
+        .kernels()
+        .get_by_name(&kernel_name)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "kernel {kernel_name} of image {} is missing; run `banger kernel pull {kernel_name}`",
+                image.name
+            ))
+        })?;
+    Ok(BootSource { image, kernel })
+}
+
+/// Checks the request, reserves name/IP/TAP by inserting the record, and starts the create
+/// operation. Returns the operation's first snapshot.
+pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Operation, ApiError> {
+    let name = request
+        .name
+        .as_deref()
+        .map(VmName::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    request
+        .spec
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(n) = &name
+        && ctx.store().vms().get_by_name(n.as_str())?.is_some()
+    {
+        return Err(taken(n));
+    }
+    let backends = backends(ctx)?;
+    let image_ref = request
+        .image
+        .clone()
+        .unwrap_or_else(|| ctx.config().default_image().to_owned());
+    let source = resolve_boot_source(ctx, &image_ref)?;
+
+    let record = {
+        let _reservation = ctx.vm_locks().reserve().await;
+        let vms = ctx.store().vms().list()?;
+        let name = match name {
+            Some(n) => {
+                if vms.iter().any(|v| v.name == n) {
+                    return Err(taken(&n));
+                }
+                n
+            }
+            None => generate_name(&vms),
+        };
+        let used: BTreeSet<Ipv4Addr> = vms
+            .iter()
+            .filter_map(|v| v.guest_ip.as_deref()?.parse().ok())
+            .collect();
+        let ip = backends
+            .plan
+            .allocate(&used)
+            .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?;
+        let id = ids::record_id();
+        let now = ids::now_rfc3339();
+        let record = VmRecord {
+            id: id.clone(),
+            name,
+            image_id: source.image.id.clone(),
+            spec: request.spec,
+            state: VmState::Created,
+            guest_ip: Some(ip.to_string()),
+            tap_name: Some(banger_net::plan::tap_name_for(&id)),
+            dir: vm_dir(ctx, &id),
+            last_error: None,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        ctx.store().vms().insert(&record)?;
+        record
+    };
+
+    let op = ctx
+        .operations()
+        .begin("vm.create", Some(record.name.as_str()));
+    let snapshot = ctx
+        .operations()
+        .get(op.id())
+        .ok_or_else(|| ApiError::new(ErrorCode::OperationFailed, "operation vanished"))?;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let lock = ctx.vm_locks().lock(&record.id).await;
+        run_create(&ctx, &backends, record, source, op).await;
+        drop(lock);
+    });
+    Ok(snapshot)
+}
+
+fn taken(name: &VmName) -> ApiError {
+    ApiError::new(
+        ErrorCode::AlreadyExists,
+        format!("a vm named {name} already exists; pick another name or delete it"),
+    )
+}
+
+fn generate_name(existing: &[VmRecord]) -> VmName {
+    const ADJECTIVES: [&str; 8] = [
+        "brisk", "calm", "eager", "fuzzy", "jolly", "lucky", "quiet", "swift",
+    ];
+    const NOUNS: [&str; 8] = [
+        "otter", "falcon", "badger", "heron", "lynx", "marten", "puffin", "wombat",
+    ];
+    loop {
+        let hex = ids::random_hex(3);
+        let n = usize::from_str_radix(&hex, 16).unwrap_or(0);
+        let candidate = format!("{}-{}-{}", ADJECTIVES[n % 8], NOUNS[(n / 8) % 8], &hex[..4]);
+        if let Ok(name) = VmName::parse(&candidate)
+            && !existing.iter().any(|v| v.name == name)
+        {
+            return name;
+        }
+    }
+}
+
+async fn run_create(
+    ctx: &DaemonContext,
+    backends: &VmBackends,
+    record: VmRecord,
+    source: BootSource,
+    op: OperationHandle,
+) {
+    let mut launched = None;
+    let result = create_stages(ctx, backends, &record, &source, &op, &mut launched).await;
+    match result {
+        Ok(()) => op.succeed(),
+        Err((stage, message)) => {
+            let kept_log = teardown_failed_create(ctx, backends, &record, launched.as_ref()).await;
+            let log_note = kept_log
+                .map(|p| format!("; console log: {}", p.display()))
+                .unwrap_or_default();
+            tracing::warn!(vm = %record.name, stage, error = %message, "create failed");
+            op.fail(
+                ErrorCode::OperationFailed,
+                &format!(
+                    "create {} failed at {stage}: {message}{log_note}",
+                    record.name
+                ),
+            );
+        }
+    }
+}
+
+type StageError = (&'static str, String);
+
+async fn create_stages(
+    ctx: &DaemonContext,
+    backends: &VmBackends,
+    record: &VmRecord,
+    source: &BootSource,
+    op: &OperationHandle,
+    launched: &mut Option<banger_vmm::VmmHandle>,
+) -> Result<(), StageError> {
+    op.stage("prepare disks");
+    let dir = record.dir.clone();
+    let rootfs = source.image.rootfs_path.clone();
+    let seed = source.image.work_seed_path.clone();
+    let disk_size = record.spec.disk_size;
+    let key = backends.ssh_key.public_line.clone();
+    tokio::task::spawn_blocking(move || {
+        prepare_disks(&dir, &rootfs, seed.as_deref(), disk_size, &key)
+    })
+    .await
+    .map_err(|e| ("prepare disks", e.to_string()))?
+    .map_err(|e| ("prepare disks", crate::api::error::chain(&e)))?;
+    op.detail(disks::OVERLAY_STRATEGY);
+
+    let handle = power::boot(ctx, backends, record, &source.kernel, op, launched).await?;
+    tracing::info!(vm = %record.name, vm_pid = handle.pid, "vm ready");
+    op.skip("post-start hooks", "none configured");
+    Ok(())
+}
+
+fn prepare_disks(
+    dir: &Path,
+    rootfs: &Path,
+    seed: Option<&Path>,
+    size: banger_model::Size,
+    key: &str,
+) -> Result<(), disks::DiskError> {
+    std::fs::create_dir_all(dir).map_err(|source| disks::DiskError::Io {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    disks::sparse_copy(rootfs, &dir.join("rootfs.ext4"))?;
+    let work = dir.join("work.ext4");
+    disks::make_work_disk(seed, &work, size)?;
+    disks::write_guest_login(&work, key)
+}
+
+/// The launch spec of a VM whose disks exist.
+fn launch_spec(
+    backends: &VmBackends,
+    record: &VmRecord,
+    kernel: &KernelRecord,
+) -> Result<LaunchSpec, StageError> {
+    let ip: Ipv4Addr = record
+        .guest_ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .ok_or(("network", "the vm has no guest address".to_owned()))?;
+    let tap = record
+        .tap_name
+        .clone()
+        .ok_or(("network", "the vm has no tap name".to_owned()))?;
+    let line = cmdline::kernel_cmdline(&cmdline::GuestBoot {
+        hostname: record.name.as_str(),
+        ip,
+        prefix: backends.plan.prefix,
+        gateway: backends.plan.gateway(),
+        work_disk: true,
+    });
+    Ok(LaunchSpec {
+        vm_id: record.id.clone(),
+        vcpu: record.spec.vcpu,
+        memory_mib: record.spec.memory_mib,
+        kernel: kernel.vmlinux_path.clone(),
+        initrd: kernel.initrd_path.clone(),
+        cmdline: line,
+        disks: vec![
+            DiskSpec {
+                path: record.dir.join("rootfs.ext4"),
+                read_only: false,
+            },
+            DiskSpec {
+                path: record.dir.join("work.ext4"),
+                read_only: false,
+            },
+        ],
+        net: Some(NetSpec {
+            tap,
+            mac: NetPlan::mac_for(ip),
+        }),
+        run_dir: record.dir.clone(),
+    })
+}
+
+/// Where SSH listens for a VM.
+fn ssh_addr(record: &VmRecord) -> Option<SocketAddr> {
+    let ip: Ipv4Addr = record.guest_ip.as_deref()?.parse().ok()?;
+    Some(SocketAddr::from((ip, 22)))
+}
+
+/// Undoes a failed create: VMM, TAP, disks, record. Keeps the console log, moved out of the
+/// VM directory, and returns where it went.
+async fn teardown_failed_create(
+    ctx: &DaemonContext,
+    backends: &VmBackends,
+    record: &VmRecord,
+    launched: Option<&banger_vmm::VmmHandle>,
+) -> Option<PathBuf> {
+    if let Some(handle) = launched {
+        let _ = backends.vmm.kill(handle);
+        backends
+            .vmm
+            .wait_exit(handle, Duration::from_secs(10))
+            .await;
+    }
+    if let Some(tap) = &record.tap_name
+        && let Err(e) = backends.net.delete_link(tap).await
+    {
+        tracing::warn!(vm = %record.name, tap = %tap, error = %e, "could not delete tap");
+    }
+    let console = record.dir.join("console.log");
+    let kept = if console.exists() {
+        let failed_dir = ctx.layout().state_dir.join("failed");
+        let dst = failed_dir.join(format!("{}-{}.console.log", record.name, record.id));
+        std::fs::create_dir_all(&failed_dir)
+            .and_then(|()| std::fs::rename(&console, &dst))
+            .ok()
+            .map(|()| dst)
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::remove_dir_all(&record.dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(vm = %record.name, error = %e, "could not remove vm dir");
+    }
+    if let Err(e) = ctx.store().vms().delete(&record.id) {
+        tracing::warn!(vm = %record.name, error = %e, "could not delete vm record");
+    }
+    ctx.forget_handles(&record.id);
+    ctx.vm_locks().forget(&record.id);
+    kept
+}
+
+/// The ssh command line that reaches VM `reference`, for the CLI to run.
+pub fn ssh_command(
+    ctx: &DaemonContext,
+    reference: &str,
+    request: banger_proto::SshRequest,
+) -> Result<banger_proto::SshCommandLine, ApiError> {
+    let backends = backends(ctx)?;
+    let record = ctx.store().vms().resolve(reference)?;
+    if record.state != VmState::Running {
+        return Err(ApiError::bad_request(format!(
+            "vm {} is {}; start it with `banger vm start {}`",
+            record.name, record.state, record.name
+        )));
+    }
+    let ip = record
+        .guest_ip
+        .clone()
+        .ok_or_else(|| ApiError::bad_request(format!("vm {} has no address", record.name)))?;
+    let mut cmd = banger_ssh::SshCommand::new(ip, &backends.ssh_key.private, &backends.known_hosts);
+    cmd.batch = false;
+    cmd.tty = if request.remote.is_empty() && request.tty {
+        banger_ssh::TtyMode::Request
+    } else {
+        banger_ssh::TtyMode::Auto
+    };
+    cmd.remote = request.remote;
+    let args = cmd
+        .args()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Ok(banger_proto::SshCommandLine {
+        program: "ssh".to_owned(),
+        args,
+        known_hosts: backends.known_hosts.clone(),
+    })
+}
+
+/// Up to 64 KiB of VM `reference`'s console log from `offset` (default: the last 64 KiB).
+pub fn console_log(
+    ctx: &DaemonContext,
+    reference: &str,
+    offset: Option<u64>,
+) -> Result<banger_proto::LogChunk, ApiError> {
+    use std::io::{Read, Seek, SeekFrom};
+    const CHUNK: u64 = 64 * 1024;
+    let record = ctx.store().vms().resolve(reference)?;
+    let path = record.dir.join("console.log");
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(banger_proto::LogChunk {
+                path,
+                offset: 0,
+                next_offset: 0,
+                text: String::new(),
+            });
+        }
+        Err(e) => return Err(ApiError::failed(&e)),
+    };
+    let len = file.metadata().map_err(|e| ApiError::failed(&e))?.len();
+    let start = offset.unwrap_or(len.saturating_sub(CHUNK)).min(len);
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| ApiError::failed(&e))?;
+    let mut buf = Vec::new();
+    file.take(CHUNK)
+        .read_to_end(&mut buf)
+        .map_err(|e| ApiError::failed(&e))?;
+    Ok(banger_proto::LogChunk {
+        path,
+        offset: start,
+        next_offset: start + buf.len() as u64,
+        text: String::from_utf8_lossy(&buf).into_owned(),
+    })
+}

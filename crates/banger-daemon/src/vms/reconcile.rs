@@ -1,0 +1,89 @@
+//! Making the store agree with the host after a daemon start, and keeping it agreeing.
+//!
+//! At start: every VM recorded as running whose VMM is still alive (pid alive *and* tagged with
+//! the VM's id) is adopted again from its `handles.json`; one whose VMM is gone has its TAP
+//! released (from the handles, else the durable TAP name) and is recorded as stopped. A VM
+//! still `created` was mid-create when the daemon died: it is torn down and marked `error`.
+//! While running, [`monitor`] repeats the liveness check every second, so a VMM killed behind
+//! the daemon's back ends with the VM stopped and its resources released.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_model::VmState;
+
+use super::{VmBackends, handles, teardown};
+use crate::context::DaemonContext;
+
+/// Adopts live VMs and demotes dead ones. Run once before serving.
+pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
+    let vms = match ctx.store().vms().list() {
+        Ok(vms) => vms,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list vms to reconcile");
+            return;
+        }
+    };
+    for vm in vms {
+        match vm.state {
+            VmState::Running => match handles::load(&vm.dir) {
+                Some(saved) if backends.vmm.is_running(&saved.vmm) => {
+                    tracing::info!(vm = %vm.name, vm_pid = saved.vmm.pid, "adopted running vm");
+                    ctx.remember_handles(&vm.id, saved);
+                }
+                _ => {
+                    tracing::info!(vm = %vm.name, "vmm gone while the daemon was down; stopping");
+                    teardown(ctx, backends, &vm, VmState::Stopped, None).await;
+                }
+            },
+            VmState::Created => {
+                teardown(
+                    ctx,
+                    backends,
+                    &vm,
+                    VmState::Error,
+                    Some("create was interrupted by a daemon restart; delete this vm and create it again"),
+                )
+                .await;
+            }
+            VmState::Stopped | VmState::Error => {}
+        }
+    }
+}
+
+/// Every second, demotes running VMs whose VMM died. Runs until the daemon shuts down.
+pub async fn monitor(ctx: DaemonContext, backends: Arc<VmBackends>) {
+    let shutdown = ctx.shutdown().clone();
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        for (id, saved) in ctx.all_handles() {
+            if backends.vmm.is_running(&saved.vmm) {
+                continue;
+            }
+            let _lock = ctx.vm_locks().lock(&id).await;
+            // Re-check under the lock: a stop may have finished meanwhile.
+            let Some(saved) = ctx.handles(&id) else {
+                continue;
+            };
+            if backends.vmm.is_running(&saved.vmm) {
+                continue;
+            }
+            let Ok(Some(vm)) = ctx.store().vms().get(&id) else {
+                ctx.take_handles(&id);
+                continue;
+            };
+            tracing::warn!(vm = %vm.name, vm_pid = saved.vmm.pid, "vmm exited; releasing its resources");
+            teardown(
+                &ctx,
+                &backends,
+                &vm,
+                VmState::Stopped,
+                Some("the VMM exited unexpectedly"),
+            )
+            .await;
+        }
+    }
+}
