@@ -7,6 +7,12 @@
 //! | anything else | 404 `{"error":"not_found","message":…}` |
 //! | unparsable input | 400/413/431/501/505 `{"error":…,"message":…}` |
 //!
+//! Every response echoes the request's `X-Request-Id` header (1–128 visible ASCII characters).
+//! A host client of the shared virtio-serial stream should, after each (re)connect, send
+//! `\r\n\r\n` (this terminates any half-request a predecessor left behind; on a clean stream
+//! the empty lines are skipped) and then skip every response whose `X-Request-Id` is not the
+//! one it sent: those answer a predecessor, or its leftover bytes (400).
+//!
 //! Routing and body rendering are pure ([`route`], [`HealthReport::to_json`]); [`serve`] runs
 //! the request loop over any stream, answering every request in order and calling the shutdown
 //! hook only after the 202 has been written and flushed.
@@ -253,6 +259,7 @@ pub fn serve<R: Read, W: Write>(api: &Api, reader: R, mut writer: W, honor_close
             Ok(Next::Request(req)) => {
                 let mut reply = api.respond(&req);
                 reply.response.close = honor_close && !req.keep_alive();
+                reply.response.request_id = http::request_id(&req).map(str::to_owned);
                 (reply.response, reply.shutdown)
             }
         };
@@ -336,7 +343,7 @@ mod tests {
         let dir = fake_proc();
         let (api, shutdowns) = api(dir.path());
         let input: &[u8] =
-            b"GET /healthz HTTP/1.1\r\n\r\nnonsense\r\n\r\nGET /nope HTTP/1.1\r\n\r\n\
+            b"GET /healthz HTTP/1.1\r\n\r\nnonsense\r\n\r\nGET /nope HTTP/1.1\r\nX-Request-Id: r7\r\n\r\n\
                              POST /shutdown HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
         let mut out = Vec::new();
         let served = serve(&api, input, &mut out, true);
@@ -345,7 +352,11 @@ mod tests {
         let out = String::from_utf8(out).expect("utf8");
         let statuses: Vec<&str> = out.split("HTTP/1.1 ").skip(1).map(|s| &s[..3]).collect();
         assert_eq!(statuses, vec!["200", "400", "404", "202"]);
-        assert!(out.contains(r#"{"error":"not_found","message":"no route for GET /nope"}"#));
+        assert!(out.contains(
+            "X-Request-Id: r7\r\nConnection: keep-alive\r\n\r\n\
+             {\"error\":\"not_found\",\"message\":\"no route for GET /nope\"}"
+        ));
+        assert_eq!(out.matches("X-Request-Id").count(), 1);
         assert!(out.ends_with(r#"{"status":"shutting_down"}"#));
         assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
     }

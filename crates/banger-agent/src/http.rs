@@ -440,6 +440,8 @@ pub struct Response {
     pub body: String,
     /// Whether to announce (and perform) closing the connection after this response.
     pub close: bool,
+    /// The request's `X-Request-Id`, echoed back (see [`request_id`]).
+    pub request_id: Option<String>,
 }
 
 impl Response {
@@ -449,8 +451,22 @@ impl Response {
             status,
             body,
             close: false,
+            request_id: None,
         }
     }
+}
+
+/// The request header whose value is echoed in the response.
+pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+/// The request's `X-Request-Id` if it is 1–128 visible ASCII characters.
+///
+/// On the shared virtio-serial stream a host client cannot tell a response to its request from
+/// a late response to a predecessor's request, or from a 400 for a predecessor's half-sent
+/// bytes; tagging requests with an id and skipping responses without it solves both.
+pub fn request_id(req: &Request) -> Option<&str> {
+    req.header(REQUEST_ID_HEADER)
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 /// The reason phrase for the status codes the agent uses.
@@ -472,8 +488,13 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Writes `resp` as one HTTP/1.1 response and flushes.
 pub fn write_response<W: Write>(w: &mut W, resp: &Response) -> io::Result<()> {
+    let id = resp
+        .request_id
+        .as_deref()
+        .map(|id| format!("{REQUEST_ID_HEADER}: {id}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{id}Connection: {}\r\n\r\n",
         resp.status,
         reason(resp.status),
         resp.body.len(),
@@ -723,11 +744,30 @@ mod tests {
         let mut out = Vec::new();
         let mut resp = Response::json(202, "{}".into());
         resp.close = true;
+        resp.request_id = Some("h-42".into());
         write_response(&mut out, &resp).expect("write");
+        let out = String::from_utf8(out).expect("utf8");
         assert!(
-            String::from_utf8(out)
-                .expect("utf8")
-                .contains("Connection: close\r\n")
+            out.contains("\r\nX-Request-Id: h-42\r\nConnection: close\r\n"),
+            "{out}"
         );
+    }
+
+    #[test]
+    fn request_id_is_validated() {
+        let req = |v: &str| Request {
+            method: "GET".into(),
+            target: "/".into(),
+            version: Version::Http11,
+            headers: vec![("x-request-id".into(), v.into())],
+            body: vec![],
+        };
+        assert_eq!(
+            request_id(&req("abc-1")).map(str::to_owned),
+            Some("abc-1".into())
+        );
+        assert_eq!(request_id(&req("")), None);
+        assert_eq!(request_id(&req("a b")), None);
+        assert_eq!(request_id(&req(&"x".repeat(129))), None);
     }
 }

@@ -30,6 +30,7 @@ struct Inner {
     backends: Option<Arc<VmBackends>>,
     agent_binary: Option<std::path::PathBuf>,
     vm_locks: VmLocks,
+    pull_lock: tokio::sync::Mutex<()>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -56,6 +57,7 @@ impl DaemonContext {
                 backends,
                 agent_binary,
                 vm_locks: VmLocks::default(),
+                pull_lock: tokio::sync::Mutex::new(()),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -69,6 +71,12 @@ impl DaemonContext {
     /// The guest agent binary injected into images.
     pub fn agent_binary(&self) -> Option<std::path::PathBuf> {
         self.inner.agent_binary.clone()
+    }
+
+    /// Serialises pulls: one build at a time, and a second pull of the same thing finds the
+    /// first one's result.
+    pub fn pull_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.pull_lock
     }
 
     /// Per-VM and reservation locks.

@@ -58,6 +58,19 @@ pub enum Ext4Error {
     /// `resize2fs` failed.
     #[error("resize2fs failed")]
     Resize(#[source] CommandError),
+    /// `debugfs` failed.
+    #[error("debugfs failed")]
+    Debugfs(#[source] CommandError),
+    /// The root directory mode did not take.
+    #[error("root directory of {path} did not take mode {wanted:o} (read back {got:?})")]
+    RootMode {
+        /// Image.
+        path: String,
+        /// Requested bits.
+        wanted: u32,
+        /// Bits read back, if any.
+        got: Option<u32>,
+    },
 }
 
 fn absolute(path: &Path) -> Result<&Path, Ext4Error> {
@@ -139,10 +152,21 @@ fn mkfs_args(
     label: &str,
     inodes: u64,
 ) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = ["-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0"]
-        .iter()
-        .map(Into::into)
-        .collect();
+    let mut args: Vec<std::ffi::OsString> = [
+        "-q",
+        "-F",
+        "-t",
+        "ext4",
+        "-b",
+        "4096",
+        "-m",
+        "0",
+        "-E",
+        "root_owner=0:0",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
     args.push("-L".into());
     args.push(label.into());
     args.push("-N".into());
@@ -214,6 +238,43 @@ pub fn grow(image: &Path, size: u64) -> Result<(), Ext4Error> {
     Ok(())
 }
 
+/// The permission bits of `/` in `debugfs -R "stat /"` output (`Mode:  0700`).
+fn parse_debugfs_mode(stat: &str) -> Option<u32> {
+    let rest = stat.split("Mode:").nth(1)?;
+    u32::from_str_radix(rest.split_whitespace().next()?, 8).ok()
+}
+
+/// Sets the permission bits of the filesystem's root directory.
+///
+/// `mkfs.ext4 -d` (1.47.0) copies ownership and modes of everything *inside* the tree but
+/// leaves `/` at 0755; a work disk mounted on `/root` must be 0700. debugfs edits the inode
+/// without mounting; its exit status does not reflect command errors, so the result is read
+/// back.
+pub fn set_root_mode(image: &Path, mode: u32) -> Result<(), Ext4Error> {
+    absolute(image)?;
+    let mut c = cmd::command("debugfs").map_err(Ext4Error::Debugfs)?;
+    c.args([
+        "-w",
+        "-R",
+        &format!("set_inode_field / mode 04{:04o}", mode & 0o7777),
+    ])
+    .arg(image);
+    cmd::run(&mut c, &[0]).map_err(Ext4Error::Debugfs)?;
+    let mut c = cmd::command("debugfs").map_err(Ext4Error::Debugfs)?;
+    c.args(["-R", "stat /"]).arg(image);
+    let out = cmd::run(&mut c, &[0]).map_err(Ext4Error::Debugfs)?;
+    let got = parse_debugfs_mode(&String::from_utf8_lossy(&out));
+    if got == Some(mode & 0o7777) {
+        Ok(())
+    } else {
+        Err(Ext4Error::RootMode {
+            path: image.display().to_string(),
+            wanted: mode & 0o7777,
+            got,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +326,8 @@ mod tests {
                 "4096",
                 "-m",
                 "0",
+                "-E",
+                "root_owner=0:0",
                 "-L",
                 "banger-root",
                 "-N",
@@ -287,6 +350,13 @@ mod tests {
             mkfs(None, Path::new("/x.img"), 1 << 20, "much-too-long-label"),
             Err(Ext4Error::InvalidLabel(_))
         ));
+    }
+
+    #[test]
+    fn debugfs_mode_parsing() {
+        let stat = "Inode: 2   Type: directory    Mode:  0700   Flags: 0x80000\nGeneration: 0\n";
+        assert_eq!(parse_debugfs_mode(stat), Some(0o700));
+        assert_eq!(parse_debugfs_mode("garbage"), None);
     }
 
     #[test]
@@ -338,6 +408,16 @@ mod tests {
         assert!(
             text.contains("Filesystem volume name:   banger-work"),
             "{text}"
+        );
+        set_root_mode(&img, 0o700).expect("root mode");
+        let out = std::process::Command::new("debugfs")
+            .args(["-R", "stat /"])
+            .arg(&img)
+            .output()
+            .expect("debugfs");
+        assert_eq!(
+            parse_debugfs_mode(&String::from_utf8_lossy(&out.stdout)),
+            Some(0o700)
         );
         let empty = dir.path().join("empty.ext4");
         mkfs(None, &empty, 8 << 20, "empty").expect("mkfs empty");

@@ -136,7 +136,8 @@ pub(crate) fn check_guest_path(guest: &Path) -> Result<Vec<&OsStr>, FsError> {
 }
 
 /// Resolves directory `guest` (absolute, inside the tree at `root`) to a host path, following
-/// symlinks as if `root` were `/` and creating missing directories with mode 0755.
+/// symlinks as if `root` were `/` and creating missing directories with mode 0755 (0700 below
+/// `/root`).
 pub(crate) fn resolve_dir_in_root(root: &Path, guest: &Path) -> Result<PathBuf, FsError> {
     let mut pending: Vec<std::ffi::OsString> = guest
         .components()
@@ -188,7 +189,9 @@ pub(crate) fn resolve_dir_in_root(root: &Path, guest: &Path) -> Result<PathBuf, 
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir(&host).map_err(io_err(&host))?;
-                set_mode(&host, 0o755)?;
+                // Root's home is private: anything created below it is too (`~/.ssh`).
+                let private = current.first().is_some_and(|c| c == "root");
+                set_mode(&host, if private { 0o700 } else { 0o755 })?;
                 current.push(part);
             }
             Err(e) => return Err(io_err(&host)(e)),
@@ -288,6 +291,7 @@ mod tests {
 
     #[test]
     fn install_follows_symlinks_inside_root_only() {
+        use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path();
         std::fs::create_dir_all(r.join("usr/sbin")).expect("mkdir");
@@ -312,8 +316,14 @@ mod tests {
         install_file(r, Path::new("/evil_rel/y"), &src, 0o644).expect("install");
         assert!(r.join("tmp/y").is_file(), "`..` clamped at the root");
 
+        std::fs::create_dir(r.join("root")).expect("mkdir");
+        install_file(r, Path::new("/root/.ssh/authorized_keys"), &src, 0o600).expect("install");
+        let ssh = std::fs::metadata(r.join("root/.ssh"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(ssh & 0o777, 0o700);
         install_file(r, Path::new("/new/dir/z"), &src, 0o600).expect("install");
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(r.join("new/dir/z"))
             .expect("meta")
             .permissions()

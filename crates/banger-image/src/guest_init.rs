@@ -8,7 +8,8 @@
 //! It mounts the API filesystems, sets the hostname, configures `eth0` from
 //! `banger.ip=ADDR/PREFIX:GATEWAY` (the cloud kernel has no `CONFIG_IP_PNP`, so `ip=` is
 //! ignored), mounts the work disk `/dev/vdb` on `/root` when present, starts `sshd` (creating an
-//! ed25519 host key if the daemon wrote none) and prints [`READY_MARKER`] on the console.
+//! ed25519 host key if the daemon wrote none) and prints [`READY_MARKER`] on the console (or
+//! `banger-init: sshd failed`).
 //! On SIGTERM it stops everything and powers off. It does not reap orphans beyond what `sh`
 //! does; a real init must.
 
@@ -46,9 +47,13 @@ if [ -b /dev/vdb ]; then
   mount -t ext4 /dev/vdb /root || echo "banger-init: cannot mount /dev/vdb on /root"
 fi
 mkdir -p /run/sshd
-[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
-/usr/sbin/sshd
-echo "banger-init: ready"
+# -s, not -f: a VM killed right after first boot can leave an empty key file behind.
+if [ ! -s /etc/ssh/ssh_host_ed25519_key ]; then
+  rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub
+  ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+  sync
+fi
+if /usr/sbin/sshd; then echo "banger-init: ready"; else echo "banger-init: sshd failed"; fi
 trap 'kill -TERM -1; sync; umount -a -r; echo o > /proc/sysrq-trigger' TERM INT
 while :; do sleep 3600 & wait $!; done
 "#;

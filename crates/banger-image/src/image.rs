@@ -29,6 +29,8 @@ use crate::{Progress, ProgressFn, apt};
 
 /// Manifest format version.
 pub const MANIFEST_FORMAT: u32 = 1;
+/// Bumped whenever this module's output changes for the same inputs, to invalidate caches.
+const BUILD_REVISION: u32 = 2;
 /// Free space in the work seed (it is grown per VM anyway).
 const SEED_HEADROOM: u64 = 32 << 20;
 /// Smallest work seed.
@@ -64,7 +66,7 @@ pub struct ImageManifest {
     pub format: u32,
     /// Recipe name.
     pub recipe: String,
-    /// Digest of the recipe and the extra files: the cache key.
+    /// Digest of the recipe, the builder revision and the extra files: the cache key.
     pub inputs_digest: String,
     /// Kernel recipe the image boots with.
     pub kernel: String,
@@ -161,6 +163,7 @@ fn inputs(
     }
     let mut h = Sha256::new();
     h.update(recipe.digest().as_bytes());
+    h.update(BUILD_REVISION.to_le_bytes());
     for r in &records {
         h.update(r.guest_path.as_os_str().as_encoded_bytes());
         h.update([0]);
@@ -380,6 +383,8 @@ fn build_in(
         "banger-work",
     )
     .map_err(BuildImageError::Ext4)?;
+    // mkfs.ext4 -d leaves `/` at 0755; the disk is mounted on /root.
+    ext4::set_root_mode(&out.join("work-seed.ext4"), 0o700).map_err(BuildImageError::Ext4)?;
 
     let manifest = ImageManifest {
         format: MANIFEST_FORMAT,

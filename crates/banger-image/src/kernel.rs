@@ -31,6 +31,17 @@ use crate::{Progress, ProgressFn};
 
 /// Manifest format version.
 pub const MANIFEST_FORMAT: u32 = 1;
+/// Bumped whenever this module's output changes for the same recipe, to invalidate caches.
+const BUILD_REVISION: u32 = 1;
+
+/// The cache key of `recipe`: the recipe, this builder's revision and the initramfs `/init`.
+pub fn cache_key(recipe: &KernelRecipe) -> String {
+    let mut h = Sha256::new();
+    h.update(recipe.digest().as_bytes());
+    h.update(BUILD_REVISION.to_le_bytes());
+    h.update(initramfs::INIT_SCRIPT.as_bytes());
+    hex(&h.finalize())
+}
 
 /// What was built, recorded in `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,8 +50,8 @@ pub struct KernelManifest {
     pub format: u32,
     /// Recipe name.
     pub recipe: String,
-    /// [`KernelRecipe::digest`] of the recipe built.
-    pub recipe_digest: String,
+    /// [`cache_key`] of the recipe built.
+    pub cache_key: String,
     /// Versioned package unpacked (`linux-image-6.1.0-56-cloud-amd64`).
     pub package: String,
     /// Its Debian version (`6.1.192-2`).
@@ -155,7 +166,7 @@ fn artifact(dir: &Path, manifest: KernelManifest) -> KernelArtifact {
 pub fn load_cached(dir: &Path, recipe: &KernelRecipe) -> Option<KernelArtifact> {
     let text = std::fs::read_to_string(dir.join("manifest.json")).ok()?;
     let manifest: KernelManifest = serde_json::from_str(&text).ok()?;
-    if manifest.format != MANIFEST_FORMAT || manifest.recipe_digest != recipe.digest() {
+    if manifest.format != MANIFEST_FORMAT || manifest.cache_key != cache_key(recipe) {
         return None;
     }
     let a = artifact(dir, manifest);
@@ -284,7 +295,7 @@ pub fn build_kernel(
     let manifest = KernelManifest {
         format: MANIFEST_FORMAT,
         recipe: recipe.name.clone(),
-        recipe_digest: recipe.digest(),
+        cache_key: cache_key(recipe),
         package,
         package_version,
         release,
@@ -334,7 +345,7 @@ mod tests {
         let manifest = KernelManifest {
             format: MANIFEST_FORMAT,
             recipe: recipe.name.clone(),
-            recipe_digest: recipe.digest(),
+            cache_key: cache_key(&recipe),
             package: "linux-image-x".into(),
             package_version: "1".into(),
             release: "6.1.0-x".into(),

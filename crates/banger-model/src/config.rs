@@ -63,6 +63,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Image used when `--image` is not given.
     pub default_image_name: Option<String>,
+    /// Debian archive to build images and kernels from (default: the host's apt sources).
+    pub debian_mirror: Option<String>,
     /// Defaults for new VMs.
     #[serde(default)]
     pub vm_defaults: VmDefaultsConfig,

@@ -16,6 +16,6 @@ pub use build_info::BuildInfo;
 pub use error::{ErrorBody, ErrorCode};
 pub use operation::{Operation, OperationState, Stage, StageState};
 pub use types::{
-    CreateVmRequest, DaemonInfo, LogChunk, RegisterImageRequest, RegisterKernelRequest,
-    SshCommandLine, SshRequest,
+    CreateVmRequest, DaemonInfo, LogChunk, PullRequest, RegisterImageRequest,
+    RegisterKernelRequest, SshCommandLine, SshRequest,
 };

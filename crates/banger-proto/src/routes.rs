@@ -78,6 +78,18 @@ pub const VM_LOGS: Route = route(
 );
 /// `GET /v1/images`.
 pub const LIST_IMAGES: Route = route("GET", "/v1/images", "List images");
+/// `POST /v1/images/pull`.
+pub const PULL_IMAGE: Route = route(
+    "POST",
+    "/v1/images/pull",
+    "Pull a catalog image (returns an operation)",
+);
+/// `POST /v1/kernels/pull`.
+pub const PULL_KERNEL: Route = route(
+    "POST",
+    "/v1/kernels/pull",
+    "Pull a catalog kernel (returns an operation)",
+);
 /// `POST /v1/images`.
 pub const REGISTER_IMAGE: Route = route(
     "POST",
@@ -110,9 +122,11 @@ pub const ALL: &[Route] = &[
     VM_LOGS,
     LIST_IMAGES,
     REGISTER_IMAGE,
+    PULL_IMAGE,
     GET_IMAGE,
     LIST_KERNELS,
     REGISTER_KERNEL,
+    PULL_KERNEL,
     GET_KERNEL,
 ];
 

@@ -108,3 +108,10 @@ pub struct RegisterKernelRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd: Option<PathBuf>,
 }
+
+/// `POST /v1/images/pull` and `POST /v1/kernels/pull`: what to pull.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// Catalog name (`debian-bookworm`, `debian-cloud`).
+    pub name: String,
+}

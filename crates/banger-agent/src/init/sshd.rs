@@ -20,8 +20,11 @@ use crate::log;
 
 /// The OpenSSH server.
 pub const SSHD: &str = "/usr/sbin/sshd";
-/// Generates missing host keys with `-A`.
+/// Generates the host key when it is missing.
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+/// The one host key a sandbox needs. Only ed25519: RSA key generation takes many seconds
+/// under emulation, and every OpenSSH client in use speaks ed25519.
+pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
 /// sshd's privilege-separation directory.
 pub const PRIVSEP_DIR: &str = "/run/sshd";
 /// After running this long, sshd counts as healthy and the backoff starts over.
@@ -40,7 +43,12 @@ pub fn prepare() -> Vec<StepError> {
             source,
         });
     }
-    if let Err(e) = run_command(SSH_KEYGEN, &["-A"]) {
+    if !std::path::Path::new(HOST_KEY).exists()
+        && let Err(e) = run_command(
+            SSH_KEYGEN,
+            &["-q", "-t", "ed25519", "-N", "", "-f", HOST_KEY],
+        )
+    {
         errors.push(e);
     }
     errors
@@ -49,7 +57,7 @@ pub fn prepare() -> Vec<StepError> {
 /// Starts `sshd -D -e` (foreground, logging to stderr, i.e. the console).
 pub fn spawn_sshd() -> io::Result<Pid> {
     let child = Command::new(SSHD)
-        .args(["-D", "-e"])
+        .args(["-D", "-e", "-h", HOST_KEY])
         .env_clear()
         .env("PATH", super::PATH)
         .stdin(Stdio::null())

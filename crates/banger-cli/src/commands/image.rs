@@ -20,7 +20,7 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
         ImageCommand::Show(args) => show(args, ctx).await,
         ImageCommand::Pull(args) => {
             validate::reference_text("image reference", &args.reference)?;
-            not_available("image pull")
+            pull(routes::PULL_IMAGE, &args.reference, ctx).await
         }
         ImageCommand::Register(args) => register(args, ctx).await,
         ImageCommand::Promote(args) => {
@@ -36,6 +36,23 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
         }
         ImageCommand::Cache(CacheCommand::Prune(_)) => not_available("image cache prune"),
     }
+}
+
+/// Follows a pull operation to its end (shared with `kernel pull`).
+pub(super) async fn pull(
+    route: banger_proto::routes::Route,
+    name: &str,
+    ctx: &Context,
+) -> Result<(), CliError> {
+    let daemon = connect_or_start(ctx).await?;
+    let request = banger_proto::PullRequest {
+        name: name.to_owned(),
+    };
+    let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
+    let done = crate::progress::follow(&daemon.client, op).await?;
+    let took = done.duration_ms.map(render::seconds).unwrap_or_default();
+    output::info(&format!("{name} ready ({took})"));
+    Ok(())
 }
 
 async fn register(args: RegisterArgs, ctx: &Context) -> Result<(), CliError> {

@@ -20,7 +20,7 @@ pub async fn run(cmd: KernelCommand, ctx: &Context) -> Result<(), CliError> {
         KernelCommand::Show(args) => show(args, ctx).await,
         KernelCommand::Pull(args) => {
             validate::reference("kernel", &args.kernel)?;
-            not_available("kernel pull")
+            super::image::pull(routes::PULL_KERNEL, &args.kernel, ctx).await
         }
         KernelCommand::Register(args) => register(args, ctx).await,
         KernelCommand::Rm(args) => {

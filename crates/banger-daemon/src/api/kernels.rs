@@ -32,3 +32,12 @@ pub async fn register(
     let record = crate::images::register_kernel(&ctx, request).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
+
+/// Starts a pull from the catalog (an operation).
+pub async fn pull(
+    State(ctx): State<DaemonContext>,
+    Json(request): Json<banger_proto::PullRequest>,
+) -> Result<(StatusCode, Json<banger_proto::Operation>), ApiError> {
+    let op = crate::images::pull::pull_kernel(&ctx, &request.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(op)))
+}

@@ -41,9 +41,11 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::VM_LOGS, vms::logs);
     let api = add(api, routes::LIST_IMAGES, images::list);
     let api = add(api, routes::REGISTER_IMAGE, images::register);
+    let api = add(api, routes::PULL_IMAGE, images::pull);
     let api = add(api, routes::GET_IMAGE, images::get);
     let api = add(api, routes::LIST_KERNELS, kernels::list);
     let api = add(api, routes::REGISTER_KERNEL, kernels::register);
+    let api = add(api, routes::PULL_KERNEL, kernels::pull);
     let api = add(api, routes::GET_KERNEL, kernels::get);
     api.fallback(unknown_route)
         .with_state(ctx)

@@ -5,6 +5,8 @@
 //! `/usr/local/bin/banger-agent`, with debugfs: no mount, no root). A failed registration
 //! removes what it copied and writes no record.
 
+pub mod pull;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -52,12 +52,19 @@ pub async fn call(
     .map_err(|_| AgentError::Timeout(timeout))?
 }
 
+/// One request on a fresh connection. The virtio-serial port is a single long-lived stream
+/// on the guest side, so a previous client's half-sent request may still sit in it: we send a
+/// blank line first (the agent resynchronises on it), tag the request with an id the agent
+/// echoes, and skip any answer that is not ours.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     method: &str,
     path: &str,
 ) -> Result<(u16, Value), AgentError> {
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: agent\r\nContent-Length: 0\r\n\r\n");
+    let id = crate::ids::random_hex(6);
+    let request = format!(
+        "\r\n\r\n{method} {path} HTTP/1.1\r\nHost: agent\r\nX-Request-Id: {id}\r\nContent-Length: 0\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -74,11 +81,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-            let body = &buf[body_start..body_start + length];
+            let body = buf[body_start..body_start + length].to_vec();
+            buf.drain(..body_start + length);
+            if header(&head, "x-request-id").is_some_and(|echoed| echoed != id) {
+                continue; // an answer to someone else's request
+            }
             let value = if body.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(body)
+                serde_json::from_slice(&body)
                     .map_err(|e| AgentError::Protocol(format!("body: {e}")))?
             };
             return Ok((status, value));
@@ -107,11 +118,16 @@ fn parse_status(head: &str) -> Result<u16, AgentError> {
     }
 }
 
-fn content_length(head: &str) -> usize {
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     head.lines()
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+fn content_length(head: &str) -> usize {
+    header(head, "content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 

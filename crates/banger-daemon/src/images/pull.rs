@@ -1,0 +1,271 @@
+//! Pulling catalog images and kernels: built from Debian packages on this host.
+//!
+//! A pull is an operation. The kernel comes first (an image names its kernel), then the image;
+//! both are cached under the state dir, so a second pull is a no-op and says so. The builders
+//! are blocking (debootstrap, dpkg, mkfs), so they run on the blocking pool and report progress
+//! lines into the operation's current stage.
+
+use std::path::Path;
+
+use banger_image::{Catalog, ImageRecipe, KernelRecipe, Progress};
+use banger_model::{ImageRecord, KernelRecord};
+use banger_proto::{ErrorCode, Operation};
+
+use crate::api::error::ApiError;
+use crate::context::DaemonContext;
+use crate::ids;
+use crate::operations::OperationHandle;
+use crate::vms::cmdline::AGENT_GUEST_PATH;
+
+/// The catalog: built in (config may extend it later).
+pub fn catalog() -> Result<Catalog, ApiError> {
+    Catalog::builtin().map_err(|e| ApiError::failed(&e))
+}
+
+fn kernel_recipe(catalog: &Catalog, name: &str) -> Result<KernelRecipe, ApiError> {
+    catalog
+        .kernels
+        .iter()
+        .find(|k| k.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<_> = catalog.kernels.iter().map(|k| k.name.as_str()).collect();
+            ApiError::not_found(format!(
+                "kernel {name:?} is not in the catalog (known: {})",
+                known.join(", ")
+            ))
+        })
+}
+
+/// The image recipe called `name`, if the catalog has one.
+pub fn image_recipe(catalog: &Catalog, name: &str) -> Option<ImageRecipe> {
+    catalog.images.iter().find(|i| i.name == name).cloned()
+}
+
+type StepResult<T> = Result<T, (ErrorCode, String)>;
+
+fn failed<E: std::error::Error + 'static>(e: &E) -> (ErrorCode, String) {
+    (ErrorCode::OperationFailed, crate::api::error::chain(e))
+}
+
+fn mirror(ctx: &DaemonContext, suite: &str) -> StepResult<banger_image::mirror::Mirror> {
+    banger_image::mirror::resolve(
+        ctx.config().debian_mirror.as_deref(),
+        Path::new("/etc/apt"),
+        suite,
+    )
+    .map_err(|e| failed(&e))
+}
+
+/// Ensures kernel `recipe` is built and recorded. Runs inside an operation.
+pub async fn ensure_kernel(
+    ctx: &DaemonContext,
+    recipe: &KernelRecipe,
+    op: OperationHandle,
+) -> (OperationHandle, StepResult<KernelRecord>) {
+    match ctx.store().kernels().get_by_name(&recipe.name) {
+        Ok(Some(k)) if k.vmlinux_path.exists() => {
+            op.skip(&format!("kernel {}", recipe.name), "already pulled");
+            return (op, Ok(k));
+        }
+        Ok(Some(stale)) => {
+            let _ = ctx.store().kernels().delete(&stale.id);
+        }
+        Ok(None) => {}
+        Err(e) => return (op, Err(failed(&e))),
+    }
+    op.stage(&format!("kernel {}", recipe.name));
+    let mirror = match mirror(ctx, &recipe.suite) {
+        Ok(m) => m,
+        Err(e) => return (op, Err(e)),
+    };
+    let dest = ctx.layout().kernels_dir().join(&recipe.name);
+    let recipe2 = recipe.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut progress = |p: Progress<'_>| match p {
+            Progress::Stage(s) | Progress::Line(s) => op.detail(s),
+        };
+        let result = banger_image::kernel::build_kernel(&recipe2, &mirror, &dest, &mut progress);
+        (op, result)
+    })
+    .await;
+    let (op, built) = match joined {
+        Ok(pair) => pair,
+        Err(e) => {
+            // The handle was lost with the panicked task; it marks the operation failed.
+            tracing::error!(error = %e, "kernel build task panicked");
+            return (
+                ctx.operations().begin("kernel.pull", Some(&recipe.name)),
+                Err((
+                    ErrorCode::OperationFailed,
+                    "the kernel build crashed".to_owned(),
+                )),
+            );
+        }
+    };
+    let artifact = match built {
+        Ok(a) => a,
+        Err(e) => return (op, Err(failed(&e))),
+    };
+    let record = KernelRecord {
+        id: ids::record_id(),
+        name: recipe.name.clone(),
+        version: Some(artifact.version.clone()),
+        source: format!("catalog:{} ({})", recipe.name, recipe.package),
+        // QEMU microvm and Firecracker both boot the uncompressed ELF.
+        vmlinux_path: artifact.vmlinux.clone(),
+        initrd_path: Some(artifact.initrd.clone()),
+        created_at: ids::now_rfc3339(),
+    };
+    let result = ctx
+        .store()
+        .kernels()
+        .insert(&record)
+        .map(|()| record)
+        .map_err(|e| failed(&e));
+    (op, result)
+}
+
+/// Ensures image `recipe` (and its kernel) is built and recorded. Runs inside an operation.
+pub async fn ensure_image(
+    ctx: &DaemonContext,
+    recipe: &ImageRecipe,
+    op: OperationHandle,
+) -> (OperationHandle, StepResult<ImageRecord>) {
+    let catalog = match catalog() {
+        Ok(c) => c,
+        Err(e) => return (op, Err((e.code, e.message))),
+    };
+    let kernel = match kernel_recipe(&catalog, &recipe.kernel) {
+        Ok(k) => k,
+        Err(e) => return (op, Err((e.code, e.message))),
+    };
+    let (op, kernel) = ensure_kernel(ctx, &kernel, op).await;
+    if let Err(e) = kernel {
+        return (op, Err(e));
+    }
+    match ctx.store().images().get_by_name(&recipe.name) {
+        Ok(Some(i)) if i.rootfs_path.exists() => {
+            op.skip(&format!("image {}", recipe.name), "already pulled");
+            return (op, Ok(i));
+        }
+        Ok(Some(stale)) => {
+            let _ = ctx.store().images().delete(&stale.id);
+        }
+        Ok(None) => {}
+        Err(e) => return (op, Err(failed(&e))),
+    }
+    let Some(agent) = ctx.agent_binary() else {
+        return (
+            op,
+            Err((
+                ErrorCode::Unavailable,
+                "banger-agent was not found next to bangerd; reinstall banger".to_owned(),
+            )),
+        );
+    };
+    op.stage(&format!("image {}", recipe.name));
+    let mirror = match mirror(ctx, &recipe.suite) {
+        Ok(m) => m,
+        Err(e) => return (op, Err(e)),
+    };
+    let dest = ctx.layout().images_dir().join(&recipe.name);
+    let recipe2 = recipe.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let extra = [banger_image::image::ExtraFile {
+            guest_path: AGENT_GUEST_PATH.into(),
+            host_path: agent,
+            mode: 0o755,
+        }];
+        let mut progress = |p: Progress<'_>| match p {
+            Progress::Stage(s) | Progress::Line(s) => op.detail(s),
+        };
+        let result =
+            banger_image::image::build_image(&recipe2, &mirror, &dest, &extra, &mut progress);
+        (op, result)
+    })
+    .await;
+    let (op, built) = match joined {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(error = %e, "image build task panicked");
+            return (
+                ctx.operations().begin("image.pull", Some(&recipe.name)),
+                Err((
+                    ErrorCode::OperationFailed,
+                    "the image build crashed".to_owned(),
+                )),
+            );
+        }
+    };
+    let artifact = match built {
+        Ok(a) => a,
+        Err(e) => return (op, Err(failed(&e))),
+    };
+    let record = ImageRecord {
+        id: ids::record_id(),
+        name: recipe.name.clone(),
+        source: format!("catalog:{} (debootstrap {})", recipe.name, recipe.suite),
+        digest: None,
+        rootfs_path: artifact.rootfs_ext4.clone(),
+        work_seed_path: Some(artifact.work_seed_ext4.clone()),
+        kernel_name: Some(recipe.kernel.clone()),
+        created_at: ids::now_rfc3339(),
+    };
+    let result = ctx
+        .store()
+        .images()
+        .insert(&record)
+        .map(|()| record)
+        .map_err(|e| failed(&e));
+    (op, result)
+}
+
+fn finish<T>(op: OperationHandle, result: StepResult<T>) {
+    match result {
+        Ok(_) => op.succeed(),
+        Err((code, message)) => op.fail(code, &message),
+    }
+}
+
+/// `POST /v1/images/pull`: starts pulling catalog image `name`.
+pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, ApiError> {
+    let catalog = catalog()?;
+    let recipe = image_recipe(&catalog, name).ok_or_else(|| {
+        let known: Vec<_> = catalog.images.iter().map(|i| i.name.as_str()).collect();
+        ApiError::not_found(format!(
+            "image {name:?} is not in the catalog (known: {}); use `banger image register` for your own files",
+            known.join(", ")
+        ))
+    })?;
+    let op = ctx.operations().begin("image.pull", Some(name));
+    let snapshot = snapshot(ctx, &op)?;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let _lock = ctx.pull_lock().lock().await;
+        let (op, result) = ensure_image(&ctx, &recipe, op).await;
+        finish(op, result);
+    });
+    Ok(snapshot)
+}
+
+/// `POST /v1/kernels/pull`: starts pulling catalog kernel `name`.
+pub async fn pull_kernel(ctx: &DaemonContext, name: &str) -> Result<Operation, ApiError> {
+    let recipe = kernel_recipe(&catalog()?, name)?;
+    let op = ctx.operations().begin("kernel.pull", Some(name));
+    let snapshot = snapshot(ctx, &op)?;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let _lock = ctx.pull_lock().lock().await;
+        let (op, result) = ensure_kernel(&ctx, &recipe, op).await;
+        finish(op, result);
+    });
+    Ok(snapshot)
+}
+
+/// The operation's current snapshot.
+pub fn snapshot(ctx: &DaemonContext, op: &OperationHandle) -> Result<Operation, ApiError> {
+    ctx.operations()
+        .get(op.id())
+        .ok_or_else(|| ApiError::new(ErrorCode::OperationFailed, "operation vanished"))
+}
