@@ -181,6 +181,13 @@ impl OperationHandle {
         });
     }
 
+    /// Changes what the operation acts on (a create learns its generated name late).
+    pub fn retarget(&self, target: &str) {
+        self.registry.update(&self.id, |op, _, _| {
+            op.target = Some(target.to_owned());
+        });
+    }
+
     /// Sets the running stage's detail (bytes so far, a path).
     pub fn detail(&self, detail: &str) {
         self.registry.update(&self.id, |op, _, _| {

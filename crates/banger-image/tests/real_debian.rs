@@ -139,7 +139,9 @@ const PROBE_INIT: &str = r#"#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
-mount -t ext4 /dev/vdb /root && echo "probe: work seed says $(cat /root/probe.txt)" && umount /root
+mount -t ext4 /dev/vdb /root && echo "probe: work seed says $(cat /root/probe.txt)"
+echo "probe: root mode $(stat -c %a /root)"
+umount /root
 for p in /sys/class/virtio-ports/*; do echo "probe: port $(basename "$p") $(cat "$p/name")"; done
 echo "probe: modules $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 exec /sbin/banger-init
@@ -316,6 +318,7 @@ fn builds_and_boots_the_debian_bookworm_image() {
         log.contains("probe: work seed says hello-from-seed"),
         "{log}"
     );
+    assert!(log.contains("probe: root mode 700"), "{log}");
     assert!(
         log.contains("banger.agent"),
         "virtio-serial port named: {log}"

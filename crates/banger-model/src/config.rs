@@ -71,6 +71,25 @@ pub struct Config {
     /// Files copied into every new VM.
     #[serde(default)]
     pub file_sync: Vec<FileSync>,
+    /// Extra catalog entries: prebuilt image bundles served over HTTP.
+    #[serde(default)]
+    pub catalog: Vec<CatalogBundle>,
+}
+
+/// One `[[catalog]]` entry: an image (with its kernel) published as a bundle.
+///
+/// `source` is the URL of the bundle's `manifest.json`; `digest` is that manifest's SHA-256,
+/// and the manifest lists every file with its own SHA-256, so the whole bundle is pinned by
+/// the one digest written here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogBundle {
+    /// Image name (`vm create --image NAME`); the kernel is registered under the same name.
+    pub name: String,
+    /// `http://…/manifest.json`.
+    pub source: String,
+    /// `sha256:<hex>` of the manifest.
+    pub digest: String,
 }
 
 /// Why a config was refused.
@@ -144,6 +163,38 @@ impl Config {
                 "vm_defaults.disk_size",
                 format!("must be at least {}, got {s}", crate::spec::MIN_DISK),
             ));
+        }
+        for (i, entry) in self.catalog.iter().enumerate() {
+            let field = |f: &str| format!("catalog[{i}].{f}");
+            if entry.name.is_empty()
+                || !entry.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+                })
+            {
+                return Err(ConfigError::Invalid {
+                    field: field("name"),
+                    reason: format!(
+                        "{:?} must be lowercase letters, digits, '-', '.' or '_'",
+                        entry.name
+                    ),
+                });
+            }
+            if !entry.source.starts_with("http://") {
+                return Err(ConfigError::Invalid {
+                    field: field("source"),
+                    reason: format!(
+                        "{:?} must be an http:// URL of a manifest.json",
+                        entry.source
+                    ),
+                });
+            }
+            let hex = entry.digest.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid {
+                    field: field("digest"),
+                    reason: "must be sha256:<64 hex digits>".to_owned(),
+                });
+            }
         }
         for (i, entry) in self.file_sync.iter().enumerate() {
             entry
@@ -344,6 +395,25 @@ guest = "/root/hosts"
             assert!(err.contains(field), "{entry}: {err}");
             assert!(err.contains(needle), "{entry}: {err}");
         }
+    }
+
+    #[test]
+    fn catalog_bundles_are_checked() {
+        let ok = format!(
+            "[[catalog]]\nname = \"mine\"\nsource = \"http://127.0.0.1:1/manifest.json\"\ndigest = \"sha256:{}\"\n",
+            "a".repeat(64)
+        );
+        assert_eq!(Config::parse(&ok).unwrap().catalog[0].name, "mine");
+        let bad = ok.replace("http://", "ftp://");
+        let err = Config::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("catalog[0].source"), "{err}");
+        let bad = ok.replace("sha256:", "md5:");
+        assert!(
+            Config::parse(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("catalog[0].digest")
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod spec;
 pub mod time;
 pub mod vm;
 
-pub use config::{Config, ConfigError, FileSync, VmDefaultsConfig, VmmChoice};
+pub use config::{CatalogBundle, Config, ConfigError, FileSync, VmDefaultsConfig, VmmChoice};
 pub use image::ImageRecord;
 pub use kernel::KernelRecord;
 pub use layout::{Env, Layout, LayoutError, Mode};

@@ -90,6 +90,14 @@ pub const PULL_KERNEL: Route = route(
     "/v1/kernels/pull",
     "Pull a catalog kernel (returns an operation)",
 );
+/// `DELETE /v1/images/{image}`.
+pub const DELETE_IMAGE: Route = route("DELETE", "/v1/images/{image}", "Delete an image no VM uses");
+/// `DELETE /v1/kernels/{kernel}`.
+pub const DELETE_KERNEL: Route = route(
+    "DELETE",
+    "/v1/kernels/{kernel}",
+    "Delete a kernel no image uses",
+);
 /// `POST /v1/images`.
 pub const REGISTER_IMAGE: Route = route(
     "POST",
@@ -124,10 +132,12 @@ pub const ALL: &[Route] = &[
     REGISTER_IMAGE,
     PULL_IMAGE,
     GET_IMAGE,
+    DELETE_IMAGE,
     LIST_KERNELS,
     REGISTER_KERNEL,
     PULL_KERNEL,
     GET_KERNEL,
+    DELETE_KERNEL,
 ];
 
 impl Route {

@@ -197,6 +197,9 @@ fn failed_creates_leave_nothing_behind() {
         serde_json::from_str(&bed.ok(&["image", "show", "debian-bookworm", "--json"]))
             .expect("json");
     let rootfs = image["rootfs_path"].as_str().expect("rootfs").to_owned();
+    // Fresh registrations (a previous run may have left them behind).
+    let _ = bed.banger(&["image", "rm", "e2e-broken"], Duration::from_secs(60));
+    let _ = bed.banger(&["kernel", "rm", "e2e-broken"], Duration::from_secs(60));
     bed.ok(&[
         "kernel",
         "register",
@@ -234,6 +237,8 @@ fn failed_creates_leave_nothing_behind() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     assert_eq!(before, after, "no VM directory left");
+    bed.ok(&["image", "rm", "e2e-broken"]);
+    bed.ok(&["kernel", "rm", "e2e-broken"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -32,7 +32,15 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             for image in &args.images {
                 validate::reference("image", image)?;
             }
-            not_available("image delete")
+            let daemon = connect_or_start(ctx).await?;
+            for image in &args.images {
+                let gone: ImageRecord = daemon
+                    .client
+                    .send(routes::DELETE_IMAGE, &[image], &())
+                    .await?;
+                output::info(&format!("deleted image {}", gone.name));
+            }
+            Ok(())
         }
         ImageCommand::Cache(CacheCommand::Prune(_)) => not_available("image cache prune"),
     }

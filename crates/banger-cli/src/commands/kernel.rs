@@ -3,7 +3,6 @@
 use banger_model::KernelRecord;
 use banger_proto::{RegisterKernelRequest, routes};
 
-use super::not_available;
 use crate::args::common::JsonFlag;
 use crate::args::kernel::{KernelCommand, RegisterArgs, ShowArgs};
 use crate::client::connect::connect_or_start;
@@ -25,7 +24,13 @@ pub async fn run(cmd: KernelCommand, ctx: &Context) -> Result<(), CliError> {
         KernelCommand::Register(args) => register(args, ctx).await,
         KernelCommand::Rm(args) => {
             validate::reference("kernel", &args.kernel)?;
-            not_available("kernel rm")
+            let daemon = connect_or_start(ctx).await?;
+            let gone: KernelRecord = daemon
+                .client
+                .send(routes::DELETE_KERNEL, &[&args.kernel], &())
+                .await?;
+            output::info(&format!("deleted kernel {}", gone.name));
+            Ok(())
         }
     }
 }

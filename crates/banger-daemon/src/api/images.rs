@@ -41,3 +41,11 @@ pub async fn pull(
     let op = crate::images::pull::pull_image(&ctx, &request.name).await?;
     Ok((StatusCode::ACCEPTED, Json(op)))
 }
+
+/// Deletes one (refused while something uses it).
+pub async fn delete(
+    State(ctx): State<DaemonContext>,
+    Path(reference): Path<String>,
+) -> Result<Json<ImageRecord>, ApiError> {
+    Ok(Json(crate::images::delete_image(&ctx, &reference)?))
+}

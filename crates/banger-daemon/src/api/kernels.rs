@@ -41,3 +41,11 @@ pub async fn pull(
     let op = crate::images::pull::pull_kernel(&ctx, &request.name).await?;
     Ok((StatusCode::ACCEPTED, Json(op)))
 }
+
+/// Deletes one (refused while something uses it).
+pub async fn delete(
+    State(ctx): State<DaemonContext>,
+    Path(reference): Path<String>,
+) -> Result<Json<KernelRecord>, ApiError> {
+    Ok(Json(crate::images::delete_kernel(&ctx, &reference)?))
+}

@@ -43,10 +43,12 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::REGISTER_IMAGE, images::register);
     let api = add(api, routes::PULL_IMAGE, images::pull);
     let api = add(api, routes::GET_IMAGE, images::get);
+    let api = add(api, routes::DELETE_IMAGE, images::delete);
     let api = add(api, routes::LIST_KERNELS, kernels::list);
     let api = add(api, routes::REGISTER_KERNEL, kernels::register);
     let api = add(api, routes::PULL_KERNEL, kernels::pull);
     let api = add(api, routes::GET_KERNEL, kernels::get);
+    let api = add(api, routes::DELETE_KERNEL, kernels::delete);
     api.fallback(unknown_route)
         .with_state(ctx)
         .layer(middleware::from_fn_with_state(policy, access::check_peer))

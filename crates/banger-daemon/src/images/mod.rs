@@ -5,6 +5,7 @@
 //! `/usr/local/bin/banger-agent`, with debugfs: no mount, no root). A failed registration
 //! removes what it copied and writes no record.
 
+pub mod bundle;
 pub mod pull;
 
 use std::path::{Path, PathBuf};
@@ -210,4 +211,57 @@ pub fn inject_agent(rootfs: &Path, agent: &Path) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Removes the directory that holds a managed file, if it is inside `root`.
+fn remove_managed_dir(root: &Path, file: &Path) {
+    if let Some(dir) = file.parent()
+        && dir.starts_with(root)
+        && dir != root
+        && let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove image files");
+    }
+}
+
+/// Deletes an image no VM uses, with its files.
+pub fn delete_image(ctx: &DaemonContext, reference: &str) -> Result<ImageRecord, ApiError> {
+    let image = ctx.store().images().resolve(reference)?;
+    match ctx.store().images().delete(&image.id) {
+        Ok(_) => {}
+        Err(banger_store::StoreError::ImageInUse { vms, .. }) => {
+            return Err(ApiError::bad_request(format!(
+                "image {} is used by {}; delete those vms first",
+                image.name,
+                vms.join(", ")
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    remove_managed_dir(&ctx.layout().images_dir(), &image.rootfs_path);
+    Ok(image)
+}
+
+/// Deletes a kernel no image uses, with its files.
+pub fn delete_kernel(ctx: &DaemonContext, reference: &str) -> Result<KernelRecord, ApiError> {
+    let kernel = ctx.store().kernels().resolve(reference)?;
+    let users: Vec<String> = ctx
+        .store()
+        .images()
+        .list()?
+        .into_iter()
+        .filter(|i| i.kernel_name.as_deref() == Some(kernel.name.as_str()))
+        .map(|i| i.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "kernel {} is used by image {}; delete those images first",
+            kernel.name,
+            users.join(", ")
+        )));
+    }
+    ctx.store().kernels().delete(&kernel.id)?;
+    remove_managed_dir(&ctx.layout().kernels_dir(), &kernel.vmlinux_path);
+    Ok(kernel)
 }

@@ -162,12 +162,39 @@ mod tests {
             .unwrap();
         assert_eq!(status, 200);
         assert_eq!(body["boot_id"], "b1");
+        let request = server.await.unwrap();
         assert!(
-            server
-                .await
-                .unwrap()
-                .starts_with("GET /healthz HTTP/1.1\r\n")
+            request.starts_with("\r\n\r\nGET /healthz HTTP/1.1\r\n"),
+            "a blank line resynchronises the agent first: {request:?}"
         );
+        assert!(request.contains("X-Request-Id: "), "{request:?}");
+    }
+
+    #[tokio::test]
+    async fn skips_answers_to_someone_elses_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = vec![0u8; 512];
+            let n = s.read(&mut req).await.unwrap();
+            let text = String::from_utf8_lossy(&req[..n]).into_owned();
+            let id = header(&text, "x-request-id").unwrap().to_owned();
+            let stale = "HTTP/1.1 400 Bad Request\r\nX-Request-Id: someone-else\r\nContent-Length: 2\r\n\r\n{}";
+            let body = "{\"status\":\"ok\"}";
+            let ours = format!(
+                "HTTP/1.1 200 OK\r\nX-Request-Id: {id}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(stale.as_bytes()).await.unwrap();
+            s.write_all(ours.as_bytes()).await.unwrap();
+        });
+        let endpoint = AgentEndpoint::Serial { path: sock };
+        let (status, body) = call(&endpoint, "GET", "/healthz", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     }
 
     #[tokio::test]

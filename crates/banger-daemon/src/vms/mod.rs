@@ -131,8 +131,35 @@ fn boot_source_for(ctx: &DaemonContext, image: ImageRecord) -> Result<BootSource
     Ok(BootSource { image, kernel })
 }
 
-/// Checks the request, reserves name/IP/TAP by inserting the record, and starts the create
-/// operation. Returns the operation's first snapshot.
+/// Where a create's image comes from.
+enum ImagePlan {
+    /// Already here.
+    Ready(BootSource),
+    /// A catalog recipe to build first.
+    Build(banger_image::ImageRecipe),
+    /// A config bundle to download first.
+    Bundle(banger_model::CatalogBundle),
+}
+
+fn plan_image(ctx: &DaemonContext, image_ref: &str) -> Result<ImagePlan, ApiError> {
+    match resolve_boot_source(ctx, image_ref) {
+        Ok(source) => Ok(ImagePlan::Ready(source)),
+        Err(e) if e.code == ErrorCode::NotFound => {
+            if let Some(bundle) = ctx.config().catalog.iter().find(|b| b.name == image_ref) {
+                return Ok(ImagePlan::Bundle(bundle.clone()));
+            }
+            let catalog = crate::images::pull::catalog()?;
+            match crate::images::pull::image_recipe(&catalog, image_ref) {
+                Some(recipe) => Ok(ImagePlan::Build(recipe)),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks the request and starts the create operation: (auto-pull), reserve name/IP/TAP by
+/// inserting the record, then the boot stages. Returns the operation's first snapshot.
 pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Operation, ApiError> {
     let name = request
         .name
@@ -154,61 +181,109 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
         .image
         .clone()
         .unwrap_or_else(|| ctx.config().default_image().to_owned());
-    let source = resolve_boot_source(ctx, &image_ref)?;
-
-    let record = {
-        let _reservation = ctx.vm_locks().reserve().await;
-        let vms = ctx.store().vms().list()?;
-        let name = match name {
-            Some(n) => {
-                if vms.iter().any(|v| v.name == n) {
-                    return Err(taken(&n));
-                }
-                n
-            }
-            None => generate_name(&vms),
-        };
-        let used: BTreeSet<Ipv4Addr> = vms
-            .iter()
-            .filter_map(|v| v.guest_ip.as_deref()?.parse().ok())
-            .collect();
-        let ip = backends
-            .plan
-            .allocate(&used)
-            .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?;
-        let id = ids::record_id();
-        let now = ids::now_rfc3339();
-        let record = VmRecord {
-            id: id.clone(),
-            name,
-            image_id: source.image.id.clone(),
-            spec: request.spec,
-            state: VmState::Created,
-            guest_ip: Some(ip.to_string()),
-            tap_name: Some(banger_net::plan::tap_name_for(&id)),
-            dir: vm_dir(ctx, &id),
-            last_error: None,
-            created_at: now.clone(),
-            updated_at: now,
-        };
-        ctx.store().vms().insert(&record)?;
-        record
-    };
-
-    let op = ctx
-        .operations()
-        .begin("vm.create", Some(record.name.as_str()));
-    let snapshot = ctx
-        .operations()
-        .get(op.id())
-        .ok_or_else(|| ApiError::new(ErrorCode::OperationFailed, "operation vanished"))?;
+    let plan = plan_image(ctx, &image_ref)?;
+    let op = ctx.operations().begin(
+        "vm.create",
+        Some(name.as_ref().map_or("(unnamed)", VmName::as_str)),
+    );
+    let snapshot = crate::images::pull::snapshot(ctx, &op)?;
     let ctx = ctx.clone();
     tokio::spawn(async move {
+        let (op, source) = match plan {
+            ImagePlan::Ready(source) => {
+                op.skip("auto-pull", "image and kernel are here");
+                (op, Ok(source))
+            }
+            ImagePlan::Build(recipe) => {
+                op.stage("auto-pull");
+                let _pull = ctx.pull_lock().lock().await;
+                let (op, result) = crate::images::pull::ensure_image(&ctx, &recipe, op).await;
+                let source = result
+                    .map_err(|(code, message)| ApiError::new(code, message))
+                    .and_then(|image| boot_source_for(&ctx, image));
+                (op, source)
+            }
+            ImagePlan::Bundle(bundle) => {
+                op.stage("auto-pull");
+                let _pull = ctx.pull_lock().lock().await;
+                let source = match ctx.store().images().get_by_name(&bundle.name) {
+                    Ok(Some(image)) => Ok(image),
+                    _ => crate::images::bundle::fetch_bundle(&ctx, &bundle, &op).await,
+                }
+                .and_then(|image| boot_source_for(&ctx, image));
+                (op, source)
+            }
+        };
+        let source = match source {
+            Ok(s) => s,
+            Err(e) => {
+                op.fail(
+                    e.code,
+                    &format!("auto-pull {image_ref} failed: {}", e.message),
+                );
+                return;
+            }
+        };
+        let record = match reserve(&ctx, &backends, name, &source, request.spec).await {
+            Ok(r) => r,
+            Err(e) => {
+                op.fail(e.code, &e.message);
+                return;
+            }
+        };
+        op.retarget(record.name.as_str());
         let lock = ctx.vm_locks().lock(&record.id).await;
         run_create(&ctx, &backends, record, source, op).await;
         drop(lock);
     });
     Ok(snapshot)
+}
+
+/// Picks the name (or generates one), an IP and a TAP, and inserts the record, all under the
+/// reservation lock, so concurrent creates never share them.
+async fn reserve(
+    ctx: &DaemonContext,
+    backends: &VmBackends,
+    name: Option<VmName>,
+    source: &BootSource,
+    spec: banger_model::VmSpec,
+) -> Result<VmRecord, ApiError> {
+    let _reservation = ctx.vm_locks().reserve().await;
+    let vms = ctx.store().vms().list()?;
+    let name = match name {
+        Some(n) => {
+            if vms.iter().any(|v| v.name == n) {
+                return Err(taken(&n));
+            }
+            n
+        }
+        None => generate_name(&vms),
+    };
+    let used: BTreeSet<Ipv4Addr> = vms
+        .iter()
+        .filter_map(|v| v.guest_ip.as_deref()?.parse().ok())
+        .collect();
+    let ip = backends
+        .plan
+        .allocate(&used)
+        .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?;
+    let id = ids::record_id();
+    let now = ids::now_rfc3339();
+    let record = VmRecord {
+        id: id.clone(),
+        name,
+        image_id: source.image.id.clone(),
+        spec,
+        state: VmState::Created,
+        guest_ip: Some(ip.to_string()),
+        tap_name: Some(banger_net::plan::tap_name_for(&id)),
+        dir: vm_dir(ctx, &id),
+        last_error: None,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    ctx.store().vms().insert(&record)?;
+    Ok(record)
 }
 
 fn taken(name: &VmName) -> ApiError {
