@@ -138,6 +138,7 @@ fn first_create_auto_pulls_the_default_image_from_a_loopback_bundle() {
                 "-c",
                 &format!("import urllib.request;urllib.request.urlopen('http://127.0.0.1:{PORT}/manifest.json')"),
             ])
+            .stderr(std::process::Stdio::null())
             .status()
             .map(|s| s.success())
             .unwrap_or(false)

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Boot benchmark: median time from "create" to "SSH answers", through banger and through raw
+# QEMU with the same image, kernel and guest init, side by side in one run; plus banger's
+# host-side share of a create (the stages before the VMM starts).
+#
+# Needs root, qemu-system-x86 and the debug or release binaries (BIN, default target/release,
+# falling back to target/debug). Everything that touches the network happens inside a network
+# namespace this script creates and deletes. Usage: sudo bench/boot.sh [RUNS]
+set -euo pipefail
+RUNS=${1:-3}
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release}
+[ -x "$BIN/banger" ] || BIN=target/debug
+[ -x "$BIN/banger" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
+
+ROOT=${BANGER_BENCH_ROOT:-/var/tmp/banger-bench}
+NS=bgr-bench-$$
+mkdir -p "$ROOT"/{home,config,state,cache,run}
+export HOME=$ROOT/home XDG_CONFIG_HOME=$ROOT/config XDG_STATE_HOME=$ROOT/state \
+    XDG_CACHE_HOME=$ROOT/cache XDG_RUNTIME_DIR=$ROOT/run NO_COLOR=1
+RAW=$ROOT/raw
+QPID=
+cleanup() {
+    [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null || true
+    ip netns exec "$NS" "$BIN/banger" daemon stop >/dev/null 2>&1 || true
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$RAW"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "== pulling the default image and kernel (host side, cached after the first run)"
+"$BIN/banger" image pull debian-bookworm >/dev/null
+"$BIN/banger" kernel pull debian-cloud >/dev/null
+"$BIN/banger" daemon stop >/dev/null
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+in_ns() { ip netns exec "$NS" "$@"; }
+
+echo "== banger: vm create (create -> SSH ready), $RUNS runs"
+: > "$ROOT/banger.times"; : > "$ROOT/host.times"
+for i in $(seq 1 "$RUNS"); do
+    t0=$(now)
+    in_ns "$BIN/banger" vm create --name "bench-$i" --vcpu 1 --memory 512M >/dev/null 2>"$ROOT/create.err" \
+        || { cat "$ROOT/create.err" >&2; exit 1; }
+    t1=$(now)
+    echo "$t1 - $t0" | bc >> "$ROOT/banger.times"
+    # Host-side share: the stages that run before the VMM starts, from the daemon's own timings.
+    in_ns "$BIN/banger" daemon operations --json | python3 -c '
+import json, sys
+ops = [o for o in json.load(sys.stdin) if o["kind"] == "vm.create" and o.get("target") == sys.argv[1]]
+st = {s["name"]: s.get("duration_ms", 0) for s in ops[-1]["stages"]}
+print((st.get("prepare disks", 0) + st.get("network", 0) + st.get("boot", 0)) / 1000)' "bench-$i" >> "$ROOT/host.times"
+    in_ns "$BIN/banger" vm delete "bench-$i" >/dev/null
+done
+
+echo "== raw QEMU: same kernel, initrd, image and init (QEMU start -> SSH answers), $RUNS runs"
+KERNEL=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["vmlinux_path"])')
+INITRD=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["initrd_path"])')
+ROOTFS=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["rootfs_path"])')
+SEED=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["work_seed_path"])')
+"$BIN/banger" daemon stop >/dev/null 2>&1 || true
+KEY=$ROOT/state/banger/ssh/id_ed25519
+in_ns ip link add br-bench type bridge
+in_ns ip addr add 172.30.0.1/24 dev br-bench
+in_ns ip link set br-bench up
+in_ns ip tuntap add dev tap-bench mode tap
+in_ns ip link set tap-bench master br-bench up
+KHZ=$(awk -F: '/cpu MHz/ {printf "%d", $2*1000; exit}' /proc/cpuinfo)
+: > "$ROOT/raw.times"
+for i in $(seq 1 "$RUNS"); do
+    rm -rf "$RAW"; mkdir -p "$RAW"
+    cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
+    cp --sparse=always "$SEED" "$RAW/work.ext4"
+    truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
+    printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
+    debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
+    t0=$(now)
+    in_ns qemu-system-x86_64 -M microvm,x-option-roms=off,isa-serial=on,rtc=on -accel tcg -cpu max \
+        -smp 1 -m 512M -nodefaults -no-user-config -no-reboot -display none \
+        -serial "file:$RAW/console.log" -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent banger.hostname=raw banger.ip=172.30.0.2/24 banger.gw=172.30.0.1 banger.work=/dev/vdb tsc_early_khz=$KHZ tsc=reliable" \
+        -drive "id=d0,file=$RAW/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0 \
+        -drive "id=d1,file=$RAW/work.ext4,format=raw,if=none" -device virtio-blk-device,drive=d1 \
+        -netdev tap,id=n0,ifname=tap-bench,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+        -daemonize -pidfile "$RAW/qemu.pid"
+    QPID=$(cat "$RAW/qemu.pid")
+    ok=
+    for _ in $(seq 1 600); do
+        if in_ns ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+            -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=1 -o BatchMode=yes \
+            root@172.30.0.2 true 2>/dev/null; then ok=1; break; fi
+        sleep 0.2
+    done
+    t1=$(now)
+    [ -n "$ok" ] || { echo "raw guest never answered; console: $RAW/console.log" >&2; exit 1; }
+    echo "$t1 - $t0" | bc >> "$ROOT/raw.times"
+    kill -9 "$QPID"; QPID=
+    sleep 0.5
+done
+
+printf '\n%-44s %8s   runs: %s\n' "measure (seconds, median of $RUNS)" "median" "all"
+printf '%-44s %8.2f   %s\n' "banger vm create -> SSH ready" "$(median < "$ROOT/banger.times")" "$(tr '\n' ' ' < "$ROOT/banger.times")"
+printf '%-44s %8.2f   %s\n' "raw QEMU start -> SSH answers" "$(median < "$ROOT/raw.times")" "$(tr '\n' ' ' < "$ROOT/raw.times")"
+printf '%-44s %8.2f   %s\n' "banger host-side stages (disks+network+launch)" "$(median < "$ROOT/host.times")" "$(tr '\n' ' ' < "$ROOT/host.times")"
