@@ -61,22 +61,7 @@ fn copy(src: &str, dst: &Path) {
 #[ignore = "needs root, QEMU and a real guest"]
 fn first_create_auto_pulls_the_default_image_from_a_loopback_bundle() {
     let bed = Guestbed::new();
-    for args in [
-        ["image", "pull", "debian-bookworm"],
-        ["kernel", "pull", "debian-cloud"],
-    ] {
-        let out = bed.host(&args, LONG);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(
-        bed.host(&["daemon", "stop"], Duration::from_secs(30))
-            .status
-            .success()
-    );
+    bed.pull_defaults();
 
     // The bundle: the default image's files, a manifest with their digests.
     let image: Value =

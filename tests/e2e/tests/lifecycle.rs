@@ -34,28 +34,11 @@ fn ssh_ok(bed: &Guestbed, name: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn pull_defaults(bed: &Guestbed) {
-    for args in [
-        ["image", "pull", "debian-bookworm"],
-        ["kernel", "pull", "debian-cloud"],
-    ] {
-        let out = bed.host(&args, LONG);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    // The pulls ran a daemon outside the namespace; VM work happens inside it.
-    let out = bed.host(&["daemon", "stop"], Duration::from_secs(30));
-    assert!(out.status.success());
-}
-
 #[test]
 #[ignore = "needs root, QEMU and a real guest"]
 fn lifecycle_on_a_real_guest() {
     let bed = Guestbed::new();
-    pull_defaults(&bed);
+    bed.pull_defaults();
     let vms_dir = bed.layout().vms_dir();
 
     // Create: stages, then `ready in`.
@@ -170,7 +153,7 @@ fn lifecycle_on_a_real_guest() {
 #[ignore = "needs root, QEMU and a real guest"]
 fn failed_creates_leave_nothing_behind() {
     let bed = Guestbed::new();
-    pull_defaults(&bed);
+    bed.pull_defaults();
     let vms_dir = bed.layout().vms_dir();
     let before: Vec<_> = std::fs::read_dir(&vms_dir)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())

@@ -59,6 +59,25 @@ fn copy_into(src: &Path, dir: &Path, file: &str) -> Result<PathBuf, ApiError> {
     Ok(dst)
 }
 
+/// Runs `fill` on the blocking pool to populate the new managed directory `dir`; if it fails,
+/// `dir` is removed, so a failed registration leaves nothing behind.
+async fn populate<T: Send + 'static>(
+    dir: PathBuf,
+    fill: impl FnOnce(&Path) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let result = std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::failed(&e))
+            .and_then(|()| fill(&dir));
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
+}
+
 /// Registers a kernel by copying its files.
 pub async fn register_kernel(
     ctx: &DaemonContext,
@@ -75,36 +94,27 @@ pub async fn register_kernel(
             format!("a kernel named {} already exists", request.name),
         ));
     }
-    let dir = ctx.layout().kernels_dir().join(&request.name);
-    let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = (|| {
-            std::fs::create_dir_all(&dir).map_err(|e| ApiError::failed(&e))?;
-            let vmlinux = copy_into(&request.vmlinux, &dir, "vmlinux")?;
-            let initrd = request
-                .initrd
-                .as_deref()
-                .map(|i| copy_into(i, &dir, "initrd.img"))
-                .transpose()?;
-            let record = KernelRecord {
-                id: ids::record_id(),
-                name: request.name.clone(),
-                version: None,
-                source: format!("registered from {}", request.vmlinux.display()),
-                vmlinux_path: vmlinux,
-                initrd_path: initrd,
-                created_at: ids::now_rfc3339(),
-            };
-            ctx2.store().kernels().insert(&record)?;
-            Ok(record)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        result
+    let ctx = ctx.clone();
+    populate(ctx.layout().kernels_dir().join(&request.name), move |dir| {
+        let vmlinux = copy_into(&request.vmlinux, dir, "vmlinux")?;
+        let initrd = request
+            .initrd
+            .as_deref()
+            .map(|i| copy_into(i, dir, "initrd.img"))
+            .transpose()?;
+        let record = KernelRecord {
+            id: ids::record_id(),
+            name: request.name.clone(),
+            version: None,
+            source: format!("registered from {}", request.vmlinux.display()),
+            vmlinux_path: vmlinux,
+            initrd_path: initrd,
+            created_at: ids::now_rfc3339(),
+        };
+        ctx.store().kernels().insert(&record)?;
+        Ok(record)
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
 }
 
 /// Registers an image by copying its files and injecting the agent.
@@ -141,38 +151,29 @@ pub async fn register_image(
         )
     })?;
     let id = ids::record_id();
-    let dir = ctx.layout().images_dir().join(&id);
-    let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = (|| {
-            std::fs::create_dir_all(&dir).map_err(|e| ApiError::failed(&e))?;
-            let rootfs = copy_into(&request.rootfs, &dir, "rootfs.ext4")?;
-            inject_agent(&rootfs, &agent)?;
-            let seed = request
-                .work_seed
-                .as_deref()
-                .map(|s| copy_into(s, &dir, "work-seed.ext4"))
-                .transpose()?;
-            let record = ImageRecord {
-                id: id.clone(),
-                name: request.name.clone(),
-                source: format!("registered from {}", request.rootfs.display()),
-                digest: None,
-                rootfs_path: rootfs,
-                work_seed_path: seed,
-                kernel_name: Some(request.kernel.clone()),
-                created_at: ids::now_rfc3339(),
-            };
-            ctx2.store().images().insert(&record)?;
-            Ok(record)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        result
+    let ctx = ctx.clone();
+    populate(ctx.layout().images_dir().join(&id), move |dir| {
+        let rootfs = copy_into(&request.rootfs, dir, "rootfs.ext4")?;
+        inject_agent(&rootfs, &agent)?;
+        let seed = request
+            .work_seed
+            .as_deref()
+            .map(|s| copy_into(s, dir, "work-seed.ext4"))
+            .transpose()?;
+        let record = ImageRecord {
+            id: id.clone(),
+            name: request.name.clone(),
+            source: format!("registered from {}", request.rootfs.display()),
+            digest: None,
+            rootfs_path: rootfs,
+            work_seed_path: seed,
+            kernel_name: Some(request.kernel.clone()),
+            created_at: ids::now_rfc3339(),
+        };
+        ctx.store().images().insert(&record)?;
+        Ok(record)
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
 }
 
 /// Writes the agent binary into an ext4 image at [`AGENT_GUEST_PATH`] (0755, root-owned).

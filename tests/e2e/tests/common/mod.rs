@@ -110,6 +110,28 @@ impl Guestbed {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Pulls the default image and kernel on the host side (the namespace cannot reach the
+    /// mirror), then stops that host-side daemon so VM work happens inside the namespace.
+    pub fn pull_defaults(&self) {
+        for args in [
+            ["image", "pull", "debian-bookworm"],
+            ["kernel", "pull", "debian-cloud"],
+        ] {
+            let out = self.host(&args, Duration::from_secs(900));
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = self.host(&["daemon", "stop"], Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The daemon's pid, if one runs for this layout.
     pub fn daemon_pid(&self) -> Option<u32> {
         let pid: u32 = std::fs::read_to_string(self.layout().lock_file())
