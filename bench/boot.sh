@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Boot benchmark: median time from "create" to "SSH answers", through banger and through raw
+# Boot benchmark: median time from "create" to "sshd answers" (its SSH-2.0 banner), through banger and through raw
 # QEMU with the same image, kernel and guest init, side by side in one run; plus banger's
 # host-side share of a create (the stages before the VMM starts).
 #
@@ -16,6 +16,7 @@ BIN=${BIN:-target/release}
 
 ROOT=${BANGER_BENCH_ROOT:-/var/tmp/banger-bench}
 NS=bgr-bench-$$
+RAWNS=bgr-braw-$$
 mkdir -p "$ROOT"/{home,config,state,cache,run}
 export HOME=$ROOT/home XDG_CONFIG_HOME=$ROOT/config XDG_STATE_HOME=$ROOT/state \
     XDG_CACHE_HOME=$ROOT/cache XDG_RUNTIME_DIR=$ROOT/run NO_COLOR=1
@@ -25,6 +26,7 @@ cleanup() {
     [ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null || true
     ip netns exec "$NS" "$BIN/banger" daemon stop >/dev/null 2>&1 || true
     ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$RAWNS" 2>/dev/null || true
     rm -rf "$RAW"
 }
 trap cleanup EXIT
@@ -63,6 +65,10 @@ ROOTFS=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import js
 SEED=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["work_seed_path"])')
 "$BIN/banger" daemon stop >/dev/null 2>&1 || true
 KEY=$ROOT/state/banger/ssh/id_ed25519
+# A namespace of its own: banger's bridge in $NS uses the same subnet.
+ip netns add "$RAWNS"
+ip -n "$RAWNS" link set lo up
+in_ns() { ip netns exec "$RAWNS" "$@"; }
 in_ns ip link add br-bench type bridge
 in_ns ip addr add 172.30.0.1/24 dev br-bench
 in_ns ip link set br-bench up
@@ -88,13 +94,20 @@ for i in $(seq 1 "$RUNS"); do
         -daemonize -pidfile "$RAW/qemu.pid"
     QPID=$(cat "$RAW/qemu.pid")
     ok=
+    # The same readiness criterion as banger's "wait for SSH" stage: sshd sends its banner.
     for _ in $(seq 1 600); do
-        if in_ns ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
-            -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=1 -o BatchMode=yes \
-            root@172.30.0.2 true 2>/dev/null; then ok=1; break; fi
+        if in_ns python3 -c '
+import socket, sys
+s = socket.create_connection(("172.30.0.2", 22), timeout=1)
+s.settimeout(2)
+sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then ok=1; break; fi
         sleep 0.2
     done
     t1=$(now)
+    # And the key must really log in (not timed: banger's create does not log in either).
+    in_ns ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 -o BatchMode=yes \
+        root@172.30.0.2 true || { echo "raw guest refused the key" >&2; exit 1; }
     [ -n "$ok" ] || { echo "raw guest never answered; console: $RAW/console.log" >&2; exit 1; }
     echo "$t1 - $t0" | bc >> "$ROOT/raw.times"
     kill -9 "$QPID"; QPID=

@@ -3,6 +3,7 @@
 //! | request | response |
 //! |---|---|
 //! | `GET /healthz` | 200 `{"status":"ok","hostname":…,"uptime_ms":…,"boot_id":…,"version":…,"mode":…}` |
+//! | `GET /ports` | 200 `{"ports":[{"protocol":"tcp","address":"0.0.0.0","port":22},…]}` (see [`crate::ports`]) |
 //! | `POST /shutdown` | 202 `{"status":"shutting_down"}`, then the machine powers off |
 //! | anything else | 404 `{"error":"not_found","message":…}` |
 //! | unparsable input | 400/413/431/501/505 `{"error":…,"message":…}` |
@@ -29,6 +30,8 @@ use crate::json::Object;
 pub enum Route {
     /// `GET /healthz`.
     Healthz,
+    /// `GET /ports`.
+    Ports,
     /// `POST /shutdown`.
     Shutdown,
     /// Anything else.
@@ -39,6 +42,7 @@ pub enum Route {
 pub fn route(req: &Request) -> Route {
     match (req.method.as_str(), req.path()) {
         ("GET", "/healthz") => Route::Healthz,
+        ("GET", "/ports") => Route::Ports,
         ("POST", "/shutdown") => Route::Shutdown,
         _ => Route::NotFound,
     }
@@ -136,6 +140,11 @@ impl SystemInfo {
             .filter(|s| !s.is_empty())
     }
 
+    /// The guest's listening sockets, as the body of `GET /ports`.
+    pub fn ports_json(&self) -> String {
+        crate::ports::to_json(&crate::ports::collect(&self.proc_root))
+    }
+
     /// Gathers the current health report.
     pub fn report(&self) -> HealthReport {
         let uptime_ms = self
@@ -191,6 +200,10 @@ impl Api {
         match route(req) {
             Route::Healthz => Reply {
                 response: Response::json(200, self.info.report().to_json()),
+                shutdown: false,
+            },
+            Route::Ports => Reply {
+                response: Response::json(200, self.info.ports_json()),
                 shutdown: false,
             },
             Route::Shutdown => Reply {
@@ -362,6 +375,27 @@ mod tests {
     }
 
     #[test]
+    fn ports_are_served_from_proc() {
+        let dir = fake_proc();
+        std::fs::create_dir(dir.path().join("net")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("net/tcp"),
+            "  sl  local_address rem_address   st\n   0: 00000000:0016 00000000:0000 0A 0\n",
+        )
+        .expect("write");
+        let (api, _) = api(dir.path());
+        let input: &[u8] = b"GET /ports HTTP/1.1\r\nX-Request-Id: p1\r\n\r\n";
+        let mut out = Vec::new();
+        serve(&api, input, &mut out, true);
+        let out = String::from_utf8(out).expect("utf8");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(
+            out.ends_with(r#"{"ports":[{"protocol":"tcp","address":"0.0.0.0","port":22}]}"#),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn connection_close_is_honored_only_when_asked() {
         let dir = fake_proc();
         let (api, _) = api(dir.path());
@@ -400,6 +434,8 @@ mod tests {
         assert_eq!(route(&req("GET", "/healthz")), Route::Healthz);
         assert_eq!(route(&req("GET", "/healthz?verbose=1")), Route::Healthz);
         assert_eq!(route(&req("POST", "/shutdown")), Route::Shutdown);
+        assert_eq!(route(&req("GET", "/ports")), Route::Ports);
+        assert_eq!(route(&req("POST", "/ports")), Route::NotFound);
         assert_eq!(route(&req("GET", "/shutdown")), Route::NotFound);
         assert_eq!(route(&req("POST", "/healthz")), Route::NotFound);
         assert_eq!(route(&req("GET", "/")), Route::NotFound);

@@ -6,8 +6,8 @@
 //!   `banger.*` kernel command-line parameters (hostname, network, work disk), supervises `sshd`,
 //!   reaps orphans and powers the machine off cleanly on Ctrl-Alt-Del, a signal or an API request;
 //! - **API server** (see [`api`], [`http`], [`transport`]): a minimal HTTP/1.1 endpoint
-//!   (`GET /healthz`, `POST /shutdown`) that the host reaches over vsock (Firecracker) or a
-//!   virtio-serial port (QEMU).
+//!   (`GET /healthz`, `GET /ports`, `POST /shutdown`) that the host reaches over vsock
+//!   (Firecracker) or a virtio-serial port (QEMU).
 //!
 //! The agent is deliberately tiny: std, `nix` and `thiserror`, no async runtime, hand-written
 //! JSON. Everything that can be a pure function (command-line parsing, the HTTP parser, file
@@ -24,6 +24,7 @@ pub mod http;
 pub mod init;
 pub mod json;
 pub mod log;
+pub mod ports;
 pub mod service;
 pub mod transport;
 

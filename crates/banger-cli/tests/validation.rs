@@ -110,9 +110,7 @@ fn invalid_config_names_the_file() {
 fn commands_not_in_this_build_exit_7_without_side_effects() {
     let env = TestEnv::new().unwrap();
     let commands: &[&[&str]] = &[
-        &["vm", "prune", "-f"],
         &["vm", "exec", "web", "--", "make"],
-        &["vm", "set", "web", "--vcpu", "2"],
         &["vm", "workspace", "export", "web", "-o", "x.patch"],
         &["vm", "run", "--", "echo", "hi"],
         &["image", "cache", "prune", "--dry-run"],
@@ -152,6 +150,44 @@ fn not_available_still_validates_first() {
         .code(2);
     env.command("banger")
         .args(["vm", "start", "a b"])
+        .assert()
+        .code(2);
+    assert_untouched(&env);
+}
+
+#[test]
+fn prune_without_a_terminal_needs_force_and_touches_nothing() {
+    let env = TestEnv::new().unwrap();
+    env.command("banger")
+        .args(["vm", "prune"])
+        .stdin(std::process::Stdio::null())
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::starts_with(
+            "banger: vm prune asks before deleting, but stdin is not a terminal; pass -f",
+        ));
+    assert_untouched(&env);
+}
+
+#[test]
+fn inspection_commands_check_the_vm_reference_first() {
+    let env = TestEnv::new().unwrap();
+    for command in ["health", "stats", "ports"] {
+        env.command("banger")
+            .args(["vm", command, "a b"])
+            .assert()
+            .code(2)
+            .stdout("");
+        env.command("banger").args(["vm", command]).assert().code(2);
+    }
+    env.command("banger")
+        .args(["vm", "set", "web", "--memory", "64M"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("memory must be at least"));
+    env.command("banger")
+        .args(["vm", "set", "web", "--nat", "--no-nat"])
         .assert()
         .code(2);
     assert_untouched(&env);

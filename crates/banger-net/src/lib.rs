@@ -73,6 +73,9 @@ pub trait NetOps: Send + Sync {
         bridge: &'a str,
         owner_uid: u32,
     ) -> BoxFuture<'a, Result<(), NetError>>;
+    /// Renames an interface (taking it down first; the caller brings it up again).
+    fn rename_link<'a>(&'a self, from: &'a str, to: &'a str)
+    -> BoxFuture<'a, Result<(), NetError>>;
     /// Deletes an interface; a missing one is not an error.
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>>;
     /// Names of existing interfaces starting with `prefix`.

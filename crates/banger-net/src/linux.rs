@@ -68,6 +68,14 @@ impl NetOps for LinuxNet {
         Box::pin(ensure_tap(name, bridge, owner_uid))
     }
 
+    fn rename_link<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(rename_link(from, to))
+    }
+
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
         Box::pin(delete_link(name))
     }
@@ -144,6 +152,29 @@ async fn ensure_tap(name: &str, bridge: &str, owner_uid: u32) -> Result<(), NetE
         .execute()
         .await
         .map_err(nl("attach to bridge", name))
+}
+
+async fn rename_link(from: &str, to: &str) -> Result<(), NetError> {
+    check_ifname(from)?;
+    check_ifname(to)?;
+    let handle = connect().await?;
+    let index = index_of(&handle, from).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).down().build())
+        .execute()
+        .await
+        .map_err(nl("take down", from))?;
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name(to.to_owned())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("rename", from))
 }
 
 async fn delete_link(name: &str) -> Result<(), NetError> {

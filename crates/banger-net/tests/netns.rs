@@ -49,6 +49,19 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
                 .expect("tap 2");
             let taps = net.links_with_prefix("tap-pool-").await.expect("list");
             assert_eq!(taps, ["tap-pool-0"]);
+            net.ensure_tap("tap-pool-1", "banger0", 0)
+                .await
+                .expect("tap 3");
+            net.rename_link("tap-pool-1", "bgr-renamed")
+                .await
+                .expect("rename");
+            net.ensure_tap("bgr-renamed", "banger0", 0)
+                .await
+                .expect("re-attach");
+            assert!(
+                net.rename_link("tap-pool-9", "x").await.is_err(),
+                "missing link"
+            );
         })
     });
     let addr = ns
@@ -61,6 +74,13 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
     assert!(link.contains("master banger0"), "{link}");
     assert!(link.contains("tun type tap"), "{link}");
     assert!(link.contains("UP"), "{link}");
+    let renamed = ns
+        .ip(&["-d", "link", "show", "bgr-renamed"])
+        .expect("renamed tap");
+    assert!(
+        renamed.contains("master banger0") && renamed.contains("UP"),
+        "{renamed}"
+    );
     let owned = ns.ip(&["-d", "link", "show", "bgr-abc"]).expect("ip link");
     assert!(owned.contains("user 4242"), "{owned}");
 
@@ -68,6 +88,9 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
         Box::pin(async {
             let net = LinuxNet;
             net.delete_link("bgr-abc").await.expect("delete");
+            net.delete_link("bgr-renamed")
+                .await
+                .expect("delete renamed");
             net.delete_link("bgr-abc")
                 .await
                 .expect("delete twice is fine");

@@ -19,3 +19,7 @@ pub use types::{
     CreateVmRequest, DaemonInfo, LogChunk, PullRequest, RegisterImageRequest,
     RegisterKernelRequest, SshCommandLine, SshRequest,
 };
+pub use types::{
+    DiskUsage, HealthCheck, ListeningPort, PortProtocol, ProcessStats, PruneFailure,
+    PruneVmsRequest, PruneVmsResponse, SetVmRequest, VmHealth, VmPorts, VmStats,
+};

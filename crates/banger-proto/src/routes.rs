@@ -76,6 +76,36 @@ pub const VM_LOGS: Route = route(
     "/v1/vms/{vm}/logs",
     "A VM's console log from an offset",
 );
+/// `GET /v1/vms/{vm}/health`.
+pub const VM_HEALTH: Route = route(
+    "GET",
+    "/v1/vms/{vm}/health",
+    "Check a VM's VMM, guest agent and SSH",
+);
+/// `GET /v1/vms/{vm}/stats`.
+pub const VM_STATS: Route = route(
+    "GET",
+    "/v1/vms/{vm}/stats",
+    "CPU time, memory and disk use of a VM",
+);
+/// `GET /v1/vms/{vm}/ports`.
+pub const VM_PORTS: Route = route(
+    "GET",
+    "/v1/vms/{vm}/ports",
+    "The TCP and UDP ports a running VM listens on",
+);
+/// `PATCH /v1/vms/{vm}`.
+pub const SET_VM: Route = route(
+    "PATCH",
+    "/v1/vms/{vm}",
+    "Change the spec of a stopped VM (disks only grow)",
+);
+/// `POST /v1/vms/prune`.
+pub const PRUNE_VMS: Route = route(
+    "POST",
+    "/v1/vms/prune",
+    "Delete every VM that is not running",
+);
 /// `GET /v1/images`.
 pub const LIST_IMAGES: Route = route("GET", "/v1/images", "List images");
 /// `POST /v1/images/pull`.
@@ -128,6 +158,11 @@ pub const ALL: &[Route] = &[
     DELETE_VM,
     SSH_VM,
     VM_LOGS,
+    VM_HEALTH,
+    VM_STATS,
+    VM_PORTS,
+    SET_VM,
+    PRUNE_VMS,
     LIST_IMAGES,
     REGISTER_IMAGE,
     PULL_IMAGE,

@@ -87,6 +87,22 @@ pub struct RecordedCall {
     pub status: u16,
 }
 
+/// Something the fake did, reported to the hook of [`FakeFirecracker::on_event`] after the
+/// fake's state changed and before the answer is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FakeEvent {
+    /// A request was answered (every request, in order, as [`FakeFirecracker::calls`] records
+    /// it).
+    Request(RecordedCall),
+    /// `InstanceStart` succeeded: the microVM "runs" and the vsock accepts connections.
+    InstanceStarted,
+    /// `SendCtrlAltDel` succeeded: a real guest with `reboot=k` would now reboot, which makes
+    /// Firecracker exit.
+    CtrlAltDel,
+}
+
+type EventHook = Arc<dyn Fn(FakeEvent) + Send + Sync>;
+
 /// Lifecycle of the fake microVM, as `GET /` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FakeState {
@@ -320,6 +336,7 @@ pub struct FakeFirecracker {
 
 struct Shared {
     inner: Mutex<Inner>,
+    hook: Mutex<Option<EventHook>>,
     ports: Arc<VsockPorts>,
     vsock_open: Arc<AtomicBool>,
 }
@@ -331,6 +348,8 @@ struct Fault {
 }
 
 struct Inner {
+    id: String,
+    events: Vec<FakeEvent>,
     state: FakeState,
     machine: MachineCfg,
     boot_source: Option<BootSourceCfg>,
@@ -351,6 +370,8 @@ impl FakeFirecracker {
         let listener = bind_std(&socket)?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
+                id: FAKE_INSTANCE_ID.to_owned(),
+                events: Vec::new(),
                 state: FakeState::NotStarted,
                 machine: MachineCfg::default(),
                 boot_source: None,
@@ -362,6 +383,7 @@ impl FakeFirecracker {
                 calls: Vec::new(),
                 faults: VecDeque::new(),
             }),
+            hook: Mutex::new(None),
             ports: Arc::new(VsockPorts::default()),
             vsock_open: Arc::new(AtomicBool::new(false)),
         });
@@ -398,6 +420,18 @@ impl FakeFirecracker {
     /// Every request received so far, in order.
     pub fn calls(&self) -> Vec<RecordedCall> {
         lock(&self.shared.inner).calls.clone()
+    }
+
+    /// Sets the instance id `GET /` reports (what `--id` does; default
+    /// [`FAKE_INSTANCE_ID`]).
+    pub fn set_instance_id(&self, id: impl Into<String>) {
+        lock(&self.shared.inner).id = id.into();
+    }
+
+    /// Calls `hook` for every [`FakeEvent`] from now on (replacing an earlier hook). It runs on
+    /// the fake's server thread, outside the fake's lock, before the answer is written.
+    pub fn on_event(&self, hook: impl Fn(FakeEvent) + Send + Sync + 'static) {
+        *lock(&self.shared.hook) = Some(Arc::new(hook));
     }
 
     /// The microVM's state.
@@ -467,7 +501,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         Err(e) => Err(e.to_string()),
     };
 
-    let (status, answer) = {
+    let (status, answer, events) = {
         let mut inner = lock(&shared.inner);
         let (answer, recorded_body) = match &body {
             Err(e) => (
@@ -493,14 +527,23 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
                 (answer, recorded)
             }
         };
-        inner.calls.push(RecordedCall {
+        let call = RecordedCall {
             method: method.to_string(),
             path: path.clone(),
             body: recorded_body,
             status: answer.0.as_u16(),
-        });
-        answer
+        };
+        inner.calls.push(call.clone());
+        let mut events = vec![FakeEvent::Request(call)];
+        events.append(&mut inner.events);
+        (answer.0, answer.1, events)
     };
+    let hook = lock(&shared.hook).clone();
+    if let Some(hook) = hook {
+        for event in events {
+            hook(event);
+        }
+    }
 
     let mut builder = Response::builder()
         .status(status)
@@ -582,7 +625,7 @@ impl Inner {
         (
             StatusCode::OK,
             Some(json!({
-                "id": FAKE_INSTANCE_ID,
+                "id": self.id,
                 "state": self.state.as_spec_str(),
                 "vmm_version": FAKE_VMM_VERSION,
                 "app_name": "Firecracker",
@@ -609,9 +652,13 @@ impl Inner {
                 }
                 self.state = FakeState::Running;
                 shared.vsock_open.store(true, Ordering::SeqCst);
+                self.events.push(FakeEvent::InstanceStarted);
                 Ok(no_content())
             }
-            (ActionType::SendCtrlAltDel, FakeState::Running) => Ok(no_content()),
+            (ActionType::SendCtrlAltDel, FakeState::Running) => {
+                self.events.push(FakeEvent::CtrlAltDel);
+                Ok(no_content())
+            }
             (ActionType::FlushMetrics, FakeState::Running) => {
                 if let Some(path) = &self.metrics {
                     let line = format!("{}\n", json!({ "fake_firecracker": { "flush": true } }));
@@ -1234,6 +1281,60 @@ mod tests {
         );
         assert!(parse::<LoggerCfg>(br#"{"level":"WARN"}"#).is_ok());
         assert!(parse::<LoggerCfg>(br#"{"level":"loud"}"#).is_err());
+    }
+
+    #[test]
+    fn reports_its_instance_id_and_events() {
+        let (dir, fake) = started();
+        let sock = fake.socket_path().to_path_buf();
+        fake.set_instance_id("banger-0123");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        fake.on_event(move |e| lock(&sink).push(e));
+
+        let kernel = dir.path().join("vmlinux");
+        std::fs::write(&kernel, b"k").unwrap();
+        let boot = format!(r#"{{"kernel_image_path":"{}"}}"#, kernel.display());
+        assert_eq!(raw(&sock, "PUT", "/boot-source", &boot).0, 204);
+        let start = r#"{"action_type":"InstanceStart"}"#;
+        assert_eq!(raw(&sock, "PUT", "/actions", start).0, 204);
+        let cad = r#"{"action_type":"SendCtrlAltDel"}"#;
+        assert_eq!(raw(&sock, "PUT", "/actions", cad).0, 204);
+
+        let mut stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        write!(
+            stream,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.contains(r#""id":"banger-0123""#), "{answer}");
+
+        let events = lock(&events).clone();
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                FakeEvent::Request(c) => format!("{} {} {}", c.method, c.path, c.status),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "PUT /boot-source 204",
+                "PUT /actions 204",
+                "InstanceStarted",
+                "PUT /actions 204",
+                "CtrlAltDel",
+                "GET / 200",
+            ]
+        );
+        assert_eq!(
+            events[3],
+            FakeEvent::Request(fake.calls()[2].clone()),
+            "request events carry the recorded call"
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Every backend implements [`Vmm`] over the same [`LaunchSpec`] and returns a [`VmmHandle`]
 //! the daemon persists, so a VM can be found again after a daemon restart.
 //!
-//! - [`firecracker`]: a typed client of Firecracker's HTTP API over its Unix socket, the pure
-//!   plan that orders the pre-boot calls, the host side of its hybrid vsock, and the process's
-//!   command line. Tested against the spec-following fake in `banger-testkit`.
+//! - [`firecracker`]: [`FirecrackerVmm`], the primary backend: one detached `firecracker`
+//!   process per VM, configured through a typed client of its HTTP API over its Unix socket
+//!   (the pure plan orders the pre-boot calls), the agent reached over its hybrid vsock.
+//!   Tested against the spec-following fake in `banger-testkit`, in-process and as a process.
 //! - [`qemu`]: `qemu-system-x86_64 -M microvm`, daemonized so guests outlive the daemon, with
 //!   QMP for power-down and a virtio-serial port for the agent. This is what boots guests on
 //!   hosts without Firecracker or usable KVM.
@@ -18,6 +19,7 @@ pub mod launch;
 pub mod process;
 pub mod qemu;
 
+pub use firecracker::FirecrackerVmm;
 pub use launch::{
     AgentEndpoint, BoxFuture, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle, VmmKind,
 };

@@ -1,22 +1,160 @@
 //! Choosing and building the VM backends for this host.
 //!
-//! QEMU is the backend that boots guests on hosts without Firecracker or usable KVM (the only
-//! one wired here so far). When no VMM is found the daemon still serves everything else and
-//! VM operations answer with an error that says what to install.
+//! The choice honours `vmm = "auto" | "firecracker" | "qemu"` in config and is a pure function
+//! ([`choose`]) over facts probed once at start-up ([`HostFacts::probe`]), so every branch is
+//! unit-tested without the host having (or lacking) either VMM. `auto` picks Firecracker, the
+//! primary VMM, when `firecracker` is on `PATH` and `/dev/kvm` is usable (opens read-write, and
+//! is not the paravirtual `kvm_pvm`, which only runs specially built guests); otherwise QEMU,
+//! which runs everywhere (TCG when KVM is unusable). The daemon logs which VMM it chose and why.
+//!
+//! When no VMM can be used the daemon still serves everything else, and VM operations answer
+//! with an error; the log says what to install or change.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use banger_daemon::vms::{Timeouts, VmBackends};
-use banger_model::Layout;
+use banger_model::{Config, Layout, VmmChoice};
 use banger_net::{LinuxNet, NetPlan};
-use banger_vmm::qemu::QemuVmm;
+use banger_vmm::firecracker::FirecrackerVmm;
+use banger_vmm::qemu::{HostCpu, QemuVmm, detect_accel, find_on_path, host_tsc_khz};
+use banger_vmm::{Vmm, VmmKind};
+
+/// What the host offers, as far as choosing a VMM goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// `firecracker` on `PATH`.
+    pub firecracker: Option<PathBuf>,
+    /// `qemu-system-x86_64` on `PATH`.
+    pub qemu: Option<PathBuf>,
+    /// `/dev/kvm` opens read-write and is not PVM-only (`/sys/module/kvm_pvm` absent).
+    pub kvm_usable: bool,
+}
+
+impl HostFacts {
+    /// Probes this host.
+    pub fn probe() -> Self {
+        Self {
+            firecracker: find_on_path("firecracker"),
+            qemu: find_on_path("qemu-system-x86_64"),
+            kvm_usable: kvm_usable(Path::new("/dev/kvm"), Path::new("/sys/module/kvm_pvm")),
+        }
+    }
+}
+
+/// Whether `dev` opens read-write and `pvm_module` does not exist.
+fn kvm_usable(dev: &Path, pvm_module: &Path) -> bool {
+    let opens = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .is_ok();
+    opens && !pvm_module.exists()
+}
+
+/// The VMM to use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Which hypervisor.
+    pub kind: VmmKind,
+    /// Its binary.
+    pub binary: PathBuf,
+    /// Why it was chosen (for the log and `doctor`).
+    pub reason: String,
+}
+
+/// Why no VMM can be used; the message names the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoVmm(pub String);
+
+impl fmt::Display for NoVmm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const KVM_HINT: &str = "/dev/kvm must open read-write (add the user to the `kvm` group) and be \
+                        hardware KVM, not the paravirtual kvm_pvm";
+
+/// Picks the VMM for `choice` on a host with `facts`.
+pub fn choose(choice: VmmChoice, facts: &HostFacts) -> Result<Selection, NoVmm> {
+    let qemu = |reason: String| match &facts.qemu {
+        Some(binary) => Ok(Selection {
+            kind: VmmKind::Qemu,
+            binary: binary.clone(),
+            reason,
+        }),
+        None => Err(NoVmm(format!(
+            "{reason}, but qemu-system-x86_64 is not on PATH; install QEMU (Debian: \
+             qemu-system-x86){}",
+            if choice == VmmChoice::Auto {
+                ", or Firecracker with a usable /dev/kvm"
+            } else {
+                ""
+            }
+        ))),
+    };
+    match choice {
+        VmmChoice::Qemu => qemu("vmm = \"qemu\" in config".to_owned()),
+        VmmChoice::Firecracker => match (&facts.firecracker, facts.kvm_usable) {
+            (Some(binary), true) => Ok(Selection {
+                kind: VmmKind::Firecracker,
+                binary: binary.clone(),
+                reason: "vmm = \"firecracker\" in config".to_owned(),
+            }),
+            (None, _) => Err(NoVmm(
+                "vmm = \"firecracker\" in config, but `firecracker` is not on PATH; install \
+                 Firecracker (and put it on PATH) or set vmm = \"auto\" or \"qemu\""
+                    .to_owned(),
+            )),
+            (Some(_), false) => Err(NoVmm(format!(
+                "vmm = \"firecracker\" in config, but /dev/kvm is not usable; {KVM_HINT}, or \
+                 set vmm = \"auto\" or \"qemu\""
+            ))),
+        },
+        VmmChoice::Auto => match (&facts.firecracker, facts.kvm_usable) {
+            (Some(binary), true) => Ok(Selection {
+                kind: VmmKind::Firecracker,
+                binary: binary.clone(),
+                reason: "vmm = \"auto\": firecracker is on PATH and /dev/kvm is usable".to_owned(),
+            }),
+            (None, _) => qemu("vmm = \"auto\": firecracker is not on PATH".to_owned()),
+            (Some(_), false) => qemu(format!(
+                "vmm = \"auto\": firecracker is on PATH but /dev/kvm is not usable ({KVM_HINT})"
+            )),
+        },
+    }
+}
+
+/// Builds the chosen VMM.
+fn build(selection: &Selection) -> Arc<dyn Vmm> {
+    match selection.kind {
+        VmmKind::Firecracker => Arc::new(FirecrackerVmm::new(selection.binary.clone())),
+        VmmKind::Qemu => {
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            let host = HostCpu {
+                accel: detect_accel(),
+                tsc_khz: host_tsc_khz(&cpuinfo),
+            };
+            tracing::info!(accel = ?host.accel, "qemu acceleration");
+            Arc::new(QemuVmm::new(selection.binary.clone(), host))
+        }
+    }
+}
 
 /// The backends, or `None` (logged) when this host cannot run VMs.
-pub fn detect(layout: &Layout, owner_uid: u32) -> Option<Arc<VmBackends>> {
-    let vmm = match QemuVmm::detect() {
-        Ok(vmm) => vmm,
+pub fn detect(layout: &Layout, config: &Config, owner_uid: u32) -> Option<Arc<VmBackends>> {
+    let facts = HostFacts::probe();
+    let selection = match choose(config.vmm, &facts) {
+        Ok(selection) => selection,
         Err(e) => {
-            tracing::warn!(error = %e, "no VMM found; VM operations are unavailable");
+            let level_is_error = config.vmm != VmmChoice::Auto;
+            if level_is_error {
+                tracing::error!(error = %e, "the configured VMM is unavailable; VM operations are unavailable");
+            } else {
+                tracing::warn!(error = %e, "no VMM found; VM operations are unavailable");
+            }
             return None;
         }
     };
@@ -28,14 +166,15 @@ pub fn detect(layout: &Layout, owner_uid: u32) -> Option<Arc<VmBackends>> {
             return None;
         }
     };
+    let vmm = build(&selection);
     tracing::info!(
-        vmm = "qemu",
-        binary = %vmm.binary().display(),
-        accel = ?vmm.host().accel,
+        vmm = selection.kind.as_str(),
+        binary = %selection.binary.display(),
+        reason = %selection.reason,
         "vm backend ready"
     );
     Some(Arc::new(VmBackends {
-        vmm: Arc::new(vmm),
+        vmm,
         net: Arc::new(LinuxNet),
         plan: NetPlan::default(),
         ssh_key,
@@ -50,4 +189,95 @@ pub fn agent_binary() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let agent = exe.parent()?.join("banger-agent");
     agent.is_file().then_some(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(firecracker: bool, qemu: bool, kvm_usable: bool) -> HostFacts {
+        HostFacts {
+            firecracker: firecracker.then(|| PathBuf::from("/usr/bin/firecracker")),
+            qemu: qemu.then(|| PathBuf::from("/usr/bin/qemu-system-x86_64")),
+            kvm_usable,
+        }
+    }
+
+    fn kind(choice: VmmChoice, f: &HostFacts) -> Option<VmmKind> {
+        choose(choice, f).ok().map(|s| s.kind)
+    }
+
+    #[test]
+    fn auto_prefers_firecracker_only_with_usable_kvm() {
+        use VmmKind::{Firecracker, Qemu};
+        let cases = [
+            // (firecracker, qemu, kvm) → choice
+            ((true, true, true), Some(Firecracker)),
+            ((true, false, true), Some(Firecracker)),
+            ((true, true, false), Some(Qemu)),
+            ((false, true, true), Some(Qemu)),
+            ((false, true, false), Some(Qemu)),
+            ((true, false, false), None),
+            ((false, false, true), None),
+            ((false, false, false), None),
+        ];
+        for ((fc, q, kvm), expected) in cases {
+            assert_eq!(
+                kind(VmmChoice::Auto, &facts(fc, q, kvm)),
+                expected,
+                "firecracker={fc} qemu={q} kvm={kvm}"
+            );
+        }
+        let chosen = choose(VmmChoice::Auto, &facts(true, true, true)).expect("chosen");
+        assert_eq!(chosen.binary, Path::new("/usr/bin/firecracker"));
+        assert!(chosen.reason.contains("usable"), "{}", chosen.reason);
+        let chosen = choose(VmmChoice::Auto, &facts(true, true, false)).expect("chosen");
+        assert_eq!(chosen.binary, Path::new("/usr/bin/qemu-system-x86_64"));
+        assert!(
+            chosen.reason.contains("/dev/kvm is not usable"),
+            "{}",
+            chosen.reason
+        );
+        let chosen = choose(VmmChoice::Auto, &facts(false, true, true)).expect("chosen");
+        assert!(chosen.reason.contains("not on PATH"), "{}", chosen.reason);
+    }
+
+    #[test]
+    fn explicit_choices_are_honoured_or_name_the_fix() {
+        assert_eq!(
+            kind(VmmChoice::Qemu, &facts(true, true, true)),
+            Some(VmmKind::Qemu)
+        );
+        assert_eq!(
+            kind(VmmChoice::Firecracker, &facts(true, false, true)),
+            Some(VmmKind::Firecracker)
+        );
+
+        let err = choose(VmmChoice::Firecracker, &facts(false, true, true)).expect_err("none");
+        assert!(err.0.contains("`firecracker` is not on PATH"), "{err}");
+        assert!(err.0.contains("vmm = \"auto\" or \"qemu\""), "{err}");
+        let err = choose(VmmChoice::Firecracker, &facts(true, true, false)).expect_err("no kvm");
+        assert!(err.0.contains("/dev/kvm is not usable"), "{err}");
+        assert!(err.0.contains("kvm` group"), "{err}");
+        let err = choose(VmmChoice::Qemu, &facts(true, false, true)).expect_err("no qemu");
+        assert!(err.0.contains("install QEMU"), "{err}");
+        assert!(!err.0.contains("Firecracker"), "{err}");
+        let err = choose(VmmChoice::Auto, &facts(false, false, false)).expect_err("nothing");
+        assert!(
+            err.0.contains("or Firecracker with a usable /dev/kvm"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kvm_probe_needs_a_read_write_device_and_no_pvm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dev = dir.path().join("kvm");
+        let pvm = dir.path().join("kvm_pvm");
+        assert!(!kvm_usable(&dev, &pvm), "missing device");
+        std::fs::write(&dev, b"").expect("device stand-in");
+        assert!(kvm_usable(&dev, &pvm));
+        std::fs::create_dir(&pvm).expect("pvm module");
+        assert!(!kvm_usable(&dev, &pvm), "pvm-only kvm");
+    }
 }

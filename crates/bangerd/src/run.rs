@@ -51,7 +51,7 @@ pub fn main(args: &Args) -> Result<()> {
         started_at: banger_daemon::ids::now_rfc3339(),
     };
     let shutdown = Shutdown::new();
-    let backends = crate::backends::detect(&layout, owner_uid);
+    let backends = crate::backends::detect(&layout, &config, owner_uid);
     let ctx = DaemonContext::new(
         layout.clone(),
         config,

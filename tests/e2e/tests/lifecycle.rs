@@ -139,6 +139,11 @@ fn lifecycle_on_a_real_guest() {
     assert!(pinned.contains(&ip), "first ssh pinned the host key");
     bed.ok(&["vm", "delete", "e2e-a"]);
     assert!(
+        bed.links("tap-pool-").len() <= 2,
+        "only the pool's idle taps remain: {:?}",
+        bed.links("")
+    );
+    assert!(
         bed.links("bgr-").is_empty(),
         "no VM taps left: {:?}",
         bed.links("")

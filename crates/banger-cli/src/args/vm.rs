@@ -135,11 +135,12 @@ Examples:
   banger vm set web --disk-size 32G      disks only grow
   banger vm set web --no-nat")]
     Set(SetArgs),
-    /// Check that a VM's guest agent answers
+    /// Check that a VM's VMM, guest agent and SSH answer (exit 1 if not)
     #[command(after_help = "\
 Examples:
-  banger vm health web")]
-    Health(VmArg),
+  banger vm health web
+  until banger vm health web >/dev/null 2>&1; do sleep 1; done")]
+    Health(ShowArgs),
     /// Open a shell in a VM, or run a command there
     #[command(after_help = "\
 Examples:

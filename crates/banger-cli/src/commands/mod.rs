@@ -14,6 +14,7 @@ mod system;
 mod update;
 mod version;
 mod vm;
+mod vm_inspect;
 mod vm_power;
 mod vm_session;
 mod workspace;

@@ -1,5 +1,6 @@
-//! `banger vm …`: create, list and show; power and session commands live in `vm_power` and
-//! `vm_session`; commands not in this build validate their arguments and refuse.
+//! `banger vm …`: create, list and show; power, session and inspection commands live in
+//! `vm_power`, `vm_session` and `vm_inspect`; commands not in this build validate their
+//! arguments and refuse.
 //!
 //! Order inside `create` is the contract: check the name, resolve and validate the spec,
 //! print the `spec:` line, and only then connect (starting the daemon if needed), so bad
@@ -11,7 +12,9 @@ use banger_model::spec::{MIN_DISK, MIN_MEMORY_MIB, VCPU_RANGE};
 use banger_model::{ImageRecord, VmRecord};
 use banger_proto::{CreateVmRequest, Operation, routes};
 
-use super::{not_available, vm_power as power, vm_session as session, workspace};
+use super::{
+    not_available, vm_inspect as inspect, vm_power as power, vm_session as session, workspace,
+};
 use crate::args::common::JsonFlag;
 use crate::args::vm::{CreateArgs, RunArgs, SetArgs, ShowArgs, VmCommand};
 use crate::client::Client;
@@ -36,15 +39,15 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
         VmCommand::Restart(args) => power::restart(&args, ctx).await,
         VmCommand::Kill(args) => power::simple(&args, ctx, routes::KILL_VM, "killed").await,
         VmCommand::Delete(args) => power::simple(&args, ctx, routes::DELETE_VM, "deleted").await,
-        VmCommand::Prune(_) => not_available("vm prune"),
+        VmCommand::Prune(args) => inspect::prune(&args, ctx).await,
         VmCommand::Logs(args) => session::logs(&args, ctx).await,
-        VmCommand::Stats(args) => one("vm stats", &args.vm),
-        VmCommand::Ports(args) => one("vm ports", &args.vm),
+        VmCommand::Stats(args) => inspect::stats(&args, ctx).await,
+        VmCommand::Ports(args) => inspect::ports(&args, ctx).await,
         VmCommand::Set(args) => {
             check_set(&args)?;
-            not_available("vm set")
+            inspect::set(&args, ctx).await
         }
-        VmCommand::Health(args) => one("vm health", &args.vm),
+        VmCommand::Health(args) => inspect::health(&args, ctx).await,
         VmCommand::Ssh(args) => session::ssh(&args, ctx).await,
         VmCommand::Exec(args) => one("vm exec", &args.vm),
         VmCommand::Workspace(cmd) => workspace::run(&cmd),

@@ -12,6 +12,7 @@ pub mod kernel;
 pub mod operation;
 pub mod table;
 pub mod vm;
+pub mod vm_inspect;
 
 /// The first 8 characters of an id, as shown in tables.
 pub fn short_id(id: &str) -> &str {

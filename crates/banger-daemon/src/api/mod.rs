@@ -39,6 +39,14 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::DELETE_VM, vms::delete);
     let api = add(api, routes::SSH_VM, vms::ssh);
     let api = add(api, routes::VM_LOGS, vms::logs);
+    let api = add(api, routes::VM_HEALTH, vms::health);
+    let api = add(api, routes::VM_STATS, vms::stats);
+    let api = add(api, routes::VM_PORTS, vms::ports);
+    let api = add(api, routes::SET_VM, vms::set);
+    let api = api.route(
+        routes::PRUNE_VMS.path,
+        on(method_filter(routes::PRUNE_VMS.method), vms::prune).fallback(vms::vm_named_prune),
+    );
     let api = add(api, routes::LIST_IMAGES, images::list);
     let api = add(api, routes::REGISTER_IMAGE, images::register);
     let api = add(api, routes::PULL_IMAGE, images::pull);

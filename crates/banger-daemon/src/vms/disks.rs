@@ -49,6 +49,16 @@ pub enum DiskError {
         /// What it said.
         stderr: String,
     },
+    /// A disk would have to shrink.
+    #[error("{} is already {current}; disks only grow, so it cannot become {requested}", path.display())]
+    Shrink {
+        /// The disk.
+        path: PathBuf,
+        /// Its size now.
+        current: Size,
+        /// The size asked for.
+        requested: Size,
+    },
     /// The work disk would shrink.
     #[error("the work disk cannot be {requested}: the image's work seed is already {seed}")]
     TooSmall {
@@ -136,26 +146,7 @@ pub fn make_work_disk(seed: Option<&Path>, dst: &Path, size: Size) -> Result<(),
                 });
             }
             sparse_copy(seed, dst)?;
-            File::options()
-                .write(true)
-                .open(dst)
-                .and_then(|f| f.set_len(size.bytes()))
-                .map_err(io("grow", dst))?;
-            // resize2fs insists on a freshly checked file system.
-            let fsck = Command::new("e2fsck")
-                .args(["-f", "-y"])
-                .arg(dst)
-                .output()
-                .map_err(io("run", Path::new("e2fsck")))?;
-            // e2fsck: 0 clean, 1 errors corrected; anything else is a real failure.
-            if !matches!(fsck.status.code(), Some(0 | 1)) {
-                return Err(DiskError::Tool {
-                    tool: "e2fsck",
-                    path: dst.to_path_buf(),
-                    stderr: String::from_utf8_lossy(&fsck.stderr).trim().to_owned(),
-                });
-            }
-            run("resize2fs", &[dst.as_os_str()], dst)?;
+            grow_work_disk(dst, size)?;
         }
         None => {
             let size_arg = format!("{}k", size.bytes() / 1024);
@@ -173,6 +164,43 @@ pub fn make_work_disk(seed: Option<&Path>, dst: &Path, size: Size) -> Result<(),
             )?;
         }
     }
+    Ok(())
+}
+
+/// Grows the ext4 work disk at `path` to `size`: extends the file (sparse), checks the file
+/// system (`resize2fs` insists on a fresh check) and grows it to fill the file. The same size
+/// is a no-op; a smaller one is refused, because shrinking could cut off the guest's data.
+pub fn grow_work_disk(path: &Path, size: Size) -> Result<(), DiskError> {
+    let current = std::fs::metadata(path).map_err(io("stat", path))?.len();
+    if size.bytes() < current {
+        return Err(DiskError::Shrink {
+            path: path.to_path_buf(),
+            current: Size::from_bytes(current),
+            requested: size,
+        });
+    }
+    if size.bytes() == current {
+        return Ok(());
+    }
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(size.bytes()))
+        .map_err(io("grow", path))?;
+    let fsck = Command::new("e2fsck")
+        .args(["-f", "-y"])
+        .arg(path)
+        .output()
+        .map_err(io("run", Path::new("e2fsck")))?;
+    // e2fsck: 0 clean, 1 errors corrected; anything else is a real failure.
+    if !matches!(fsck.status.code(), Some(0 | 1)) {
+        return Err(DiskError::Tool {
+            tool: "e2fsck",
+            path: path.to_path_buf(),
+            stderr: String::from_utf8_lossy(&fsck.stderr).trim().to_owned(),
+        });
+    }
+    run("resize2fs", &[path.as_os_str()], path)?;
     Ok(())
 }
 
@@ -316,6 +344,30 @@ mod tests {
             make_work_disk(Some(&seed), &dir.path().join("tiny"), Size::from_mib(8)),
             Err(DiskError::TooSmall { .. })
         ));
+        // Growing keeps the data and fills the new size; shrinking is refused.
+        grow_work_disk(&work, Size::from_mib(96)).unwrap();
+        assert_eq!(std::fs::metadata(&work).unwrap().len(), 96 << 20);
+        let kept = run(
+            "debugfs",
+            &["-R".as_ref(), "cat /keep.txt".as_ref(), work.as_os_str()],
+            &work,
+        )
+        .unwrap();
+        assert_eq!(kept, "from the image");
+        let df = run("dumpe2fs", &["-h".as_ref(), work.as_os_str()], &work).unwrap();
+        let field = |name: &str| -> u64 {
+            df.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap()
+        };
+        assert_eq!(field("Block count:") * field("Block size:"), 96 << 20);
+        grow_work_disk(&work, Size::from_mib(96)).unwrap();
+        assert!(matches!(
+            grow_work_disk(&work, Size::from_mib(64)),
+            Err(DiskError::Shrink { .. })
+        ));
+        assert_eq!(std::fs::metadata(&work).unwrap().len(), 96 << 20);
         let fresh = dir.path().join("fresh.ext4");
         make_work_disk(None, &fresh, Size::from_mib(32)).unwrap();
         write_guest_login(&fresh, "ssh-ed25519 AAAB banger").unwrap();

@@ -16,9 +16,12 @@ pub mod cmdline;
 mod delete;
 pub mod disks;
 pub mod handles;
+pub mod inspect;
 pub mod locks;
 mod power;
 mod reconcile;
+mod set;
+pub mod tap_pool;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,8 +40,10 @@ use crate::ids;
 use crate::operations::OperationHandle;
 
 pub use delete::delete;
+pub use inspect::{health, ports, stats};
 pub use power::{kill, start, stop, teardown};
 pub use reconcile::{monitor, reconcile_at_start};
+pub use set::{prune, set};
 
 /// Bounds on the slow parts of a boot and a stop.
 #[derive(Debug, Clone, Copy)]
@@ -356,12 +361,19 @@ async fn create_stages(
     let seed = source.image.work_seed_path.clone();
     let disk_size = record.spec.disk_size;
     let key = backends.ssh_key.public_line.clone();
+    let agent = ctx.agent_binary();
     tokio::task::spawn_blocking(move || {
         prepare_disks(&dir, &rootfs, seed.as_deref(), disk_size, &key)
+            .map_err(|e| crate::api::error::chain(&e))?;
+        // Every VM runs this daemon's agent, whatever agent its image was built with.
+        if let Some(agent) = agent {
+            crate::images::inject_agent(&dir.join("rootfs.ext4"), &agent).map_err(|e| e.message)?;
+        }
+        Ok::<(), String>(())
     })
     .await
     .map_err(|e| ("prepare disks", e.to_string()))?
-    .map_err(|e| ("prepare disks", crate::api::error::chain(&e)))?;
+    .map_err(|e| ("prepare disks", e))?;
     op.detail(disks::OVERLAY_STRATEGY);
 
     let handle = power::boot(ctx, backends, record, &source.kernel, op, launched).await?;

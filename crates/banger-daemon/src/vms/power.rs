@@ -31,11 +31,21 @@ pub(super) async fn boot(
         .await
         .map_err(|e| ("network", crate::api::error::chain(&e)))?;
     let tap = spec.net.as_ref().map(|n| n.tap.clone()).unwrap_or_default();
-    backends
-        .net
-        .ensure_tap(&tap, &plan.bridge, backends.owner_uid)
+    let pooled = super::tap_pool::claim(backends, &tap)
         .await
         .map_err(|e| ("network", crate::api::error::chain(&e)))?;
+    op.detail(if pooled {
+        "tap from the pool"
+    } else {
+        "new tap"
+    });
+    // Refill after every claim (the first claim creates the pool).
+    let refill_ctx = ctx.clone();
+    tokio::spawn(async move {
+        if let Some(backends) = refill_ctx.backends() {
+            super::tap_pool::refill(&backends).await;
+        }
+    });
 
     op.stage("boot");
     let handle = backends

@@ -15,7 +15,8 @@ use banger_model::VmState;
 use super::{VmBackends, handles, teardown};
 use crate::context::DaemonContext;
 
-/// Adopts live VMs and demotes dead ones. Run once before serving.
+/// Adopts live VMs and demotes dead ones. Run once before serving. It creates no network
+/// objects: the bridge and the TAP pool appear only when a VM first needs them.
 pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
     let vms = match ctx.store().vms().list() {
         Ok(vms) => vms,

@@ -1,27 +1,42 @@
-//! Firecracker: API client, launch plan, hybrid vsock, API-socket readiness, command line.
+//! Firecracker: API client, launch plan, hybrid vsock, API-socket readiness, command line, and
+//! the [`FirecrackerVmm`] backend that composes them.
 //!
 //! The wire format follows Firecracker's swagger definition
 //! (`src/firecracker/swagger/firecracker.yaml` upstream). The contract tests in
 //! `tests/firecracker_contract.rs` check every call against the fake Firecracker in
 //! `banger-testkit`, which enforces the same rules (pre-/post-boot, body validation,
-//! `fault_message` errors).
+//! `fault_message` errors); `tests/firecracker_backend.rs` runs the whole backend against the
+//! fake as a real process (`fake-firecracker`).
 //!
-//! A typical launch: [`command_line`] to spawn the process, [`wait_for_api_socket`], then
+//! A typical launch ([`FirecrackerVmm`] does exactly this): [`command_line`] to spawn the
+//! process detached ([`spawn`]), [`wait_for_api_socket`], then
 //! [`FirecrackerClient::apply_plan`] with [`VmConfig::plan`], then [`vsock::connect`] to reach
-//! the guest agent.
+//! the guest agent. Socket paths too long for `AF_UNIX` go through a short symlink
+//! ([`short_path`]). [`jailer`] builds the jailer's command line; launching under the jailer
+//! is not supported by this build.
 
 pub mod api;
+pub mod backend;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod jailer;
+pub mod short_path;
 pub mod socket;
+pub mod spawn;
 pub mod vsock;
 
 pub use api::{
     Action, ActionType, BootSource, Drive, InstanceInfo, InstanceState, LogLevel, Logger,
     MachineConfig, Metrics, NetworkInterface, Vsock,
 };
+pub use backend::{
+    AGENT_VSOCK_PORT, FirecrackerFiles, FirecrackerVmm, GUEST_CID, boot_args, instance_id,
+    vm_config,
+};
 pub use client::{ApplyPlanError, FirecrackerApiError, FirecrackerClient};
 pub use command::{FirecrackerArgs, command_line};
 pub use config::{ApiCall, VmConfig, VmConfigError};
+pub use jailer::{JailerArgs, JailerArgsError, jailer_command_line};
+pub use short_path::{ShortLink, ShortPathError, SocketPaths, socket_paths};
 pub use socket::{WaitForSocketError, wait_for_api_socket};

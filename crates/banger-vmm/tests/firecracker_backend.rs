@@ -1,0 +1,594 @@
+//! The Firecracker backend end to end against `fake-firecracker`, the spec-following fake run
+//! as a real process: spawning detached, pid file and tag, the exact API calls of a launch,
+//! the agent over the hybrid vsock, shutdown by Ctrl-Alt-Del and by the agent, failed launches
+//! that leave nothing behind, socket paths too long for `AF_UNIX`, and VMs outliving the
+//! runtime that launched them. No root, no KVM, no network: the fake opens no TAP.
+//!
+//! `cargo test -p banger-vmm` does not build other packages' binaries, so the first test to
+//! need the fake builds it with the same cargo (bounded in time) and panics if that fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use banger_vmm::firecracker::vsock;
+use banger_vmm::firecracker::{FirecrackerClient, FirecrackerVmm, InstanceState};
+use banger_vmm::process::is_our_process;
+use banger_vmm::{AgentEndpoint, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle, VmmKind};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BOUND: Duration = Duration::from_secs(10);
+const BUILD_BOUND: Duration = Duration::from_secs(20 * 60);
+
+/// The fake's path, built once per test binary.
+fn fake_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(build_fake)
+}
+
+fn build_fake() -> PathBuf {
+    let bin = banger_testkit::bin_path("fake-firecracker");
+    let profile_dir = bin.parent().expect("target/<profile>").to_path_buf();
+    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut child = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "banger-testkit",
+            "--bin",
+            "fake-firecracker",
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cargo runs");
+    let deadline = Instant::now() + BUILD_BOUND;
+    loop {
+        match child.try_wait().expect("wait for cargo") {
+            Some(status) => {
+                assert!(
+                    status.success(),
+                    "building fake-firecracker failed: {status}"
+                );
+                break;
+            }
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("building fake-firecracker took over {BUILD_BOUND:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
+}
+
+/// A unique VM id per test (16 hex digits, like the daemon's).
+fn vm_id(salt: u64) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:08x}{:04x}{:04x}",
+        nanos,
+        std::process::id() & 0xffff,
+        salt & 0xffff
+    )
+}
+
+struct Vm {
+    dir: tempfile::TempDir,
+    spec: LaunchSpec,
+}
+
+impl Vm {
+    /// A spec whose kernel, initrd and disks exist.
+    fn new(salt: u64) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("fcb")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"not really an image").expect("write");
+            path
+        };
+        let spec = LaunchSpec {
+            vm_id: vm_id(salt),
+            vcpu: 2,
+            memory_mib: 256,
+            kernel: file("vmlinux"),
+            initrd: Some(file("initrd.img")),
+            cmdline: "console=ttyS0 reboot=k panic=1 root=/dev/vda rw".to_owned(),
+            disks: vec![
+                DiskSpec {
+                    path: file("rootfs.ext4"),
+                    read_only: false,
+                },
+                DiskSpec {
+                    path: file("work.ext4"),
+                    read_only: false,
+                },
+            ],
+            net: Some(NetSpec {
+                tap: "bgr-test0".to_owned(),
+                mac: "06:00:0a:00:00:02".to_owned(),
+            }),
+            run_dir: dir.path().join("vm"),
+        };
+        Self { dir, spec }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn vmm() -> FirecrackerVmm {
+    FirecrackerVmm::new(fake_bin()).with_socket_link_base(None)
+}
+
+/// Kills the VM's process when a test ends, passing or not.
+struct Reap(VmmHandle);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = banger_vmm::process::kill(self.0.pid, &self.0.tag);
+    }
+}
+
+/// Every process whose command line carries `tag`.
+fn processes_tagged(tag: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| is_our_process(*pid, tag))
+        .collect()
+}
+
+fn process_group(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The API requests the fake logged, as (method, path, status, body).
+fn api_log(console_log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(console_log)
+        .expect("console log")
+        .lines()
+        .filter_map(|l| l.strip_prefix("fake-firecracker: api "))
+        .map(|l| serde_json::from_str(l).expect("api log line is json"))
+        .collect()
+}
+
+/// One raw HTTP/1.1 request to the agent through the hybrid vsock: (status, JSON body).
+async fn agent_call(handle: &VmmHandle, method: &str, path: &str) -> (u16, Value) {
+    let AgentEndpoint::Vsock { path: uds, port } = &handle.agent else {
+        panic!("firecracker agents are on vsock: {:?}", handle.agent);
+    };
+    let mut conn = vsock::connect(uds, *port, BOUND)
+        .await
+        .expect("vsock connect")
+        .stream;
+    conn.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: agent\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(BOUND, async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_owned())
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+            let n = conn.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "agent closed early: {text:?}");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("agent answers in time");
+    let text = String::from_utf8(answer).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    let status = head[9..12].parse().expect("status");
+    (status, serde_json::from_str(body).expect("json body"))
+}
+
+#[tokio::test]
+async fn launch_configures_boots_serves_the_agent_and_shuts_down() {
+    let vm = Vm::new(1);
+    let vmm = vmm();
+    let handle = vmm.launch(&vm.spec).await.expect("launch");
+    let _reap = Reap(handle.clone());
+    let run = vm.path("vm");
+    let tag = format!("banger-{}", vm.spec.vm_id);
+
+    assert_eq!(handle.kind, VmmKind::Firecracker);
+    assert_eq!(handle.tag, tag);
+    assert_eq!(handle.control_socket, run.join("fc.sock"));
+    assert_eq!(
+        handle.agent,
+        AgentEndpoint::Vsock {
+            path: run.join("vsock.sock"),
+            port: 52
+        }
+    );
+    assert_eq!(handle.console_log, run.join("firecracker.log"));
+    assert!(is_our_process(handle.pid, &tag));
+    assert!(vmm.is_running(&handle));
+    assert_eq!(
+        std::fs::read_to_string(run.join("vmm.pid")).expect("pid file"),
+        format!("{}\n", handle.pid)
+    );
+    // Detached: its own process group, not ours.
+    assert_eq!(process_group(handle.pid), Some(handle.pid));
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", handle.pid)).expect("cmdline");
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(
+        argv[1..],
+        [
+            "--api-sock".to_owned(),
+            run.join("fc.sock").display().to_string(),
+            "--id".to_owned(),
+            tag.clone(),
+        ]
+    );
+
+    // The full plan, in order, with exact bodies, each accepted.
+    let p = |name: &str| vm.path(name).display().to_string();
+    let r = |name: &str| run.join(name).display().to_string();
+    let expected = vec![
+        (
+            "/logger",
+            json!({"log_path": r("firecracker-vmm.log"), "level": "Info", "show_level": true}),
+        ),
+        (
+            "/metrics",
+            json!({"metrics_path": r("firecracker-metrics.json")}),
+        ),
+        (
+            "/machine-config",
+            json!({"vcpu_count": 2, "mem_size_mib": 256}),
+        ),
+        (
+            "/boot-source",
+            json!({"kernel_image_path": p("vmlinux"), "initrd_path": p("initrd.img"),
+                   "boot_args": "console=ttyS0 reboot=k panic=1 root=/dev/vda rw pci=off"}),
+        ),
+        (
+            "/drives/rootfs",
+            json!({"drive_id": "rootfs", "path_on_host": p("rootfs.ext4"),
+                   "is_root_device": true, "is_read_only": false}),
+        ),
+        (
+            "/drives/disk1",
+            json!({"drive_id": "disk1", "path_on_host": p("work.ext4"),
+                   "is_root_device": false, "is_read_only": false}),
+        ),
+        (
+            "/network-interfaces/eth0",
+            json!({"iface_id": "eth0", "host_dev_name": "bgr-test0",
+                   "guest_mac": "06:00:0a:00:00:02"}),
+        ),
+        (
+            "/vsock",
+            json!({"guest_cid": 3, "uds_path": r("vsock.sock")}),
+        ),
+        ("/actions", json!({"action_type": "InstanceStart"})),
+    ];
+    let expected: Vec<Value> = expected
+        .into_iter()
+        .map(|(path, body)| json!({"method": "PUT", "path": path, "status": 204, "body": body}))
+        .collect();
+    assert_eq!(api_log(&handle.console_log), expected);
+
+    // The API reports this instance, running.
+    let client = FirecrackerClient::new(&handle.control_socket).with_timeout(BOUND);
+    let info = client.describe_instance().await.expect("GET /");
+    assert_eq!(info.id, tag);
+    assert_eq!(info.state, InstanceState::Running);
+
+    // The console (Firecracker's stdout) is the console log.
+    let console = std::fs::read_to_string(&handle.console_log).expect("console");
+    assert!(
+        console.contains("booted; agent on vsock port 52"),
+        "{console}"
+    );
+
+    // The agent answers through the hybrid vsock.
+    let (status, body) = agent_call(&handle, "GET", "/healthz").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["hostname"], tag.as_str());
+
+    // Ctrl-Alt-Del through the API: the VM goes away.
+    vmm.request_shutdown(&handle).await.expect("ctrl-alt-del");
+    assert!(
+        vmm.wait_exit(&handle, BOUND).await,
+        "exits after ctrl-alt-del"
+    );
+    assert!(!vmm.is_running(&handle));
+    let calls = api_log(&handle.console_log);
+    assert_eq!(
+        calls.last(),
+        Some(&json!({"method": "PUT", "path": "/actions", "status": 204,
+                     "body": {"action_type": "SendCtrlAltDel"}}))
+    );
+    // Shutting a stopped VM down is a control error, not a hang.
+    assert!(matches!(
+        vmm.request_shutdown(&handle).await,
+        Err(VmmError::Control { .. })
+    ));
+}
+
+#[tokio::test]
+async fn agent_shutdown_powers_the_vm_off() {
+    let vm = Vm::new(2);
+    let vmm = vmm();
+    let handle = vmm.launch(&vm.spec).await.expect("launch");
+    let _reap = Reap(handle.clone());
+    let (status, body) = agent_call(&handle, "POST", "/shutdown").await;
+    assert_eq!((status, body), (202, json!({"status": "shutting_down"})));
+    assert!(
+        vmm.wait_exit(&handle, BOUND).await,
+        "exits after agent shutdown"
+    );
+    assert!(!vmm.is_running(&handle));
+}
+
+#[tokio::test]
+async fn a_rejected_call_is_start_failed_and_leaves_no_process() {
+    let mut vm = Vm::new(3);
+    vm.spec.kernel = vm.path("no-such-vmlinux");
+    let tag = format!("banger-{}", vm.spec.vm_id);
+    let err = vmm().launch(&vm.spec).await.expect_err("launch fails");
+    let VmmError::StartFailed {
+        kind,
+        status,
+        stderr,
+        console_log,
+    } = &err
+    else {
+        panic!("expected StartFailed, got {err:?}");
+    };
+    assert_eq!(*kind, "firecracker");
+    assert!(status.contains("PUT /boot-source"), "{status}");
+    assert!(status.contains("400"), "{status}");
+    assert!(
+        status.contains("The kernel file cannot be opened"),
+        "{status}"
+    );
+    assert_eq!(*console_log, vm.path("vm/firecracker.log"));
+    // The tail of the log shows what Firecracker saw.
+    assert!(stderr.contains("/boot-source"), "{stderr}");
+    let message = err.to_string();
+    assert!(message.contains("firecracker.log"), "{message}");
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "a tagged process survived"
+    );
+    assert!(!vm.path("vm/vmm.pid").exists());
+}
+
+#[tokio::test]
+async fn a_firecracker_that_exits_at_once_is_start_failed() {
+    // A "firecracker" that dies before serving its API: the launch fails fast, with its exit
+    // status and its output.
+    let vm = Vm::new(4);
+    let script = vm.path("fc-wrapper.sh");
+    std::fs::write(&script, "#!/bin/sh\necho 'about to fail' >&2\nexit 7\n").expect("script");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let err = FirecrackerVmm::new(&script)
+        .with_socket_link_base(None)
+        .launch(&vm.spec)
+        .await
+        .expect_err("fails");
+    let VmmError::StartFailed { status, stderr, .. } = &err else {
+        panic!("expected StartFailed, got {err:?}");
+    };
+    assert!(status.contains("exit status: 7"), "{status}");
+    assert!(stderr.contains("about to fail"), "{stderr}");
+}
+
+#[test]
+fn the_vm_outlives_the_runtime_that_launched_it() {
+    let vm = Vm::new(5);
+    let vmm = vmm();
+    let launching = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let handle = launching.block_on(vmm.launch(&vm.spec)).expect("launch");
+    let _reap = Reap(handle.clone());
+    drop(launching); // the daemon's runtime goes away (restart)
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(vmm.is_running(&handle), "the VM died with the runtime");
+
+    let later = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    later.block_on(async {
+        // A fresh backend (as after a daemon restart) finds and drives it from the handle.
+        let adopted = FirecrackerVmm::new(fake_bin());
+        let (status, _) = agent_call(&handle, "GET", "/healthz").await;
+        assert_eq!(status, 200);
+        adopted
+            .request_shutdown(&handle)
+            .await
+            .expect("ctrl-alt-del");
+        assert!(adopted.wait_exit(&handle, BOUND).await);
+    });
+}
+
+const HELPER_SPEC: &str = "BANGER_TEST_FC_SPEC";
+const HELPER_BIN: &str = "BANGER_TEST_FC_BIN";
+const HELPER_OUT: &str = "BANGER_TEST_FC_HANDLE";
+
+/// Not a test: the launching "daemon" of `the_vm_outlives_the_process_that_launched_it`, run in
+/// a child process. Without its environment it does nothing.
+#[test]
+#[ignore = "helper process of the_vm_outlives_the_process_that_launched_it"]
+fn launcher_helper() {
+    let (Some(spec), Some(bin), Some(out)) = (
+        std::env::var_os(HELPER_SPEC),
+        std::env::var_os(HELPER_BIN),
+        std::env::var_os(HELPER_OUT),
+    ) else {
+        return;
+    };
+    let spec: LaunchSpec =
+        serde_json::from_str(&spec.to_string_lossy()).expect("spec in the environment");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let handle = runtime
+        .block_on(
+            FirecrackerVmm::new(PathBuf::from(bin))
+                .with_socket_link_base(None)
+                .launch(&spec),
+        )
+        .expect("launch");
+    std::fs::write(out, serde_json::to_vec(&handle).expect("json")).expect("write handle");
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn the_vm_outlives_the_process_that_launched_it() {
+    let vm = Vm::new(8);
+    let out = vm.path("handle.json");
+    let mut launcher = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "launcher_helper",
+            "--ignored",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env(HELPER_SPEC, serde_json::to_string(&vm.spec).expect("json"))
+        .env(HELPER_BIN, fake_bin())
+        .env(HELPER_OUT, &out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("launcher runs");
+    let launcher_pid = launcher.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = launcher.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the launcher hangs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "launcher: {status}");
+    let handle: VmmHandle =
+        serde_json::from_slice(&std::fs::read(&out).expect("handle written")).expect("handle");
+    let _reap = Reap(handle.clone());
+
+    // The launcher is gone; its VM runs on, re-parented away from it.
+    let vmm = vmm();
+    assert!(vmm.is_running(&handle));
+    assert_ne!(parent_pid(handle.pid), Some(launcher_pid));
+    let (status, _) = agent_call(&handle, "GET", "/healthz").await;
+    assert_eq!(status, 200);
+    vmm.request_shutdown(&handle).await.expect("ctrl-alt-del");
+    assert!(vmm.wait_exit(&handle, BOUND).await);
+}
+
+#[tokio::test]
+async fn long_run_dirs_bind_through_a_short_link() {
+    let vm = Vm::new(6);
+    let mut spec = vm.spec.clone();
+    spec.run_dir = vm.path(&format!("{}/vm", "deep".repeat(25)));
+    assert!(spec.run_dir.join("vsock.sock").as_os_str().len() > 107);
+    let base = tempfile::Builder::new()
+        .prefix("fcl")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let vmm = FirecrackerVmm::new(fake_bin()).with_socket_link_base(Some(base.path().into()));
+    let handle = vmm.launch(&spec).await.expect("launch");
+    let _reap = Reap(handle.clone());
+    let link = base.path().join(format!("banger-{}", spec.vm_id));
+    assert_eq!(std::fs::read_link(&link).expect("link"), spec.run_dir);
+    assert_eq!(handle.control_socket, link.join("fc.sock"));
+    // The sockets live in the VM directory.
+    assert!(spec.run_dir.join("fc.sock").exists());
+    assert!(spec.run_dir.join("vsock.sock").exists());
+    let (status, _) = agent_call(&handle, "GET", "/healthz").await;
+    assert_eq!(status, 200);
+    vmm.request_shutdown(&handle).await.expect("ctrl-alt-del");
+    assert!(vmm.wait_exit(&handle, BOUND).await);
+
+    // Without a short base the same spec is refused before anything starts.
+    let err = FirecrackerVmm::new(fake_bin())
+        .with_socket_link_base(None)
+        .launch(&spec)
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(err, VmmError::InvalidSpec(ref m) if m.contains("AF_UNIX")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn relaunch_replaces_stale_sockets() {
+    let vm = Vm::new(7);
+    let vmm = vmm();
+    let first = vmm.launch(&vm.spec).await.expect("launch");
+    let reap = Reap(first.clone());
+    // Killed hard: its sockets stay behind.
+    vmm.kill(&first).expect("kill");
+    assert!(vmm.wait_exit(&first, BOUND).await);
+    drop(reap);
+    assert!(first.control_socket.exists());
+    let second = vmm.launch(&vm.spec).await.expect("relaunch");
+    let _reap = Reap(second.clone());
+    assert_ne!(first.pid, second.pid);
+    let (status, _) = agent_call(&second, "GET", "/healthz").await;
+    assert_eq!(status, 200);
+}
