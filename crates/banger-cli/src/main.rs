@@ -25,6 +25,7 @@ mod repo;
 mod spec;
 mod style;
 mod validate;
+mod workspace;
 
 use std::process::ExitCode;
 

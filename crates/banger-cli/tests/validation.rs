@@ -110,9 +110,6 @@ fn invalid_config_names_the_file() {
 fn commands_not_in_this_build_exit_7_without_side_effects() {
     let env = TestEnv::new().unwrap();
     let commands: &[&[&str]] = &[
-        &["vm", "exec", "web", "--", "make"],
-        &["vm", "workspace", "export", "web", "-o", "x.patch"],
-        &["vm", "run", "--", "echo", "hi"],
         &["image", "cache", "prune", "--dry-run"],
         &["doctor", "-v"],
         &["ssh-config", "--install"],

@@ -68,6 +68,7 @@ fn vm(id: &str, name: &str) -> VmRecord {
         last_error: None,
         created_at: "2026-11-22T00:00:00Z".to_owned(),
         updated_at: "2026-11-22T00:00:00Z".to_owned(),
+        workspace: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn insert_vm(d: &TestDaemon, id: &str, name: &str, state: VmState, disk: Size) -
         last_error: None,
         created_at: "2026-11-22T00:00:00Z".to_owned(),
         updated_at: "2026-11-22T00:00:00Z".to_owned(),
+        workspace: None,
     };
     d.ctx.store().vms().insert(&vm).expect("insert vm");
     vm

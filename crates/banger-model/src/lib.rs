@@ -23,4 +23,4 @@ pub use layout::{Env, Layout, LayoutError, Mode};
 pub use name::{NameError, VmName};
 pub use size::{Size, SizeError};
 pub use spec::{HostFacts, Provenance, ResolvedSpec, SpecError, SpecOverrides, VmSpec};
-pub use vm::{VmRecord, VmState};
+pub use vm::{VmRecord, VmState, Workspace};

@@ -80,6 +80,29 @@ pub struct VmRecord {
     pub created_at: String,
     /// Last change, RFC 3339 UTC.
     pub updated_at: String,
+    /// The host repository prepared into the guest, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
+}
+
+/// A host git repository copied into a VM (`vm workspace prepare`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Where the repository lives in the guest (absolute, under `/root`).
+    pub guest_path: PathBuf,
+    /// The host repository root it was prepared from (absolute).
+    pub host_path: PathBuf,
+    /// The host commit it was prepared at (40 hex characters).
+    pub head: String,
+    /// When it was prepared, RFC 3339 UTC.
+    pub prepared_at: String,
+}
+
+impl Workspace {
+    /// The first 7 characters of [`Workspace::head`] (git's short form), for display.
+    pub fn short_head(&self) -> &str {
+        self.head.get(..7).unwrap_or(&self.head)
+    }
 }
 
 impl VmRecord {

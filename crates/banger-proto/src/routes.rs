@@ -100,6 +100,18 @@ pub const SET_VM: Route = route(
     "/v1/vms/{vm}",
     "Change the spec of a stopped VM (disks only grow)",
 );
+/// `PUT /v1/vms/{vm}/workspace`.
+pub const SET_VM_WORKSPACE: Route = route(
+    "PUT",
+    "/v1/vms/{vm}/workspace",
+    "Record the workspace prepared into a VM",
+);
+/// `DELETE /v1/vms/{vm}/workspace`.
+pub const CLEAR_VM_WORKSPACE: Route = route(
+    "DELETE",
+    "/v1/vms/{vm}/workspace",
+    "Forget the workspace recorded on a VM",
+);
 /// `POST /v1/vms/prune`.
 pub const PRUNE_VMS: Route = route(
     "POST",
@@ -162,6 +174,8 @@ pub const ALL: &[Route] = &[
     VM_STATS,
     VM_PORTS,
     SET_VM,
+    SET_VM_WORKSPACE,
+    CLEAR_VM_WORKSPACE,
     PRUNE_VMS,
     LIST_IMAGES,
     REGISTER_IMAGE,

@@ -192,6 +192,12 @@ pub struct VmStats {
     pub process: Option<ProcessStats>,
     /// The VM's disk files that exist.
     pub disks: Vec<DiskUsage>,
+    /// Which VMM runs it (`qemu`, `firecracker`), when running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm: Option<String>,
+    /// The guest console log, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_log: Option<PathBuf>,
 }
 
 /// Transport protocol of a [`ListeningPort`].

@@ -20,11 +20,18 @@ pub struct Migration {
 }
 
 /// Every migration, in ascending id order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: 1,
-    name: "baseline",
-    sql: BASELINE,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: 1,
+        name: "baseline",
+        sql: BASELINE,
+    },
+    Migration {
+        id: 2,
+        name: "vm workspace",
+        sql: VM_WORKSPACE,
+    },
+];
 
 const BASELINE: &str = "
 CREATE TABLE kernels (
@@ -66,6 +73,11 @@ CREATE TABLE vms (
 ) STRICT;
 
 CREATE INDEX vms_image_id ON vms (image_id);
+";
+
+/// The workspace prepared into a VM, as JSON (`banger_model::Workspace`); NULL when none.
+const VM_WORKSPACE: &str = "
+ALTER TABLE vms ADD COLUMN workspace_json TEXT;
 ";
 
 /// Whether ids are strictly ascending (hence unique); evaluated at compile time below.

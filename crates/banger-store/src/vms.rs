@@ -3,9 +3,10 @@
 //! Invariants: names are unique and valid [`VmName`]s; the state is one of
 //! `created|running|stopped|error` (a `CHECK` constraint); `image_id` must name a stored image
 //! (foreign key); the spec is stored as separate columns, the disk size in bytes. Writes never
-//! touch timestamps implicitly: callers pass `updated_at`.
+//! touch timestamps implicitly: callers pass `updated_at`. The workspace (migration 2) is one
+//! nullable JSON column, `workspace_json`.
 
-use banger_model::{Size, VmName, VmRecord, VmSpec, VmState};
+use banger_model::{Size, VmName, VmRecord, VmSpec, VmState, Workspace};
 use rusqlite::Row;
 use rusqlite::types::Value;
 
@@ -36,6 +37,7 @@ impl Record for VmRecord {
         "last_error",
         "created_at",
         "updated_at",
+        "workspace_json",
     ];
     const REFERENCES: &'static str = "image";
 
@@ -63,6 +65,7 @@ impl Record for VmRecord {
             opt_text(self.last_error.as_deref()),
             Value::Text(self.created_at.clone()),
             Value::Text(self.updated_at.clone()),
+            workspace_json(self.workspace.as_ref())?,
         ])
     }
 
@@ -89,8 +92,31 @@ impl Record for VmRecord {
             last_error: row.get("last_error")?,
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,
+            workspace: get_workspace(row)?,
         })
     }
+}
+
+/// The workspace as JSON text, or NULL.
+fn workspace_json(workspace: Option<&Workspace>) -> Result<Value, StoreError> {
+    workspace.map_or(Ok(Value::Null), |w| {
+        serde_json::to_string(w)
+            .map(Value::Text)
+            .map_err(|e| StoreError::InvalidValue {
+                field: "vm.workspace",
+                reason: e.to_string(),
+            })
+    })
+}
+
+/// Reads `workspace_json`; a value that is not a workspace is a conversion error.
+fn get_workspace(row: &Row<'_>) -> rusqlite::Result<Option<Workspace>> {
+    let raw: Option<String> = row.get("workspace_json")?;
+    raw.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|e| bad_value(row, "workspace_json", format!("invalid workspace: {e}")))
+    })
+    .transpose()
 }
 
 impl Repo<'_, VmRecord, ReadWrite> {

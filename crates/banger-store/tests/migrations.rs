@@ -48,9 +48,16 @@ fn a_fresh_database_gets_every_migration_recorded() {
     for table in ["vms", "images", "kernels", "schema_migrations"] {
         assert!(table_exists(&conn, table), "{table}");
     }
-    assert_eq!(recorded(&conn), [(1, "baseline".to_owned())]);
+    assert_eq!(
+        recorded(&conn),
+        [(1, "baseline".to_owned()), (2, "vm workspace".to_owned())]
+    );
     let at: String = conn
-        .query_row("SELECT applied_at FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT applied_at FROM schema_migrations WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(at.starts_with("20") && at.ends_with('Z'), "{at}");
 }
@@ -193,14 +200,12 @@ fn a_database_from_a_newer_banger_is_refused_and_left_untouched() {
     assert_eq!(snapshot(dir.path()), before);
 
     // A binary that knows 99 treats the row as its own.
-    let newer = [
-        MIGRATIONS[0],
-        Migration {
-            id: 99,
-            name: "future",
-            sql: "",
-        },
-    ];
+    let mut newer = MIGRATIONS.to_vec();
+    newer.push(Migration {
+        id: 99,
+        name: "future",
+        sql: "",
+    });
     assert_eq!(
         inspect_schema_with(&path, &newer).unwrap(),
         SchemaStatus::Compatible
@@ -234,7 +239,9 @@ fn inspect_schema_classifies_without_creating_or_changing_files() {
     let before = snapshot(dir.path());
     assert_eq!(
         inspect_schema(&path).unwrap(),
-        SchemaStatus::MigrationsNeeded { pending: vec![1] }
+        SchemaStatus::MigrationsNeeded {
+            pending: MIGRATIONS.iter().map(|m| m.id).collect()
+        }
     );
     assert_eq!(snapshot(dir.path()), before);
     std::fs::remove_file(&path).unwrap();
@@ -244,23 +251,14 @@ fn inspect_schema_classifies_without_creating_or_changing_files() {
     let status = inspect_schema(&path).unwrap();
     assert_eq!(status, SchemaStatus::Compatible);
     assert_eq!(status.exit_code(), 0);
-    let two = [
-        MIGRATIONS[0],
-        Migration {
-            id: 2,
-            name: "two",
-            sql: "",
-        },
-        Migration {
-            id: 3,
-            name: "three",
-            sql: "",
-        },
-    ];
-    let status = inspect_schema_with(&path, &two).unwrap();
+    let mut two_more = MIGRATIONS.to_vec();
+    for (id, name) in [(100, "hundred"), (101, "hundred one")] {
+        two_more.push(Migration { id, name, sql: "" });
+    }
+    let status = inspect_schema_with(&path, &two_more).unwrap();
     assert_eq!(
         status.to_string(),
-        "migrations needed: pending [2, 3] (the daemon applies them on next start)"
+        "migrations needed: pending [100, 101] (the daemon applies them on next start)"
     );
     assert_eq!(snapshot(dir.path()), before);
 }
@@ -291,15 +289,19 @@ fn the_release_1_database_dump_still_opens_and_reads() {
     raw(&path).execute_batch(dump).unwrap();
 
     let fresh_path = dir.path().join("fresh.db");
-    drop(Store::open(&fresh_path).unwrap());
+    drop(Store::open_with(&fresh_path, &MIGRATIONS[..1]).unwrap());
     assert_eq!(
         schema_of(&raw(&path)),
         schema_of(&raw(&fresh_path)),
         "migration 1 must never change: add a new migration instead"
     );
+    assert_eq!(
+        inspect_schema(&path).unwrap(),
+        SchemaStatus::MigrationsNeeded { pending: vec![2] }
+    );
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.applied_migrations().unwrap(), [1]);
+    assert_eq!(store.applied_migrations().unwrap(), [1, 2]);
     let mut expected_vm = vm("0a1b2c3d4e5f", "web", "11aa22bb33cc");
     expected_vm.last_error = Some("boot timed out".to_owned());
     expected_vm.state = banger_model::VmState::Error;
@@ -312,4 +314,65 @@ fn the_release_1_database_dump_still_opens_and_reads() {
         store.kernels().list().unwrap(),
         [kernel("99ff88ee77dd", "debian-cloud")]
     );
+}
+
+/// The columns of `table`, in order.
+fn columns(conn: &Connection, table: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        ))
+        .expect("sqlite");
+    stmt.query_map([], |r| r.get(0))
+        .expect("sqlite")
+        .collect::<Result<_, _>>()
+        .expect("sqlite")
+}
+
+#[test]
+fn a_version_1_database_upgrades_to_2_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB);
+    {
+        let store = Store::open_with(&path, &MIGRATIONS[..1]).unwrap();
+        store
+            .kernels()
+            .insert(&kernel("99ff88ee77dd", "debian-cloud"))
+            .unwrap();
+        store
+            .images()
+            .insert(&image("11aa22bb33cc", "debian"))
+            .unwrap();
+    }
+    // A v1 binary cannot write workspace_json; insert the v1 row by hand.
+    raw(&path)
+        .execute(
+            "INSERT INTO vms (id, name, image_id, vcpu, memory_mib, disk_size_bytes, nat, state,
+                guest_ip, tap_name, dir, last_error, created_at, updated_at)
+             VALUES ('0a1b2c3d4e5f', 'web', '11aa22bb33cc', 2, 2048, 8589934592, 1, 'running',
+                '172.16.0.2', 'bgr-0a1b2c', '/var/lib/banger/vms/0a1b2c3d4e5f', NULL,
+                '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+    assert!(!columns(&raw(&path), "vms").contains(&"workspace_json".to_owned()));
+    assert_eq!(
+        inspect_schema(&path).unwrap(),
+        SchemaStatus::MigrationsNeeded { pending: vec![2] }
+    );
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.applied_migrations().unwrap(), [1, 2]);
+    assert_eq!(
+        store.vms().list().unwrap(),
+        [vm("0a1b2c3d4e5f", "web", "11aa22bb33cc")]
+    );
+    assert_eq!(store.images().list().unwrap().len(), 1);
+    assert_eq!(store.kernels().list().unwrap().len(), 1);
+    drop(store);
+    assert_eq!(
+        columns(&raw(&path), "vms").last().map(String::as_str),
+        Some("workspace_json")
+    );
+    assert_eq!(inspect_schema(&path).unwrap(), SchemaStatus::Compatible);
 }

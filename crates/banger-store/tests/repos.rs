@@ -2,7 +2,7 @@
 
 mod common;
 
-use banger_model::{Size, VmName, VmState};
+use banger_model::{Size, VmName, VmState, Workspace};
 use banger_store::{LookupError, Store, StoreError, open_read_only};
 use common::{at, image, kernel, vm};
 use rusqlite::Connection;
@@ -280,7 +280,7 @@ fn rows_the_model_rejects_are_errors_not_silently_wrong_records() {
     let conn = Connection::open(&path).unwrap();
     conn.execute(
         "INSERT INTO vms VALUES ('v1', 'Bad_Name', 'i1', 1, 512, 1024, 0, 'created', NULL, NULL,
-         '/d', NULL, 't', 't')",
+         '/d', NULL, 't', 't', NULL)",
         [],
     )
     .unwrap();
@@ -407,4 +407,53 @@ fn a_read_only_store_reads_what_the_store_wrote() {
     );
     assert_eq!(ro.images().resolve("d").unwrap().id, "i1");
     assert_eq!(ro.kernels().list().unwrap(), [kernel("k1", "kern")]);
+}
+
+fn workspace() -> Workspace {
+    Workspace {
+        guest_path: "/root/repo".into(),
+        host_path: "/home/me/src/repo".into(),
+        head: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        prepared_at: at(60),
+    }
+}
+
+#[test]
+fn a_vm_round_trips_with_and_without_a_workspace() {
+    let (_dir, store) = store();
+    store.images().insert(&image("i1", "deb")).unwrap();
+    let bare = vm("v1", "bare", "i1");
+    let mut with = vm("v2", "with", "i1");
+    with.workspace = Some(workspace());
+    store.vms().insert(&bare).unwrap();
+    store.vms().insert(&with).unwrap();
+    assert_eq!(store.vms().get("v1").unwrap(), Some(bare.clone()));
+    assert_eq!(store.vms().get("v2").unwrap(), Some(with.clone()));
+
+    // Set on one, cleared on the other, through update.
+    let mut set = bare.clone();
+    set.workspace = Some(workspace());
+    let mut cleared = with.clone();
+    cleared.workspace = None;
+    assert!(store.vms().update(&set).unwrap());
+    assert!(store.vms().update(&cleared).unwrap());
+    assert_eq!(store.vms().list().unwrap(), [set, cleared]);
+}
+
+#[test]
+fn a_malformed_workspace_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("banger.db");
+    let store = Store::open(&path).unwrap();
+    store.images().insert(&image("i1", "deb")).unwrap();
+    store.vms().insert(&vm("v1", "web", "i1")).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE vms SET workspace_json = '{\"head\": 1}'", [])
+        .unwrap();
+    let err = store.vms().get("v1").unwrap_err();
+    assert!(matches!(err, StoreError::Sql { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "cannot read vm");
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("invalid workspace"), "{source}");
 }

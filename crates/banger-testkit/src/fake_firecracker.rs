@@ -101,7 +101,8 @@ pub enum FakeEvent {
     CtrlAltDel,
 }
 
-type EventHook = Arc<dyn Fn(FakeEvent) + Send + Sync>;
+/// The callback of [`FakeFirecracker::on_event`].
+pub type EventHook = Arc<dyn Fn(FakeEvent) + Send + Sync>;
 
 /// Lifecycle of the fake microVM, as `GET /` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,11 +367,22 @@ impl FakeFirecracker {
     /// Binds `api_socket_path` (which must not exist, as with `--api-sock`) and serves the API
     /// on a background thread.
     pub fn start(api_socket_path: impl Into<PathBuf>) -> io::Result<Self> {
+        Self::start_with(api_socket_path, FAKE_INSTANCE_ID, None)
+    }
+
+    /// Like [`FakeFirecracker::start`], with the instance id and the event hook in place
+    /// before the first request can arrive (a client may connect the moment the socket
+    /// exists, so setting them afterwards would race).
+    pub fn start_with(
+        api_socket_path: impl Into<PathBuf>,
+        id: &str,
+        hook: Option<EventHook>,
+    ) -> io::Result<Self> {
         let socket = api_socket_path.into();
         let listener = bind_std(&socket)?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
-                id: FAKE_INSTANCE_ID.to_owned(),
+                id: id.to_owned(),
                 events: Vec::new(),
                 state: FakeState::NotStarted,
                 machine: MachineCfg::default(),
@@ -383,7 +395,7 @@ impl FakeFirecracker {
                 calls: Vec::new(),
                 faults: VecDeque::new(),
             }),
-            hook: Mutex::new(None),
+            hook: Mutex::new(hook),
             ports: Arc::new(VsockPorts::default()),
             vsock_open: Arc::new(AtomicBool::new(false)),
         });

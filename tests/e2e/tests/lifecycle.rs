@@ -61,6 +61,12 @@ fn lifecycle_on_a_real_guest() {
     }
     assert!(stderr.contains("ready in"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "e2e-a");
+    let shown = bed.ok(&["vm", "show", "e2e-a"]);
+    assert!(
+        shown.contains("vmm:") && shown.contains("qemu"),
+        "vm show names the VMM: {shown}"
+    );
+    assert!(shown.contains("console.log"), "{shown}");
     let vm = vm_json(&bed, "e2e-a");
     assert_eq!(vm["state"], "running");
     let tap = vm["tap_name"].as_str().expect("tap").to_owned();

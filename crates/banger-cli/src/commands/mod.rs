@@ -14,8 +14,10 @@ mod system;
 mod update;
 mod version;
 mod vm;
+mod vm_exec;
 mod vm_inspect;
 mod vm_power;
+mod vm_run;
 mod vm_session;
 mod workspace;
 

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 
 use banger_model::spec::{MIN_DISK, MIN_MEMORY_MIB, VCPU_RANGE};
-use banger_model::{ImageRecord, VmRecord};
+use banger_model::{ImageRecord, ResolvedSpec, VmRecord};
 use banger_proto::{CreateVmRequest, Operation, routes};
 
 use super::{
-    not_available, vm_inspect as inspect, vm_power as power, vm_session as session, workspace,
+    vm_exec, vm_inspect as inspect, vm_power as power, vm_run, vm_session as session, workspace,
 };
 use crate::args::common::JsonFlag;
 use crate::args::vm::{CreateArgs, RunArgs, SetArgs, ShowArgs, VmCommand};
@@ -31,8 +31,20 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
         VmCommand::List(json) => list(json, ctx).await,
         VmCommand::Show(args) => show(args, ctx).await,
         VmCommand::Run(args) => {
-            check_run(&args, ctx)?;
-            not_available("vm run")
+            let resolved = check_run(&args, ctx)?;
+            if args.dry_run {
+                // Exactly what would be copied; no VM, no daemon.
+                let path = args.path.clone().unwrap_or_else(|| ".".into());
+                let selection = crate::workspace::select(
+                    &path,
+                    crate::workspace::Options {
+                        include_untracked: args.include_untracked,
+                        full_copy: false,
+                    },
+                )?;
+                return workspace::print_dry_run(&selection);
+            }
+            vm_run::run(args, resolved, ctx).await
         }
         VmCommand::Start(args) => power::start(&args, ctx).await,
         VmCommand::Stop(args) => power::simple(&args, ctx, routes::STOP_VM, "stopped").await,
@@ -49,14 +61,9 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
         }
         VmCommand::Health(args) => inspect::health(&args, ctx).await,
         VmCommand::Ssh(args) => session::ssh(&args, ctx).await,
-        VmCommand::Exec(args) => one("vm exec", &args.vm),
-        VmCommand::Workspace(cmd) => workspace::run(&cmd),
+        VmCommand::Exec(args) => vm_exec::exec(&args, ctx).await,
+        VmCommand::Workspace(cmd) => workspace::run(&cmd, ctx).await,
     }
-}
-
-fn one(command: &'static str, vm: &str) -> Result<(), CliError> {
-    validate::reference("vm", vm)?;
-    not_available(command)
 }
 
 async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
@@ -74,8 +81,7 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         image: args.image,
         spec: resolved.spec,
     };
-    let op: Operation = daemon.client.send(routes::CREATE_VM, &[], &request).await?;
-    let done = progress::follow(&daemon.client, op).await?;
+    let done = launch(&daemon.client, &request).await?;
     let took = done.duration_ms.map(render::seconds).unwrap_or_default();
     let target = done.target.unwrap_or_default();
     output::info(&format!(
@@ -84,6 +90,36 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
     let mut out = Stdout::lock();
     out.line(&target)?;
     out.finish()
+}
+
+/// A create that failed, with the VM it was creating when the daemon named one.
+pub struct LaunchError {
+    /// Why it failed.
+    pub error: CliError,
+    /// The VM's name or id, when known.
+    pub vm: Option<String>,
+}
+
+impl From<LaunchError> for CliError {
+    fn from(e: LaunchError) -> Self {
+        e.error
+    }
+}
+
+/// Creates a VM and follows the operation (stage lines on stderr) until it ends. Shared by
+/// `vm create` and `vm run`.
+pub async fn launch(client: &Client, request: &CreateVmRequest) -> Result<Operation, LaunchError> {
+    let op: Operation = client
+        .send(routes::CREATE_VM, &[], request)
+        .await
+        .map_err(|e| LaunchError {
+            error: e.into(),
+            vm: request.name.clone(),
+        })?;
+    let vm = op.target.clone().or_else(|| request.name.clone());
+    progress::follow(client, op)
+        .await
+        .map_err(|error| LaunchError { error, vm })
 }
 
 /// Image id → name, best effort: a failure only costs names in the output.
@@ -120,12 +156,25 @@ async fn show(args: ShowArgs, ctx: &Context) -> Result<(), CliError> {
     } else {
         let images = image_names(&daemon.client).await;
         out.text(&render::vm::show(&vm, &images))?;
+        // Which VMM runs it and where its console goes: best effort, from the runtime view.
+        if let Ok(stats) = daemon
+            .client
+            .get::<banger_proto::VmStats>(routes::VM_STATS, &[&vm.id])
+            .await
+        {
+            if let Some(vmm) = stats.vmm {
+                out.line(&format!("vmm:        {vmm}"))?;
+            }
+            if let Some(log) = stats.console_log {
+                out.line(&format!("console:    {}", log.display()))?;
+            }
+        }
     }
     out.finish()
 }
 
-/// Everything `vm run` can check before creating anything.
-fn check_run(args: &RunArgs, ctx: &Context) -> Result<(), CliError> {
+/// Everything `vm run` can check before creating anything; returns the resolved spec.
+fn check_run(args: &RunArgs, ctx: &Context) -> Result<ResolvedSpec, CliError> {
     if let Some(name) = &args.name {
         validate::vm_name(name)?;
     }
@@ -153,7 +202,7 @@ fn check_run(args: &RunArgs, ctx: &Context) -> Result<(), CliError> {
             )));
         }
     }
-    Ok(())
+    Ok(resolved)
 }
 
 /// `vm set` needs at least one change, and each value within limits.

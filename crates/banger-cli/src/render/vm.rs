@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use banger_model::{Size, VmRecord};
+use banger_model::{Size, VmRecord, Workspace};
 
 use super::fields::Fields;
 use super::short_id;
@@ -22,10 +22,32 @@ fn image_label(images: &HashMap<String, String>, id: &str) -> String {
         .unwrap_or_else(|| short_id(id).to_owned())
 }
 
+/// The WORKSPACE cell: the host repository's directory name and the short prepared commit.
+fn workspace_label(workspace: Option<&Workspace>) -> String {
+    workspace.map_or_else(
+        || "-".to_owned(),
+        |w| {
+            let base = w.host_path.file_name().map_or_else(
+                || w.host_path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            format!("{base}@{}", w.short_head())
+        },
+    )
+}
+
 /// The `vm list` table.
 pub fn table(vms: &[VmRecord], images: &HashMap<String, String>) -> Table {
     let mut t = Table::new(&[
-        "NAME", "STATE", "IP", "VCPU", "MEMORY", "DISK", "IMAGE", "CREATED",
+        "NAME",
+        "STATE",
+        "IP",
+        "VCPU",
+        "MEMORY",
+        "DISK",
+        "IMAGE",
+        "WORKSPACE",
+        "CREATED",
     ]);
     for vm in vms {
         t.row(vec![
@@ -36,6 +58,7 @@ pub fn table(vms: &[VmRecord], images: &HashMap<String, String>) -> Table {
             Size::from_mib(vm.spec.memory_mib).to_string(),
             vm.spec.disk_size.to_string(),
             image_label(images, &vm.image_id),
+            workspace_label(vm.workspace.as_ref()),
             vm.created_at.clone(),
         ]);
     }
@@ -57,8 +80,19 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
         .add("image", image_label(images, &vm.image_id))
         .opt("tap", vm.tap_name.clone())
         .add("dir", vm.dir.display().to_string())
-        .opt("last error", vm.last_error.clone())
-        .add("created", vm.created_at.clone())
+        .opt("last error", vm.last_error.clone());
+    if let Some(w) = &vm.workspace {
+        f.add(
+            "workspace",
+            format!(
+                "{} from {} at {}",
+                w.guest_path.display(),
+                w.host_path.display(),
+                w.short_head()
+            ),
+        );
+    }
+    f.add("created", vm.created_at.clone())
         .add("updated", vm.updated_at.clone());
     f.render()
 }
@@ -86,6 +120,7 @@ mod tests {
             last_error: None,
             created_at: "2026-01-02T03:04:05Z".into(),
             updated_at: "2026-01-02T03:04:05Z".into(),
+            workspace: None,
         }
     }
 
@@ -95,12 +130,44 @@ mod tests {
         let lines = table(&[vm("web")], &images).lines();
         assert_eq!(
             lines[0],
-            "NAME  STATE    IP          VCPU  MEMORY  DISK  IMAGE            CREATED"
+            "NAME  STATE    IP          VCPU  MEMORY  DISK  IMAGE            WORKSPACE  CREATED"
         );
         assert_eq!(
             lines[1],
-            "web   running  172.16.0.2  2     2G      8G    debian-bookworm  2026-01-02T03:04:05Z"
+            "web   running  172.16.0.2  2     2G      8G    debian-bookworm  -          2026-01-02T03:04:05Z"
         );
+    }
+
+    fn with_workspace(name: &str) -> VmRecord {
+        VmRecord {
+            workspace: Some(Workspace {
+                guest_path: "/root/repo".into(),
+                host_path: "/home/me/src/banger".into(),
+                head: "0123456789abcdef0123456789abcdef01234567".into(),
+                prepared_at: "2026-01-02T03:04:05Z".into(),
+            }),
+            ..vm(name)
+        }
+    }
+
+    #[test]
+    fn the_workspace_column_shows_the_repo_and_short_head() {
+        let lines = table(&[with_workspace("web"), vm("db")], &HashMap::new()).lines();
+        assert!(lines[0].contains(" WORKSPACE "), "{}", lines[0]);
+        assert!(lines[1].contains(" banger@0123456 "), "{}", lines[1]);
+        let col = lines[0].find("WORKSPACE").unwrap();
+        assert_eq!(&lines[2][col..col + 2], "- ", "{}", lines[2]);
+    }
+
+    #[test]
+    fn show_prints_the_workspace_only_when_set() {
+        let text = show(&with_workspace("web"), &HashMap::new());
+        assert!(
+            text.lines().any(|l| l.starts_with("workspace:")
+                && l.ends_with(" /root/repo from /home/me/src/banger at 0123456")),
+            "{text}"
+        );
+        assert!(!show(&vm("web"), &HashMap::new()).contains("workspace"));
     }
 
     #[test]

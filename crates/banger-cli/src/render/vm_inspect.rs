@@ -86,7 +86,12 @@ pub fn failed_checks(h: &VmHealth) -> String {
 pub fn stats(s: &VmStats) -> String {
     let mut f = Fields::new();
     f.add("name", s.vm.clone())
-        .add("state", s.state.to_string());
+        .add("state", s.state.to_string())
+        .opt("vmm", s.vmm.clone())
+        .opt(
+            "console",
+            s.console_log.as_ref().map(|p| p.display().to_string()),
+        );
     let configured = bytes(s.memory_mib.saturating_mul(1024 * 1024));
     match &s.process {
         Some(p) => {
@@ -217,9 +222,13 @@ mod tests {
                 allocated_bytes: 20 << 20,
                 apparent_bytes: 8 << 30,
             }],
+            vmm: Some("qemu".into()),
+            console_log: Some("/s/vms/x/console.log".into()),
         };
         let text = stats(&s);
         for needle in [
+            "vmm:       qemu",
+            "console:   /s/vms/x/console.log",
             "cpu:       12.35s over 2 vcpu",
             "memory:    412.5 MiB resident of 2.0 GiB",
             "uptime:    4m05s",

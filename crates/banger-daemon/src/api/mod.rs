@@ -43,6 +43,8 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::VM_STATS, vms::stats);
     let api = add(api, routes::VM_PORTS, vms::ports);
     let api = add(api, routes::SET_VM, vms::set);
+    let api = add(api, routes::SET_VM_WORKSPACE, vms::set_workspace);
+    let api = add(api, routes::CLEAR_VM_WORKSPACE, vms::clear_workspace);
     let api = api.route(
         routes::PRUNE_VMS.path,
         on(method_filter(routes::PRUNE_VMS.method), vms::prune).fallback(vms::vm_named_prune),

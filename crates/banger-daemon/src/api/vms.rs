@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use banger_model::{VmName, VmRecord};
+use banger_model::{VmName, VmRecord, Workspace};
 use banger_proto::{
     CreateVmRequest, ErrorCode, LogChunk, Operation, PruneVmsRequest, PruneVmsResponse,
     SetVmRequest, SshCommandLine, SshRequest, VmHealth, VmPorts, VmStats, routes,
@@ -146,6 +146,25 @@ pub async fn set(
     Json(request): Json<SetVmRequest>,
 ) -> Result<Json<VmRecord>, ApiError> {
     Ok(Json(vms::set(&ctx, &reference, request).await?))
+}
+
+/// Records the workspace prepared into a VM; returns the updated record.
+pub async fn set_workspace(
+    State(ctx): State<DaemonContext>,
+    Path(reference): Path<String>,
+    Json(workspace): Json<Workspace>,
+) -> Result<Json<VmRecord>, ApiError> {
+    Ok(Json(
+        vms::workspace::set(&ctx, &reference, Some(workspace)).await?,
+    ))
+}
+
+/// Forgets the workspace recorded on a VM; returns the updated record.
+pub async fn clear_workspace(
+    State(ctx): State<DaemonContext>,
+    Path(reference): Path<String>,
+) -> Result<Json<VmRecord>, ApiError> {
+    Ok(Json(vms::workspace::set(&ctx, &reference, None).await?))
 }
 
 /// Deletes every VM that is not running. An empty body means "all of them".

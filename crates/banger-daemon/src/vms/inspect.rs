@@ -253,7 +253,13 @@ pub fn disk_usage(vm_dir: &Path) -> Vec<DiskUsage> {
 /// disks.
 pub async fn stats(ctx: &DaemonContext, reference: &str) -> Result<VmStats, ApiError> {
     let record = ctx.store().vms().resolve(reference)?;
-    let pid = live_handles(ctx, &record).map(|h| h.vmm.pid);
+    let handles = live_handles(ctx, &record);
+    let pid = handles.as_ref().map(|h| h.vmm.pid);
+    let vmm = handles.as_ref().map(|h| h.vmm.kind.as_str().to_owned());
+    let console_log = record.dir.join("console.log");
+    let console_log = handles
+        .map(|h| h.vmm.console_log)
+        .or_else(|| console_log.exists().then_some(console_log));
     let dir = record.dir.clone();
     let (process, disks) = tokio::task::spawn_blocking(move || {
         let process = pid.map(|pid| read_process(Path::new("/proc"), pid));
@@ -274,6 +280,8 @@ pub async fn stats(ctx: &DaemonContext, reference: &str) -> Result<VmStats, ApiE
         memory_mib: record.spec.memory_mib,
         process,
         disks,
+        vmm,
+        console_log,
     })
 }
 

@@ -22,6 +22,7 @@ mod power;
 mod reconcile;
 mod set;
 pub mod tap_pool;
+pub mod workspace;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -286,6 +287,7 @@ async fn reserve(
         last_error: None,
         created_at: now.clone(),
         updated_at: now,
+        workspace: None,
     };
     ctx.store().vms().insert(&record)?;
     Ok(record)

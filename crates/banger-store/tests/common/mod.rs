@@ -77,5 +77,6 @@ pub fn vm(id: &str, name: &str, image_id: &str) -> VmRecord {
         last_error: None,
         created_at: at(0),
         updated_at: at(0),
+        workspace: None,
     }
 }

@@ -18,11 +18,11 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use banger_testkit::fake_firecracker::{
-    FAKE_INSTANCE_ID, FAKE_VMM_VERSION, FakeEvent, FakeFirecracker,
+    EventHook, FAKE_INSTANCE_ID, FAKE_VMM_VERSION, FakeEvent, FakeFirecracker,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -189,21 +189,11 @@ fn main() -> ExitCode {
         eprintln!("Failed to open the log file {}: {e}", log.display());
         return ExitCode::FAILURE;
     }
-    let fake = match FakeFirecracker::start(&args.api_sock) {
-        Ok(fake) => fake,
-        Err(e) => {
-            eprintln!(
-                "Failed to open the API socket at: {}. Check that it is not already used. ({e})",
-                args.api_sock.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    fake.set_instance_id(&args.id);
     let (tx, rx) = mpsc::channel::<Exit>();
     let events_tx = tx.clone();
     let id = args.id.clone();
-    fake.on_event(move |event| match event {
+    // The hook must be in place before the socket exists: the VMM's client connects at once.
+    let hook: EventHook = Arc::new(move |event| match event {
         FakeEvent::Request(call) => {
             let line = json!({
                 "method": call.method,
@@ -221,6 +211,16 @@ fn main() -> ExitCode {
             let _ = events_tx.send(Exit::CtrlAltDel);
         }
     });
+    let fake = match FakeFirecracker::start_with(&args.api_sock, &args.id, Some(hook)) {
+        Ok(fake) => fake,
+        Err(e) => {
+            eprintln!(
+                "Failed to open the API socket at: {}. Check that it is not already used. ({e})",
+                args.api_sock.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let hostname = args.id.clone();
     let started = Instant::now();
     fake.vsock_serve(AGENT_PORT, move |stream| {

@@ -1,0 +1,326 @@
+//! The guest side of a workspace: fixed shell scripts run over SSH, with every interpolated
+//! value single-quoted by [`quote`].
+//!
+//! Each function returns the remote argv (`sh -c SCRIPT …`); the daemon quotes each argument
+//! once more for the remote login shell, so the script reaches `sh -c` byte for byte and the
+//! user's command words reach `"$@"` verbatim.
+
+/// Where a workspace lives in the guest.
+pub const GUEST_PATH: &str = "/root/repo";
+
+/// Where the git bundle is parked in the guest between the two prepare steps.
+pub const BUNDLE: &str = "/tmp/banger-ws.bundle";
+
+/// Exit code of [`bootstrap`] when mise is not installed in the guest.
+pub const NO_MISE: i32 = 90;
+
+/// POSIX single quoting: `'…'` with each `'` written as `'\''`.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn sh(script: String, rest: &[String]) -> Vec<String> {
+    let mut argv = vec!["sh".to_owned(), "-c".to_owned(), script];
+    if !rest.is_empty() {
+        argv.push("sh".to_owned());
+        argv.extend(rest.iter().cloned());
+    }
+    argv
+}
+
+/// Step 1 of prepare: the bundle arrives on stdin.
+pub fn receive_bundle() -> Vec<String> {
+    sh(format!("cat > {}", quote(BUNDLE)), &[])
+}
+
+/// What step 2 of prepare checks out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkout {
+    /// The ref to fetch from the bundle (`HEAD`, or `--from`'s ref).
+    pub fetch: String,
+    /// The branch to create; `None` leaves a detached HEAD.
+    pub branch: Option<String>,
+    /// `user.name` for the guest repo.
+    pub name: Option<String>,
+    /// `user.email` for the guest repo.
+    pub email: Option<String>,
+    /// Unpack a tar of the selected files from stdin over the checkout.
+    pub untar: bool,
+}
+
+/// Step 2 of prepare: a fresh repo at [`GUEST_PATH`] from the bundle, the host identity, and
+/// (when `untar`) the selected files from one tar stream on stdin.
+pub fn checkout(path: &str, c: &Checkout) -> Vec<String> {
+    let p = quote(path);
+    let b = quote(BUNDLE);
+    let switch = match &c.branch {
+        Some(branch) => format!("-B {}", quote(branch)),
+        None => "--detach".to_owned(),
+    };
+    let mut s = format!(
+        "set -e\nrm -rf {p}\ngit -c init.defaultBranch=banger init -q {p}\n\
+         git -C {p} fetch -q {b} {} </dev/null\n\
+         git -C {p} checkout -q -f {switch} FETCH_HEAD </dev/null\nrm -f {b}\n",
+        quote(&c.fetch)
+    );
+    for (key, value) in [("user.name", &c.name), ("user.email", &c.email)] {
+        if let Some(value) = value {
+            s.push_str(&format!("git -C {p} config {key} {}\n", quote(value)));
+        }
+    }
+    if c.untar {
+        s.push_str(&format!("tar -x -C {p}\n"));
+    }
+    sh(s, &[])
+}
+
+/// `vm exec`: CMD in `dir`, through `mise exec --` when mise exists; args stay verbatim.
+pub fn exec(dir: &str, command: &[String]) -> Vec<String> {
+    sh(
+        format!(
+            "cd {} && if command -v mise >/dev/null 2>&1; then exec mise exec -- \"$@\"; \
+             else exec \"$@\"; fi",
+            quote(dir)
+        ),
+        command,
+    )
+}
+
+/// `vm run` without CMD: a login shell in `dir`.
+pub fn shell(dir: &str) -> Vec<String> {
+    sh(
+        format!("cd {} && exec \"${{SHELL:-/bin/sh}}\" -l", quote(dir)),
+        &[],
+    )
+}
+
+/// `vm run` bootstrap: `mise install` in `dir`, or exit [`NO_MISE`] when mise is missing.
+pub fn bootstrap(dir: &str) -> Vec<String> {
+    sh(
+        format!(
+            "command -v mise >/dev/null 2>&1 || exit {NO_MISE}\ncd {} || exit 1\n\
+             mise trust --yes . >/dev/null 2>&1 || true\nexec mise install",
+            quote(dir)
+        ),
+        &[],
+    )
+}
+
+/// `vm workspace export`: a binary diff of the work tree (new commits, edits, untracked
+/// non-ignored files) against the prepared commit `head`, through a temporary index so the
+/// real index, the work tree and the refs stay as they were.
+pub fn export(dir: &str, head: &str) -> Vec<String> {
+    let h = quote(head);
+    sh(
+        format!(
+            "set -e\ncd {}\nGIT_INDEX_FILE=$(mktemp -u)\nexport GIT_INDEX_FILE\n\
+             trap 'rm -f \"$GIT_INDEX_FILE\"' EXIT\n\
+             git read-tree {h}\ngit add -A\ngit diff --cached --binary {h}\n",
+            quote(dir)
+        ),
+        &[],
+    )
+}
+
+/// Whether `head` is a full commit id (40 hex), the only form recorded and exported.
+pub fn is_commit(head: &str) -> bool {
+    head.len() == 40 && head.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// Runs `argv` locally (as the guest would) and returns stdout.
+    fn run(argv: &[String]) -> String {
+        let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        for value in [
+            "plain",
+            "two words",
+            "it's",
+            "'",
+            "$HOME `id` \\ \"q\"",
+            "",
+            "a\nb",
+        ] {
+            let argv = sh(format!("printf %s {}", quote(value)), &[]);
+            assert_eq!(run(&argv), value, "{value:?}");
+        }
+        assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn exec_passes_arguments_verbatim() {
+        let dir = tempfile::tempdir().unwrap();
+        let weird = dir.path().join("a 'b' $c");
+        std::fs::create_dir(&weird).unwrap();
+        let cmd: Vec<String> = [
+            "sh",
+            "-c",
+            "pwd; printf '%s|' \"$@\"",
+            "x",
+            "two words",
+            "it's",
+            "$HOME",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let mut argv = exec(weird.to_str().unwrap(), &cmd);
+        // Locally mise may exist or not; either way the script must run the command.
+        argv[2] = argv[2].replace("command -v mise", "false");
+        let out = run(&argv);
+        assert_eq!(out, format!("{}\ntwo words|it's|$HOME|", weird.display()));
+        assert_eq!(argv[3], "sh");
+        assert_eq!(&argv[4..], cmd.as_slice());
+    }
+
+    #[test]
+    fn checkout_quotes_every_value() {
+        let c = Checkout {
+            fetch: "HEAD".into(),
+            branch: Some("feat/it's".into()),
+            name: Some("O'Brien $x".into()),
+            email: Some("o@example.com".into()),
+            untar: true,
+        };
+        let argv = checkout("/root/repo", &c);
+        let s = &argv[2];
+        assert!(s.starts_with("set -e\nrm -rf '/root/repo'\n"), "{s}");
+        assert!(s.contains("fetch -q '/tmp/banger-ws.bundle' 'HEAD'"), "{s}");
+        assert!(
+            s.contains("checkout -q -f -B 'feat/it'\\''s' FETCH_HEAD"),
+            "{s}"
+        );
+        assert!(s.contains("config user.name 'O'\\''Brien $x'\n"), "{s}");
+        assert!(s.ends_with("tar -x -C '/root/repo'\n"), "{s}");
+        let detached = checkout(
+            "/root/repo",
+            &Checkout {
+                fetch: "HEAD".into(),
+                ..Checkout::default()
+            },
+        );
+        assert!(detached[2].contains("--detach FETCH_HEAD"));
+        assert!(!detached[2].contains("config"));
+        assert!(!detached[2].contains("tar"));
+        assert_eq!(detached.len(), 3);
+    }
+
+    #[test]
+    fn receive_and_shell_and_bootstrap() {
+        assert_eq!(
+            receive_bundle(),
+            ["sh", "-c", "cat > '/tmp/banger-ws.bundle'"]
+        );
+        assert_eq!(
+            shell("/root/repo")[2],
+            "cd '/root/repo' && exec \"${SHELL:-/bin/sh}\" -l"
+        );
+        let b = &bootstrap("/root/repo")[2];
+        assert!(
+            b.contains("|| exit 90")
+                && b.contains("cd '/root/repo'")
+                && b.ends_with("exec mise install")
+        );
+    }
+
+    fn git(dir: &std::path::Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@e")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@e")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The export script, run on a local repo: the patch covers commits, edits and untracked
+    /// files, applies at the prepared commit, and leaves index, work tree and refs alone.
+    #[test]
+    fn export_is_a_patch_against_the_prepared_commit_and_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("a.txt"), "one\n").unwrap();
+        std::fs::write(repo.join(".gitignore"), "*.log\n").unwrap();
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-qm", "base"]);
+        let prepared = git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
+        std::fs::write(repo.join("b.txt"), "committed\n").unwrap();
+        git(&repo, &["add", "b.txt"]);
+        git(&repo, &["commit", "-qm", "second"]);
+        std::fs::write(repo.join("a.txt"), "one\ntwo\n").unwrap();
+        std::fs::write(repo.join("new.bin"), [0u8, 1, 2, 255]).unwrap();
+        std::fs::write(repo.join("x.log"), "ignored\n").unwrap();
+        let status = git(&repo, &["status", "--porcelain"]);
+        let head = git(&repo, &["rev-parse", "HEAD"]);
+
+        let argv = export(repo.to_str().unwrap(), &prepared);
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let patch = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(patch.contains("b.txt") && patch.contains("new.bin") && patch.contains("+two"));
+        assert!(!patch.contains("x.log"));
+        assert_eq!(git(&repo, &["status", "--porcelain"]), status);
+        assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head);
+
+        let check = dir.path().join("check");
+        git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                check.to_str().unwrap(),
+                &prepared,
+            ],
+        );
+        let file = dir.path().join("p.diff");
+        std::fs::write(&file, &out.stdout).unwrap();
+        git(&check, &["apply", "--check", file.to_str().unwrap()]);
+    }
+
+    #[test]
+    fn commits_are_40_hex() {
+        assert!(is_commit(&"a".repeat(40)));
+        assert!(!is_commit("abc"));
+        assert!(!is_commit(&"g".repeat(40)));
+    }
+}
