@@ -112,7 +112,6 @@ fn commands_not_in_this_build_exit_7_without_side_effects() {
     let commands: &[&[&str]] = &[
         &["image", "cache", "prune", "--dry-run"],
         &["doctor", "-v"],
-        &["ssh-config", "--install"],
         &["system", "install"],
         &["update", "--check"],
     ];

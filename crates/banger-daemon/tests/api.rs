@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use banger_daemon::SocketOptions;
 use banger_daemon::access::AccessPolicy;
-use banger_model::{ImageRecord, Size, VmName, VmRecord, VmSpec, VmState};
+use banger_model::{Size, VmName, VmRecord, VmSpec, VmState};
 use banger_proto::routes;
 use common::TestDaemon;
 
@@ -31,23 +31,6 @@ fn assert_envelope(body: &Value, code: &str) {
             .is_some_and(|id| id.starts_with("op-")),
         "{body}"
     );
-}
-
-fn seed_image(d: &TestDaemon) {
-    d.ctx
-        .store()
-        .images()
-        .insert(&ImageRecord {
-            id: "img".to_owned(),
-            name: "debian-bookworm".to_owned(),
-            source: "test".to_owned(),
-            digest: None,
-            rootfs_path: "/tmp/rootfs.ext4".into(),
-            work_seed_path: None,
-            kernel_name: None,
-            created_at: "2026-11-22T00:00:00Z".to_owned(),
-        })
-        .expect("insert image");
 }
 
 fn vm(id: &str, name: &str) -> VmRecord {
@@ -195,7 +178,7 @@ async fn create_checks_the_request_before_anything_else() {
     assert_eq!(status, 400);
     assert_envelope(&body, "bad_request");
 
-    seed_image(&d);
+    d.seed_image();
     d.ctx
         .store()
         .vms()
@@ -238,7 +221,7 @@ async fn create_checks_the_request_before_anything_else() {
 #[tokio::test]
 async fn lookups_resolve_ids_names_and_prefixes() {
     let d = TestDaemon::start_default().await;
-    seed_image(&d);
+    d.seed_image();
     let store = d.ctx.store();
     store
         .vms()

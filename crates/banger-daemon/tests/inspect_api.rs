@@ -11,25 +11,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use banger_model::{ImageRecord, Size, VmName, VmRecord, VmSpec, VmState};
+use banger_model::{Size, VmName, VmRecord, VmSpec, VmState};
 use common::TestDaemon;
-
-fn seed_image(d: &TestDaemon) {
-    d.ctx
-        .store()
-        .images()
-        .insert(&ImageRecord {
-            id: "img".to_owned(),
-            name: "debian-bookworm".to_owned(),
-            source: "test".to_owned(),
-            digest: None,
-            rootfs_path: "/tmp/rootfs.ext4".into(),
-            work_seed_path: None,
-            kernel_name: None,
-            created_at: "2026-11-22T00:00:00Z".to_owned(),
-        })
-        .expect("insert image");
-}
 
 fn insert_vm(d: &TestDaemon, id: &str, name: &str, state: VmState, disk: Size) -> VmRecord {
     let vm = VmRecord {
@@ -77,7 +60,7 @@ fn mkfs(path: &Path, size: &str) {
 #[tokio::test]
 async fn a_stopped_vm_is_unhealthy_has_disk_stats_and_no_ports() {
     let d = TestDaemon::start_default().await;
-    seed_image(&d);
+    d.seed_image();
     let vm = insert_vm(&d, "aaaa0001", "web", VmState::Stopped, Size::from_mib(256));
     mkfs(&vm.dir.join("work.ext4"), "256M");
 
@@ -132,7 +115,7 @@ async fn a_stopped_vm_is_unhealthy_has_disk_stats_and_no_ports() {
 #[tokio::test]
 async fn set_checks_the_request_and_the_state_first() {
     let d = TestDaemon::start_default().await;
-    seed_image(&d);
+    d.seed_image();
     insert_vm(&d, "aaaa0001", "web", VmState::Running, Size::from_mib(256));
     insert_vm(&d, "bbbb0002", "db", VmState::Stopped, Size::from_gib(8));
 
@@ -177,7 +160,7 @@ async fn set_checks_the_request_and_the_state_first() {
 #[tokio::test]
 async fn set_grows_the_work_disk_and_updates_the_record() {
     let d = TestDaemon::start_default().await;
-    seed_image(&d);
+    d.seed_image();
     let vm = insert_vm(&d, "aaaa0001", "web", VmState::Stopped, Size::from_mib(256));
     let work = vm.dir.join("work.ext4");
     mkfs(&work, "256M");
@@ -266,7 +249,7 @@ async fn prune_without_candidates_is_empty_and_without_a_vmm_touches_nothing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"deleted": [], "failed": []}));
 
-    seed_image(&d);
+    d.seed_image();
     insert_vm(&d, "aaaa0001", "web", VmState::Running, Size::from_gib(8));
     let (status, body) = d.call("POST", "/v1/vms/prune", Some(json!({}))).await;
     assert_eq!(status, 200, "a running VM is never a candidate: {body}");
@@ -290,7 +273,7 @@ async fn prune_without_candidates_is_empty_and_without_a_vmm_touches_nothing() {
 #[tokio::test]
 async fn a_vm_named_prune_is_still_reachable() {
     let d = TestDaemon::start_default().await;
-    seed_image(&d);
+    d.seed_image();
     insert_vm(&d, "dddd0004", "prune", VmState::Stopped, Size::from_gib(8));
     let (status, body) = d.call("GET", "/v1/vms/prune", None).await;
     assert_eq!((status, body["id"].clone()), (200, json!("dddd0004")));

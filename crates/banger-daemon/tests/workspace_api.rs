@@ -4,26 +4,13 @@ mod common;
 
 use serde_json::{Value, json};
 
-use banger_model::{ImageRecord, Size, VmName, VmRecord, VmSpec, VmState};
+use banger_model::{Size, VmName, VmRecord, VmSpec, VmState};
 use common::TestDaemon;
 
 const HEAD: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn seed_vm(d: &TestDaemon, id: &str, name: &str) -> VmRecord {
-    d.ctx
-        .store()
-        .images()
-        .insert(&ImageRecord {
-            id: "img".to_owned(),
-            name: "debian-bookworm".to_owned(),
-            source: "test".to_owned(),
-            digest: None,
-            rootfs_path: "/tmp/rootfs.ext4".into(),
-            work_seed_path: None,
-            kernel_name: None,
-            created_at: "2026-11-22T00:00:00Z".to_owned(),
-        })
-        .expect("insert image");
+    d.seed_image();
     let vm = VmRecord {
         id: id.to_owned(),
         name: VmName::parse(name).expect("name"),

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod name;
 pub mod size;
 pub mod spec;
+pub mod ssh_config;
 pub mod time;
 pub mod vm;
 

@@ -396,7 +396,13 @@ fn a_control_master_is_shared_and_stoppable() {
 fn plain_ssh_through_the_include_block() {
     let fx = Fixture::new();
     let banger_config = fx.dir.path().join("state/ssh_config");
-    config::write_ssh_config(&banger_config, &fx.keys.private, &fx.known_hosts).expect("write");
+    config::write_ssh_config(
+        &banger_config,
+        &fx.keys.private,
+        &fx.known_hosts,
+        Path::new("/usr/bin/banger"),
+    )
+    .expect("write");
     let user_config = fx.home.join(".ssh/config");
     fs::create_dir_all(fx.home.join(".ssh")).expect("mkdir");
     fs::write(&user_config, "Host *\n    User nobody\n").expect("write");
@@ -406,7 +412,8 @@ fn plain_ssh_through_the_include_block() {
     command
         .arg("-F")
         .arg(&user_config)
-        .args(["-o", "HostName=127.0.0.1", "-o", "BatchMode=yes", "-p"])
+        .args(["-o", "HostName=127.0.0.1", "-o", "ProxyCommand=none"])
+        .args(["-o", "BatchMode=yes", "-p"])
         .arg(fx.port.to_string())
         .args(["demo.vm", "id", "-un"])
         .env("HOME", &fx.home);

@@ -112,6 +112,41 @@ fn workspaces_on_a_real_guest() {
     let out = bed.banger(&["vm", "exec", "ws1", "--", "sh", "-c", "exit 3"], LONG);
     assert_eq!(out.status.code(), Some(3));
 
+    // ssh-config: installed twice it is one block; plain `ssh ws1.vm` works through it;
+    // uninstall restores the user's file byte for byte.
+    let ssh_dir = bed.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let user_config = ssh_dir.join("config");
+    let original = "Host elsewhere\n  User nobody\n";
+    std::fs::write(&user_config, original).unwrap();
+    ok(&bed, &["ssh-config", "--install"]);
+    ok(&bed, &["ssh-config", "--install"]);
+    let installed = std::fs::read_to_string(&user_config).unwrap();
+    assert_eq!(
+        installed.matches(">>> banger >>>").count(),
+        1,
+        "{installed}"
+    );
+    let config_arg = user_config.to_str().unwrap();
+    let out = bed.in_ns(
+        "ssh",
+        &[
+            "-F",
+            config_arg,
+            "-o",
+            "BatchMode=yes",
+            "ws1.vm",
+            "cat",
+            "/etc/hostname",
+        ],
+        LONG,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "ssh ws1.vm: {stderr}");
+    assert_eq!(stdout, "ws1");
+    ok(&bed, &["ssh-config", "--uninstall"]);
+    assert_eq!(std::fs::read_to_string(&user_config).unwrap(), original);
+
     // A host commit: exec warns; --auto-prepare brings it in.
     std::fs::write(repo.join("tracked.txt"), "one\ntwo\n").unwrap();
     git(&repo, &["commit", "-qam", "second"]);

@@ -1,4 +1,4 @@
-//! `banger ssh-config`.
+//! `banger ssh-config` and the hidden `banger vm ssh-proxy`.
 
 use clap::Args;
 
@@ -11,4 +11,12 @@ pub struct SshConfigArgs {
     /// Remove banger's Include block from ~/.ssh/config
     #[arg(long)]
     pub uninstall: bool,
+}
+
+/// Arguments of `banger vm ssh-proxy` (ssh's `ProxyCommand`, not for people).
+#[derive(Debug, Args)]
+pub struct SshProxyArgs {
+    /// The host ssh was asked for: `NAME.vm` or `NAME`
+    #[arg(value_name = "HOST")]
+    pub host: String,
 }

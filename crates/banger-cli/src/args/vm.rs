@@ -148,6 +148,9 @@ Examples:
   banger vm ssh web -- uname -a
   banger vm ssh web -- sh -c 'exit 42'; echo $?    prints 42")]
     Ssh(SshArgs),
+    /// Relay ssh to a VM (the ProxyCommand of banger's ssh_config)
+    #[command(hide = true)]
+    SshProxy(super::ssh_config::SshProxyArgs),
     /// Run a command in a VM's workspace directory
     #[command(after_help = "\
 Examples:

@@ -10,6 +10,7 @@ mod doctor;
 mod image;
 mod kernel;
 mod ssh_config;
+mod ssh_proxy;
 mod system;
 mod update;
 mod version;
@@ -33,7 +34,7 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
         Group::Kernel(cmd) => kernel::run(cmd, ctx).await,
         Group::Daemon(cmd) => daemon::run(cmd, ctx).await,
         Group::Doctor(args) => doctor::run(&args),
-        Group::SshConfig(args) => ssh_config::run(&args),
+        Group::SshConfig(args) => ssh_config::run(&args, ctx),
         Group::System(cmd) => system::run(&cmd),
         Group::Update(args) => update::run(&args),
         Group::Completion(args) => completion::run(&args),

@@ -61,6 +61,7 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
         }
         VmCommand::Health(args) => inspect::health(&args, ctx).await,
         VmCommand::Ssh(args) => session::ssh(&args, ctx).await,
+        VmCommand::SshProxy(args) => super::ssh_proxy::run(&args, ctx).await,
         VmCommand::Exec(args) => vm_exec::exec(&args, ctx).await,
         VmCommand::Workspace(cmd) => workspace::run(&cmd, ctx).await,
     }

@@ -71,6 +71,24 @@ impl TestDaemon {
         Self::start(SocketOptions::default(), AccessPolicy { owner_uid }).await
     }
 
+    /// Inserts the image record `img` that test VMs point at.
+    pub fn seed_image(&self) {
+        self.ctx
+            .store()
+            .images()
+            .insert(&banger_model::ImageRecord {
+                id: "img".to_owned(),
+                name: "debian-bookworm".to_owned(),
+                source: "test".to_owned(),
+                digest: None,
+                rootfs_path: "/tmp/rootfs.ext4".into(),
+                work_seed_path: None,
+                kernel_name: None,
+                created_at: "2026-11-22T00:00:00Z".to_owned(),
+            })
+            .expect("insert image");
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.layout.socket()
     }

@@ -97,6 +97,19 @@ impl Guestbed {
         run(cmd, timeout)
     }
 
+    /// The `HOME` the binaries get.
+    pub fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    /// Any `program ARGS` inside the namespace, with the bed's environment.
+    pub fn in_ns(&self, program: &str, args: &[&str], timeout: Duration) -> Output {
+        let mut cmd = self.ns.command(program);
+        cmd.args(args);
+        self.apply(&mut cmd);
+        run(cmd, timeout)
+    }
+
     /// `banger ARGS` inside the namespace, asserting success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.banger(args, Duration::from_secs(300));
