@@ -11,6 +11,7 @@ pub mod image;
 pub mod kernel;
 pub mod layout;
 pub mod name;
+pub mod shell;
 pub mod size;
 pub mod spec;
 pub mod ssh_config;

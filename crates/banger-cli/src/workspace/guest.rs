@@ -14,20 +14,8 @@ pub const BUNDLE: &str = "/tmp/banger-ws.bundle";
 /// Exit code of [`bootstrap`] when mise is not installed in the guest.
 pub const NO_MISE: i32 = 90;
 
-/// POSIX single quoting: `'…'` with each `'` written as `'\''`.
-pub fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
+/// POSIX single quoting (the model's one implementation).
+pub use banger_model::shell::quote;
 
 fn sh(script: String, rest: &[String]) -> Vec<String> {
     let mut argv = vec!["sh".to_owned(), "-c".to_owned(), script];
