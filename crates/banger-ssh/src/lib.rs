@@ -16,8 +16,9 @@
 //!   `spawn_blocking`).
 //! - [`errors`]: turns an `ssh` exit status and its stderr into an actionable error
 //!   (possible man-in-the-middle, unreachable guest, rejected key).
-//! - [`config`]: banger's `ssh_config` (`Host *.vm`) and the marker-fenced `Include` block in
-//!   `~/.ssh/config`, which install and uninstall restore byte for byte.
+//!
+//! banger's own `ssh_config` and the `Include` block in `~/.ssh/config` are pure text in
+//! `banger_model::ssh_config`; only `banger ssh-config` writes those files.
 //!
 //! Every external program runs from a fixed argv through [`std::process::Command`]; nothing here
 //! ever goes through a local shell. The OpenSSH binaries (`ssh`, `ssh-keygen`, and `sshd` in the
@@ -25,7 +26,6 @@
 #![deny(missing_docs)]
 
 pub mod command;
-pub mod config;
 pub mod errors;
 pub mod keys;
 pub mod known_hosts;
@@ -35,7 +35,6 @@ pub mod quote;
 mod fsutil;
 
 pub use command::{CommandError, ControlMaster, ControlOp, SshCommand, TtyMode};
-pub use config::{ConfigError, InstallOutcome, UninstallOutcome};
 pub use errors::{SshError, classify};
 pub use keys::{KeyError, KeyPair, ensure_keypair};
 pub use known_hosts::KnownHostsError;

@@ -15,7 +15,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use banger_ssh::command::{ControlMaster, ControlOp, SshCommand, TtyMode};
-use banger_ssh::config;
 use banger_ssh::errors::SshError;
 use banger_ssh::keys::{KeyPair, ensure_keypair};
 use banger_ssh::known_hosts;
@@ -396,17 +395,22 @@ fn a_control_master_is_shared_and_stoppable() {
 fn plain_ssh_through_the_include_block() {
     let fx = Fixture::new();
     let banger_config = fx.dir.path().join("state/ssh_config");
-    config::write_ssh_config(
-        &banger_config,
+    // The files `banger ssh-config --install` writes, from the same pure text functions.
+    let rendered = banger_model::ssh_config::render(
         &fx.keys.private,
         &fx.known_hosts,
         Path::new("/usr/bin/banger"),
     )
-    .expect("write");
+    .expect("render");
+    fs::create_dir_all(banger_config.parent().expect("parent")).expect("mkdir");
+    fs::write(&banger_config, rendered).expect("write");
     let user_config = fx.home.join(".ssh/config");
     fs::create_dir_all(fx.home.join(".ssh")).expect("mkdir");
-    fs::write(&user_config, "Host *\n    User nobody\n").expect("write");
-    config::install_include(&user_config, &banger_config).expect("install");
+    let include = banger_model::ssh_config::include_line(&banger_config).expect("include");
+    let installed =
+        banger_model::ssh_config::install_text(b"Host *\n    User nobody\n", &include, false)
+            .expect("install");
+    fs::write(&user_config, installed).expect("write");
 
     let mut command = Command::new("ssh");
     command
