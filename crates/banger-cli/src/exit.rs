@@ -11,6 +11,7 @@
 //! | 6 | `bad_version` or `unknown_method`: client and daemon do not match |
 //! | 7 | not available yet in this build (`unavailable`) |
 //! | 8 | could not reach or start the daemon |
+//! | 9 | `host_problem`: the host lacks something (a VMM, the guest agent, privileges); the message names the fix |
 //!
 //! The same table is printed at the end of `banger --help` ([`HELP`]); a unit test keeps the
 //! two in step. Daemon error codes map through [`Exit::from_code`], so every client of the API
@@ -39,6 +40,8 @@ pub enum Exit {
     NotAvailable = 7,
     /// 8: could not reach or start the daemon.
     NoDaemon = 8,
+    /// 9: the host lacks something banger needs.
+    HostProblem = 9,
 }
 
 impl Exit {
@@ -52,6 +55,7 @@ impl Exit {
             ErrorCode::Unauthorized => Self::Denied,
             ErrorCode::OperationFailed => Self::Failed,
             ErrorCode::Unavailable => Self::NotAvailable,
+            ErrorCode::HostProblem => Self::HostProblem,
         }
     }
 
@@ -78,7 +82,8 @@ Exit codes:
   5  unauthorized, or permission denied on the daemon socket
   6  client and daemon do not match (bad_version, unknown_method)
   7  not available yet in this build
-  8  could not reach or start the daemon";
+  8  could not reach or start the daemon
+  9  the host lacks something banger needs (a VMM, the guest agent, privileges)";
 
 #[cfg(test)]
 mod tests {
@@ -95,6 +100,7 @@ mod tests {
             (ErrorCode::UnknownMethod, 6),
             (ErrorCode::OperationFailed, 1),
             (ErrorCode::Unavailable, 7),
+            (ErrorCode::HostProblem, 9),
         ];
         assert_eq!(expected.len(), ErrorCode::ALL.len());
         for (code, exit) in expected {
@@ -114,6 +120,7 @@ mod tests {
             Exit::Mismatch,
             Exit::NotAvailable,
             Exit::NoDaemon,
+            Exit::HostProblem,
         ];
         for exit in all {
             let line = format!("\n  {}  ", exit.code());

@@ -27,11 +27,14 @@ pub enum ErrorCode {
     OperationFailed,
     /// The feature exists in the API but this build cannot do it yet.
     Unavailable,
+    /// The host lacks something banger needs (a VMM, the guest agent, privileges); the
+    /// message names the fix.
+    HostProblem,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         Self::NotFound,
         Self::AlreadyExists,
         Self::BadRequest,
@@ -40,6 +43,7 @@ impl ErrorCode {
         Self::UnknownMethod,
         Self::OperationFailed,
         Self::Unavailable,
+        Self::HostProblem,
     ];
 
     /// The code as it appears on the wire.
@@ -53,6 +57,7 @@ impl ErrorCode {
             Self::UnknownMethod => "unknown_method",
             Self::OperationFailed => "operation_failed",
             Self::Unavailable => "unavailable",
+            Self::HostProblem => "host_problem",
         }
     }
 
@@ -66,6 +71,7 @@ impl ErrorCode {
             Self::Unauthorized => 403,
             Self::OperationFailed => 500,
             Self::Unavailable => 501,
+            Self::HostProblem => 503,
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn label(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::BadVersion => Some("version mismatch"),
         ErrorCode::Unauthorized => Some("unauthorized"),
         ErrorCode::UnknownMethod => Some("unknown method"),
-        ErrorCode::OperationFailed | ErrorCode::Unavailable => None,
+        ErrorCode::OperationFailed | ErrorCode::Unavailable | ErrorCode::HostProblem => None,
     }
 }
 
@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn every_code_but_failures_has_a_label() {
         for code in ErrorCode::ALL {
-            let expect_none = matches!(code, ErrorCode::OperationFailed | ErrorCode::Unavailable);
+            let expect_none = matches!(
+                code,
+                ErrorCode::OperationFailed | ErrorCode::Unavailable | ErrorCode::HostProblem
+            );
             assert_eq!(label(code).is_none(), expect_none, "{code}");
         }
     }
