@@ -81,16 +81,6 @@ pub enum StoreError {
         /// The database path.
         path: PathBuf,
     },
-    /// The database records migrations this binary does not know: it comes from a newer banger.
-    /// Nothing was modified.
-    #[error(
-        "database has migrations {unknown:?} unknown to this binary; it comes from a newer \
-         banger, so upgrade banger (the database was not modified)"
-    )]
-    Incompatible {
-        /// The unknown migration ids, ascending.
-        unknown: Vec<u32>,
-    },
     /// Two migrations share an id.
     #[error("migration list is invalid: id {id} appears twice")]
     DuplicateMigration {
@@ -213,9 +203,5 @@ mod tests {
         assert!(msg.starts_with("database /x/banger.db is corrupt"), "{msg}");
         assert!(!msg.contains("file is not a database"), "{msg}");
         assert!(err.source().is_some());
-
-        let err = StoreError::Incompatible { unknown: vec![99] };
-        assert!(err.to_string().contains("[99]"), "{err}");
-        assert!(err.to_string().contains("newer banger"), "{err}");
     }
 }

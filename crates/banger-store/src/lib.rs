@@ -1,9 +1,10 @@
 //! SQLite store of banger: the durable records of VMs, images and kernels.
 //!
 //! - [`Store::open`] opens (or creates) the database read-write, configures the connection (WAL,
-//!   5 s busy timeout, foreign keys, `synchronous=NORMAL`), refuses a database written by a newer
-//!   banger ([`StoreError::Incompatible`]) and applies pending [`MIGRATIONS`], each in its own
-//!   transaction. Writes are serialised: the store holds one connection behind a mutex.
+//!   5 s busy timeout, foreign keys, `synchronous=NORMAL`) and applies pending [`MIGRATIONS`],
+//!   each in its own transaction. Rows of migrations this binary does not know (a newer banger's)
+//!   are left alone and reported ([`Store::migration_report`]), so a rolled-back update still
+//!   starts. Writes are serialised: the store holds one connection behind a mutex.
 //! - [`open_read_only`] opens an existing database for diagnostics without migrating it and
 //!   without creating any file; [`inspect_schema`] classifies a database against this binary's
 //!   migrations without opening it for writing.
@@ -58,7 +59,7 @@ pub use error::StoreError;
 pub use images::Images;
 pub use kernels::Kernels;
 pub use lookup::LookupError;
-pub use migrate::validate_migrations;
+pub use migrate::{MigrationReport, validate_migrations};
 pub use migrations::{MIGRATIONS, Migration};
 pub use repo::Repo;
 pub use schema::{SchemaStatus, inspect_schema, inspect_schema_with};

@@ -1,8 +1,10 @@
 //! Applying migrations to a read-write connection.
 //!
 //! Invariants:
-//! - a database that records an id this binary does not know is refused with
-//!   [`StoreError::Incompatible`] before anything is written (not even `schema_migrations`);
+//! - a database that records ids this binary does not know (written by a newer banger, say
+//!   before a rolled-back update) is still opened: those rows and whatever they made are left
+//!   alone, and this binary's own pending migrations are applied. `inspect_schema` still calls
+//!   such a database incompatible, so an upgrade check refuses to go *down* to this binary;
 //! - each pending migration runs in its own `BEGIN IMMEDIATE` transaction together with the
 //!   `INSERT` that records it, so a failing migration leaves neither its DDL nor its row behind
 //!   and is retried on the next open; the transaction re-checks the row first, so two processes
@@ -83,19 +85,25 @@ pub(crate) fn pending_ids(applied: &[u32], known: &[Migration]) -> Vec<u32> {
     pending.into_iter().collect()
 }
 
-/// Refuses newer databases, then applies every pending migration; returns the ids applied now.
+/// What opening a database did to its schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Migrations applied by this open, ascending.
+    pub applied_now: Vec<u32>,
+    /// Recorded ids this binary does not know (left alone), ascending.
+    pub unknown: Vec<u32>,
+}
+
+/// Applies every pending migration, leaving rows of unknown (newer) migrations alone.
 pub(crate) fn migrate(
     conn: &mut Connection,
     migrations: &[Migration],
-) -> Result<Vec<u32>, StoreError> {
+) -> Result<MigrationReport, StoreError> {
     validate_migrations(migrations)?;
     let applied = applied_ids(conn)
         .map_err(StoreError::sql("read applied migrations"))?
         .unwrap_or_default();
     let unknown = unknown_ids(&applied, migrations);
-    if !unknown.is_empty() {
-        return Err(StoreError::Incompatible { unknown });
-    }
     conn.execute_batch(CREATE_SCHEMA_MIGRATIONS)
         .map_err(StoreError::sql("create schema_migrations"))?;
     let mut done = Vec::new();
@@ -108,7 +116,10 @@ pub(crate) fn migrate(
             done.push(m.id);
         }
     }
-    Ok(done)
+    Ok(MigrationReport {
+        applied_now: done,
+        unknown,
+    })
 }
 
 /// Runs one migration and records it in one transaction; `false` if it was already recorded.
@@ -196,8 +207,11 @@ mod tests {
                 sql: "CREATE TABLE b (x INTEGER)",
             },
         ];
-        assert_eq!(migrate(&mut conn, &list).unwrap(), vec![1, 2]);
-        assert_eq!(migrate(&mut conn, &list).unwrap(), Vec::<u32>::new());
+        assert_eq!(migrate(&mut conn, &list).unwrap().applied_now, vec![1, 2]);
+        assert_eq!(
+            migrate(&mut conn, &list).unwrap().applied_now,
+            Vec::<u32>::new()
+        );
         assert_eq!(applied_ids(&conn).unwrap(), Some(vec![1, 2]));
     }
 }

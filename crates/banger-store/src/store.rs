@@ -14,7 +14,7 @@ use rusqlite::Connection;
 
 use crate::connection;
 use crate::error::StoreError;
-use crate::migrate::{applied_ids, migrate, validate_migrations};
+use crate::migrate::{MigrationReport, applied_ids, migrate, validate_migrations};
 use crate::migrations::{MIGRATIONS, Migration};
 use crate::repo::Repo;
 
@@ -49,6 +49,7 @@ impl Db {
 pub struct Store {
     db: Db,
     path: PathBuf,
+    report: MigrationReport,
 }
 
 impl std::fmt::Debug for Store {
@@ -68,11 +69,18 @@ impl Store {
     pub fn open_with(path: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
         validate_migrations(migrations)?;
         let mut conn = connection::open_read_write(path)?;
-        migrate(&mut conn, migrations)?;
+        let report = migrate(&mut conn, migrations)?;
         Ok(Store {
             db: Db::new(conn),
             path: path.to_path_buf(),
+            report,
         })
+    }
+
+    /// What this open did to the schema: migrations applied now, and recorded ids this binary
+    /// does not know (a newer banger's, left alone; callers should log them).
+    pub fn migration_report(&self) -> &MigrationReport {
+        &self.report
     }
 
     /// The database file.

@@ -167,9 +167,11 @@ fn invalid_injected_lists_are_errors_before_any_file_is_touched() {
 }
 
 #[test]
-fn a_database_from_a_newer_banger_is_refused_and_left_untouched() {
+fn a_database_from_a_newer_banger_is_opened_and_its_rows_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DB);
+    // An older binary (migration 1 only) meets a database that a newer one (1, 2 and 99)
+    // wrote, as after a rolled-back update.
     drop(Store::open(&path).unwrap());
     {
         let conn = raw(&path);
@@ -178,22 +180,48 @@ fn a_database_from_a_newer_banger_is_refused_and_left_untouched() {
             [],
         )
         .unwrap();
+        conn.execute_batch("CREATE TABLE future_things (x INTEGER)")
+            .unwrap();
     }
-    let before = snapshot(dir.path());
-    assert_eq!(names(dir.path()), [DB]);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.migration_report().unknown, [99]);
+    assert!(store.migration_report().applied_now.is_empty());
+    assert!(store.vms().list().unwrap().is_empty());
+    assert!(store.applied_migrations().unwrap().contains(&99));
+    drop(store);
+    {
+        let conn = raw(&path);
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'future_things'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "the newer migration's table is left alone");
+    }
 
-    let err = Store::open(&path).unwrap_err();
-    match &err {
-        StoreError::Incompatible { unknown } => assert_eq!(unknown, &[99]),
-        other => panic!("{other:?}"),
+    // An older binary with pending migrations of its own still applies them.
+    let older = dir.path().join("older.db");
+    drop(Store::open_with(&older, &MIGRATIONS[..1]).unwrap());
+    {
+        let conn = raw(&older);
+        conn.execute(
+            "INSERT INTO schema_migrations (id, name, applied_at) VALUES (99, 'future', 'x')",
+            [],
+        )
+        .unwrap();
     }
-    let msg = err.to_string();
-    assert!(
-        msg.contains("[99]") && msg.contains("newer banger"),
-        "{msg}"
+    let store = Store::open(&older).unwrap();
+    let report = store.migration_report();
+    assert_eq!(report.unknown, [99]);
+    assert_eq!(
+        report.applied_now,
+        MIGRATIONS[1..].iter().map(|m| m.id).collect::<Vec<_>>()
     );
-    assert_eq!(snapshot(dir.path()), before);
+    drop(store);
 
+    let before = snapshot(dir.path());
     let status = inspect_schema(&path).unwrap();
     assert_eq!(status, SchemaStatus::Incompatible { unknown: vec![99] });
     assert_eq!(status.exit_code(), 2);

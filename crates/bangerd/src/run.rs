@@ -39,6 +39,16 @@ pub fn main(args: &Args) -> Result<()> {
         .with_context(|| format!("cannot create {}", layout.state_dir.display()))?;
     let store = Store::open(&layout.db_file())
         .with_context(|| format!("cannot open the store {}", layout.db_file().display()))?;
+    let report = store.migration_report();
+    if !report.applied_now.is_empty() {
+        tracing::info!(migrations = ?report.applied_now, "applied store migrations");
+    }
+    if !report.unknown.is_empty() {
+        tracing::warn!(
+            migrations = ?report.unknown,
+            "the store has migrations this bangerd does not know (from a newer banger); their data is left alone"
+        );
+    }
 
     let owner_uid = nix::unistd::geteuid().as_raw();
     let info = DaemonInfo {
