@@ -8,6 +8,7 @@ use banger_model::{Config, Layout};
 use banger_proto::DaemonInfo;
 use banger_store::Store;
 
+use crate::agent_binary::{AgentLocator, AgentMissing};
 use crate::operations::OperationRegistry;
 use crate::shutdown::Shutdown;
 use crate::vms::VmBackends;
@@ -27,24 +28,25 @@ struct Inner {
     operations: OperationRegistry,
     info: DaemonInfo,
     shutdown: Shutdown,
-    backends: Option<Arc<VmBackends>>,
-    agent_binary: Option<std::path::PathBuf>,
+    backends: Arc<VmBackends>,
+    agent: AgentLocator,
     vm_locks: VmLocks,
     pull_lock: tokio::sync::Mutex<()>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
 impl DaemonContext {
-    /// Bundles the daemon's collaborators. Without `backends` the daemon serves everything
-    /// but cannot boot VMs (and says so).
+    /// Bundles the daemon's collaborators. On a host without a hypervisor `backends` carries
+    /// a [`banger_vmm::NoVmm`]: the daemon serves everything else, can still delete VMs, and
+    /// says what to install when asked to boot one.
     pub fn new(
         layout: Layout,
         config: Config,
         store: Store,
         info: DaemonInfo,
         shutdown: Shutdown,
-        backends: Option<Arc<VmBackends>>,
-        agent_binary: Option<std::path::PathBuf>,
+        backends: Arc<VmBackends>,
+        agent: AgentLocator,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -55,7 +57,7 @@ impl DaemonContext {
                 info,
                 shutdown,
                 backends,
-                agent_binary,
+                agent,
                 vm_locks: VmLocks::default(),
                 pull_lock: tokio::sync::Mutex::new(()),
                 handles: Mutex::new(HashMap::new()),
@@ -63,14 +65,14 @@ impl DaemonContext {
         }
     }
 
-    /// The VM backends, when this host has them.
-    pub fn backends(&self) -> Option<Arc<VmBackends>> {
+    /// The VM backends.
+    pub fn backends(&self) -> Arc<VmBackends> {
         self.inner.backends.clone()
     }
 
-    /// The guest agent binary injected into images.
-    pub fn agent_binary(&self) -> Option<std::path::PathBuf> {
-        self.inner.agent_binary.clone()
+    /// The guest agent binary written into images and VMs, looked up now.
+    pub fn agent_binary(&self) -> Result<std::path::PathBuf, AgentMissing> {
+        self.inner.agent.find()
     }
 
     /// Serialises pulls: one build at a time, and a second pull of the same thing finds the

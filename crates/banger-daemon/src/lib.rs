@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod agent_binary;
 pub mod api;
 pub mod context;
 pub mod ids;

@@ -74,8 +74,10 @@ impl OperationRegistry {
         reg.order.push(id.clone());
         reg.evict();
         OperationHandle {
-            registry: self.clone(),
-            id,
+            inner: Arc::new(HandleInner {
+                registry: self.clone(),
+                id,
+            }),
         }
     }
 
@@ -155,8 +157,15 @@ fn close_running_stage(op: &mut Operation, entry: &Entry, now: Instant, state: S
     }
 }
 
-/// The worker's side of one operation.
+/// The worker's side of one operation. Clones drive the same operation (a blocking build
+/// can take one while its caller keeps another); when the last clone goes away without a
+/// result — a panic, an early return — the operation is failed, never left running.
+#[derive(Clone)]
 pub struct OperationHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
     registry: OperationRegistry,
     id: String,
 }
@@ -164,12 +173,35 @@ pub struct OperationHandle {
 impl OperationHandle {
     /// The operation id, to return to the client.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.inner.id
+    }
+
+    fn registry(&self) -> &OperationRegistry {
+        &self.inner.registry
+    }
+
+    /// The operation's latest snapshot.
+    pub fn snapshot(&self) -> Operation {
+        self.registry()
+            .lock()
+            .entries
+            .get(self.id())
+            .map(|e| e.tx.borrow().clone())
+            .unwrap_or_else(|| Operation {
+                id: self.id().to_owned(),
+                kind: String::new(),
+                target: None,
+                state: OperationState::Failed,
+                stages: Vec::new(),
+                error: None,
+                started_at: ids::now_rfc3339(),
+                duration_ms: None,
+            })
     }
 
     /// Starts a stage, closing the running one as done.
     pub fn stage(&self, name: &str) {
-        self.registry.update(&self.id, |op, entry, now| {
+        self.registry().update(self.id(), |op, entry, now| {
             close_running_stage(op, entry, now, StageState::Done);
             entry.stage_started = now;
             op.stages.push(Stage {
@@ -183,14 +215,14 @@ impl OperationHandle {
 
     /// Changes what the operation acts on (a create learns its generated name late).
     pub fn retarget(&self, target: &str) {
-        self.registry.update(&self.id, |op, _, _| {
+        self.registry().update(self.id(), |op, _, _| {
             op.target = Some(target.to_owned());
         });
     }
 
     /// Sets the running stage's detail (bytes so far, a path).
     pub fn detail(&self, detail: &str) {
-        self.registry.update(&self.id, |op, _, _| {
+        self.registry().update(self.id(), |op, _, _| {
             if let Some(last) = op.stages.last_mut() {
                 last.detail = Some(detail.to_owned());
             }
@@ -199,7 +231,7 @@ impl OperationHandle {
 
     /// Records a stage that was not needed, closing the running one as done.
     pub fn skip(&self, name: &str, why: &str) {
-        self.registry.update(&self.id, |op, entry, now| {
+        self.registry().update(self.id(), |op, entry, now| {
             close_running_stage(op, entry, now, StageState::Done);
             op.stages.push(Stage {
                 name: name.to_owned(),
@@ -211,8 +243,8 @@ impl OperationHandle {
     }
 
     /// Ends the operation successfully.
-    pub fn succeed(self) {
-        self.registry.update(&self.id, |op, entry, now| {
+    pub fn succeed(&self) {
+        self.registry().update(self.id(), |op, entry, now| {
             close_running_stage(op, entry, now, StageState::Done);
             op.state = OperationState::Succeeded;
             op.duration_ms = Some(elapsed_ms(entry.started, now));
@@ -220,9 +252,9 @@ impl OperationHandle {
     }
 
     /// Ends the operation with an error; the running stage is marked failed.
-    pub fn fail(self, code: ErrorCode, message: &str) {
-        let id = self.id.clone();
-        self.registry.update(&self.id, |op, entry, now| {
+    pub fn fail(&self, code: ErrorCode, message: &str) {
+        let id = self.id().to_owned();
+        self.registry().update(self.id(), |op, entry, now| {
             close_running_stage(op, entry, now, StageState::Failed);
             op.state = OperationState::Failed;
             op.duration_ms = Some(elapsed_ms(entry.started, now));
@@ -235,7 +267,7 @@ impl OperationHandle {
     }
 }
 
-impl Drop for OperationHandle {
+impl Drop for HandleInner {
     /// A worker that vanishes without finishing (a panic, an early return) must not leave an
     /// operation "running" forever.
     fn drop(&mut self) {
@@ -318,6 +350,27 @@ mod tests {
         let op = reg.get(&id).unwrap();
         assert_eq!(op.state, OperationState::Failed);
         assert_eq!(op.stages[0].state, StageState::Failed);
+    }
+
+    #[test]
+    fn clones_share_one_operation_that_fails_only_when_the_last_goes() {
+        let reg = OperationRegistry::default();
+        let op = reg.begin("image.pull", None);
+        let id = op.id().to_owned();
+        let worker = op.clone();
+        let panicked = std::thread::spawn(move || {
+            worker.stage("build");
+            panic!("the build crashed");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert_eq!(reg.get(&id).unwrap().state, OperationState::Running);
+        assert_eq!(op.snapshot().stages[0].name, "build");
+        drop(op);
+        let ended = reg.get(&id).unwrap();
+        assert_eq!(ended.state, OperationState::Failed);
+        assert_eq!(ended.stages[0].state, StageState::Failed);
+        assert_eq!(reg.list().len(), 1, "no phantom operation");
     }
 
     #[tokio::test]

@@ -201,8 +201,8 @@ async fn create_checks_the_request_before_anything_else() {
             Some(json!({"name": "fresh", "spec": spec()})),
         )
         .await;
-    assert_eq!(status, 501);
-    assert_envelope(&body, "unavailable");
+    assert_eq!(status, 503);
+    assert_envelope(&body, "host_problem");
     assert!(
         body["message"]
             .as_str()

@@ -65,6 +65,14 @@ pub struct Config {
     pub default_image_name: Option<String>,
     /// Debian archive to build images and kernels from (default: the host's apt sources).
     pub debian_mirror: Option<String>,
+    /// The SSH private key banger uses for guests (its `.pub` beside it), instead of the key
+    /// banger generates under its state dir. Absolute or `~/…`.
+    pub ssh_key_path: Option<String>,
+    /// The Firecracker binary, instead of `firecracker` on `PATH`. Absolute.
+    pub firecracker_bin: Option<PathBuf>,
+    /// The jailer binary. Recognised so the error can say that running under the jailer is
+    /// not built yet; any value is refused.
+    pub jailer_bin: Option<PathBuf>,
     /// Defaults for new VMs.
     #[serde(default)]
     pub vm_defaults: VmDefaultsConfig,
@@ -133,6 +141,30 @@ impl Config {
             return Err(invalid(
                 "log_level",
                 format!("{level:?} is not one of {}", LOG_LEVELS.join(", ")),
+            ));
+        }
+        if let Some(key) = &self.ssh_key_path
+            && !(key.starts_with('/') || key.starts_with("~/"))
+        {
+            return Err(invalid(
+                "ssh_key_path",
+                format!("{key:?} must be absolute or start with ~/"),
+            ));
+        }
+        if let Some(bin) = &self.firecracker_bin
+            && !bin.is_absolute()
+        {
+            return Err(invalid(
+                "firecracker_bin",
+                format!("{} must be an absolute path", bin.display()),
+            ));
+        }
+        if self.jailer_bin.is_some() {
+            return Err(invalid(
+                "jailer_bin",
+                "running Firecracker under the jailer is not built yet in this build; remove \
+                 jailer_bin (Firecracker runs unjailed, as the daemon's user)"
+                    .to_owned(),
             ));
         }
         let d = &self.vm_defaults;
@@ -212,6 +244,17 @@ fn invalid(field: &str, reason: String) -> ConfigError {
     ConfigError::Invalid {
         field: field.to_owned(),
         reason,
+    }
+}
+
+impl Config {
+    /// `ssh_key_path` with `~/` expanded against `home`.
+    pub fn ssh_key_path(&self, home: &Path) -> Option<PathBuf> {
+        let key = self.ssh_key_path.as_deref()?;
+        Some(match key.strip_prefix("~/") {
+            Some(rest) => home.join(rest),
+            None => PathBuf::from(key),
+        })
     }
 }
 
@@ -344,6 +387,28 @@ guest = "/root/hosts"
             c.file_sync[0].host_path(Path::new("/home/u")),
             Path::new("/home/u/.gitconfig")
         );
+    }
+
+    #[test]
+    fn binary_and_key_paths_are_checked() {
+        let c = Config::parse(
+            "ssh_key_path = \"~/.ssh/id_banger\"\nfirecracker_bin = \"/opt/fc/firecracker\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.ssh_key_path(Path::new("/home/u")),
+            Some(PathBuf::from("/home/u/.ssh/id_banger"))
+        );
+        assert_eq!(
+            c.firecracker_bin.as_deref(),
+            Some(Path::new("/opt/fc/firecracker"))
+        );
+        let err = Config::parse("ssh_key_path = \"id\"").unwrap_err();
+        assert!(err.to_string().contains("ssh_key_path"), "{err}");
+        let err = Config::parse("firecracker_bin = \"firecracker\"").unwrap_err();
+        assert!(err.to_string().contains("firecracker_bin"), "{err}");
+        let err = Config::parse("jailer_bin = \"/usr/bin/jailer\"").unwrap_err();
+        assert!(err.to_string().contains("not built yet"), "{err}");
     }
 
     #[test]

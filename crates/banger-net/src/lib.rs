@@ -52,6 +52,24 @@ pub enum NetError {
     Plan(#[from] PlanError),
 }
 
+impl NetError {
+    /// Whether the kernel refused for lack of privilege (EPERM/EACCES): the fix is to run as
+    /// root or with `CAP_NET_ADMIN`, not to retry.
+    pub fn is_permission_denied(&self) -> bool {
+        fn denied(code: i32) -> bool {
+            code == libc::EPERM || code == libc::EACCES
+        }
+        match self {
+            Self::Netlink {
+                source: rtnetlink::Error::NetlinkError(e),
+                ..
+            } => denied(-e.raw_code()),
+            Self::Connect(e) | Self::Tap { source: e, .. } => e.raw_os_error().is_some_and(denied),
+            _ => false,
+        }
+    }
+}
+
 /// A boxed, sendable future, so [`NetOps`] implementations can sit behind `Arc<dyn NetOps>`.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 

@@ -93,6 +93,16 @@ pub enum KeyError {
         /// The effective uid of this process.
         uid: u32,
     },
+    /// A configured key (`ssh_key_path`) does not exist.
+    #[error(
+        "ssh_key_path {} does not exist; create it with `ssh-keygen -t ed25519 -f {}` or remove ssh_key_path from config",
+        path.display(),
+        path.display()
+    )]
+    MissingKey {
+        /// The configured private key.
+        path: PathBuf,
+    },
     /// The private key exists but its public half does not.
     #[error(
         "private key {private_key} has no public key {public_key}; restore it with \
@@ -291,6 +301,33 @@ fn set_mode(path: &Path, meta: &Metadata, mode: u32) -> Result<(), KeyError> {
     })
 }
 
+/// Uses the user's own key pair at `private` (config `ssh_key_path`) instead of banger's: the
+/// private key must be a regular file of the current user and `<private>.pub` must exist.
+/// Nothing is created or changed; a private key readable by others is refused by ssh itself,
+/// so its mode is left for the user to fix.
+pub fn load_keypair(private: &Path) -> Result<KeyPair, KeyError> {
+    let public = PathBuf::from(format!("{}.pub", private.display()));
+    let Some(pm) = inspect(private)? else {
+        return Err(KeyError::MissingKey {
+            path: private.to_owned(),
+        });
+    };
+    check_file(private, &pm)?;
+    let Some(qm) = inspect(&public)? else {
+        return Err(KeyError::MissingPublicKey {
+            private: private.to_owned(),
+            public,
+        });
+    };
+    check_file(&public, &qm)?;
+    let public_line = read_public_line(&public)?;
+    Ok(KeyPair {
+        private: private.to_owned(),
+        public,
+        public_line,
+    })
+}
+
 /// Generates a pair under temporary names, then renames the public key and the private key into
 /// place. The caller holds the directory lock.
 fn generate(dir: &Path, private: &Path, public: &Path) -> Result<(), KeyError> {
@@ -379,6 +416,24 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn loads_a_configured_key_without_touching_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let made = ensure_keypair(&tmp.path().join("mine")).expect("make a pair");
+        let before = fs::read(&made.private).expect("read");
+        let loaded = load_keypair(&made.private).expect("load");
+        assert_eq!(loaded, made);
+        assert_eq!(fs::read(&loaded.private).expect("read"), before);
+
+        let err = load_keypair(&tmp.path().join("nope")).expect_err("missing");
+        assert!(err.to_string().contains("ssh-keygen"), "{err}");
+        fs::remove_file(&made.public).expect("rm pub");
+        assert!(matches!(
+            load_keypair(&made.private),
+            Err(KeyError::MissingPublicKey { .. })
+        ));
     }
 
     #[test]

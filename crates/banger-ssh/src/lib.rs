@@ -36,6 +36,6 @@ mod fsutil;
 
 pub use command::{CommandError, ControlMaster, ControlOp, SshCommand, TtyMode};
 pub use errors::{SshError, classify};
-pub use keys::{KeyError, KeyPair, ensure_keypair};
+pub use keys::{KeyError, KeyPair, ensure_keypair, load_keypair};
 pub use known_hosts::KnownHostsError;
 pub use probe::{ProbeError, SshWaitError, wait_for_ssh};

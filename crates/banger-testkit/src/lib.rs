@@ -5,8 +5,11 @@
 //!   through their environment, so tests never touch the real user's state and never mutate the
 //!   test process's own environment.
 //! - [`bin_path`]: the real `banger`/`bangerd` binaries built by this workspace.
+//! - [`fakes`]: recording fakes of the VMM and host networking, with failures to inject, so
+//!   the daemon's lifecycle can be tested without root, QEMU or a guest.
 #![deny(missing_docs)]
 
+pub mod fakes;
 pub mod netns;
 
 pub use netns::NetNs;

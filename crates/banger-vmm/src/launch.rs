@@ -127,6 +127,12 @@ pub enum VmmError {
         /// Where the guest console went.
         console_log: PathBuf,
     },
+    /// This host has no usable hypervisor; the reason names the fix.
+    #[error("{reason}")]
+    Unavailable {
+        /// Why, and what to install or change.
+        reason: String,
+    },
     /// The spec cannot be launched.
     #[error("invalid launch spec: {0}")]
     InvalidSpec(String),
@@ -164,8 +170,13 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 
 /// A hypervisor backend.
 pub trait Vmm: Send + Sync {
-    /// Which hypervisor this is.
-    fn kind(&self) -> VmmKind;
+    /// Which hypervisor this is; `None` when this host has none ([`crate::NoVmm`]).
+    fn kind(&self) -> Option<VmmKind>;
+
+    /// Why this backend cannot boot anything, naming the fix; `None` when it can.
+    fn unavailable_reason(&self) -> Option<String> {
+        None
+    }
 
     /// Boots a VM. The VMM process must outlive the caller (the daemon may restart).
     fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>>;
@@ -188,6 +199,15 @@ pub trait Vmm: Send + Sync {
     fn wait_exit<'a>(&'a self, handle: &'a VmmHandle, timeout: Duration) -> BoxFuture<'a, bool> {
         Box::pin(crate::process::wait_gone(handle.pid, &handle.tag, timeout))
     }
+}
+
+/// The file in a VM's run directory that receives its serial console, whatever the backend,
+/// so `vm logs` and every error that names the console read the file the VMM writes.
+pub const CONSOLE_LOG: &str = "console.log";
+
+/// `<run_dir>/console.log`.
+pub fn console_log_path(run_dir: &std::path::Path) -> PathBuf {
+    run_dir.join(CONSOLE_LOG)
 }
 
 /// The process tag of a VM: `banger-<id>`.

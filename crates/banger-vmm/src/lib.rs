@@ -16,10 +16,13 @@
 
 pub mod firecracker;
 pub mod launch;
+mod none;
 pub mod process;
 pub mod qemu;
 
 pub use firecracker::FirecrackerVmm;
 pub use launch::{
-    AgentEndpoint, BoxFuture, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle, VmmKind,
+    AgentEndpoint, BoxFuture, CONSOLE_LOG, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle,
+    VmmKind, console_log_path, tag_for,
 };
+pub use none::NoVmm;

@@ -245,7 +245,7 @@ async fn launch_configures_boots_serves_the_agent_and_shuts_down() {
             port: 52
         }
     );
-    assert_eq!(handle.console_log, run.join("firecracker.log"));
+    assert_eq!(handle.console_log, run.join("console.log"));
     assert!(is_our_process(handle.pid, &tag));
     assert!(vmm.is_running(&handle));
     assert_eq!(
@@ -394,11 +394,11 @@ async fn a_rejected_call_is_start_failed_and_leaves_no_process() {
         status.contains("The kernel file cannot be opened"),
         "{status}"
     );
-    assert_eq!(*console_log, vm.path("vm/firecracker.log"));
+    assert_eq!(*console_log, vm.path("vm/console.log"));
     // The tail of the log shows what Firecracker saw.
     assert!(stderr.contains("/boot-source"), "{stderr}");
     let message = err.to_string();
-    assert!(message.contains("firecracker.log"), "{message}");
+    assert!(message.contains("console.log"), "{message}");
     assert!(
         processes_tagged(&tag).is_empty(),
         "a tagged process survived"

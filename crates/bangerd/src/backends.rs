@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use banger_daemon::agent_binary::AgentLocator;
 use banger_daemon::vms::{Timeouts, VmBackends};
 use banger_model::{Config, Layout, VmmChoice};
 use banger_net::{LinuxNet, NetPlan};
@@ -33,10 +34,13 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
-    /// Probes this host.
-    pub fn probe() -> Self {
+    /// Probes this host; `firecracker_bin` (config) replaces the `PATH` lookup of Firecracker.
+    pub fn probe(firecracker_bin: Option<&Path>) -> Self {
         Self {
-            firecracker: find_on_path("firecracker"),
+            firecracker: match firecracker_bin {
+                Some(bin) => bin.is_file().then(|| bin.to_path_buf()),
+                None => find_on_path("firecracker"),
+            },
             qemu: find_on_path("qemu-system-x86_64"),
             kvm_usable: kvm_usable(Path::new("/dev/kvm"), Path::new("/sys/module/kvm_pvm")),
         }
@@ -143,52 +147,55 @@ fn build(selection: &Selection) -> Arc<dyn Vmm> {
     }
 }
 
-/// The backends, or `None` (logged) when this host cannot run VMs.
-pub fn detect(layout: &Layout, config: &Config, owner_uid: u32) -> Option<Arc<VmBackends>> {
-    let facts = HostFacts::probe();
-    let selection = match choose(config.vmm, &facts) {
-        Ok(selection) => selection,
+/// The backends. On a host where no VMM can be used they carry a [`NoVmm`] (logged), so
+/// the daemon still serves, deletes and prunes, and says what to install when asked to boot.
+pub fn detect(
+    layout: &Layout,
+    config: &Config,
+    home: &Path,
+    owner_uid: u32,
+) -> Result<Arc<VmBackends>, banger_ssh::KeyError> {
+    let facts = HostFacts::probe(config.firecracker_bin.as_deref());
+    let vmm: Arc<dyn Vmm> = match choose(config.vmm, &facts) {
+        Ok(selection) => {
+            tracing::info!(
+                vmm = selection.kind.as_str(),
+                binary = %selection.binary.display(),
+                reason = %selection.reason,
+                "vm backend ready"
+            );
+            build(&selection)
+        }
         Err(e) => {
-            let level_is_error = config.vmm != VmmChoice::Auto;
-            if level_is_error {
-                tracing::error!(error = %e, "the configured VMM is unavailable; VM operations are unavailable");
+            if config.vmm == VmmChoice::Auto {
+                tracing::warn!(error = %e, "no VMM found; VMs cannot boot until one is installed");
             } else {
-                tracing::warn!(error = %e, "no VMM found; VM operations are unavailable");
+                tracing::error!(error = %e, "the configured VMM is unavailable; VMs cannot boot");
             }
-            return None;
+            Arc::new(banger_vmm::NoVmm::new(e.0))
         }
     };
     let ssh_dir = layout.ssh_dir();
-    let ssh_key = match banger_ssh::ensure_keypair(&ssh_dir) {
-        Ok(key) => key,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot prepare banger's ssh key; VM operations are unavailable");
-            return None;
-        }
+    let ssh_key = match config.ssh_key_path(home) {
+        Some(key) => banger_ssh::load_keypair(&key)?,
+        None => banger_ssh::ensure_keypair(&ssh_dir)?,
     };
-    let vmm = build(&selection);
-    tracing::info!(
-        vmm = selection.kind.as_str(),
-        binary = %selection.binary.display(),
-        reason = %selection.reason,
-        "vm backend ready"
-    );
-    Some(Arc::new(VmBackends {
+    Ok(Arc::new(VmBackends {
         vmm,
         net: Arc::new(LinuxNet),
         plan: NetPlan::default(),
         ssh_key,
         known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
         owner_uid,
+        ssh_port: 22,
         timeouts: Timeouts::default(),
     }))
 }
 
-/// `banger-agent` next to this binary, if it is there.
-pub fn agent_binary() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let agent = exe.parent()?.join("banger-agent");
-    agent.is_file().then_some(agent)
+/// Where this daemon looks for `banger-agent`: beside itself, its prefix's libexec, `PATH`.
+pub fn agent_locator() -> AgentLocator {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/local/bin/bangerd"));
+    AgentLocator::for_daemon(&exe, std::env::var_os("PATH").as_deref())
 }
 
 #[cfg(test)]

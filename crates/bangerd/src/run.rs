@@ -1,6 +1,7 @@
 //! Serving: resolve, lock, open the store, bind, serve until a signal.
 
 use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
@@ -61,7 +62,9 @@ pub fn main(args: &Args) -> Result<()> {
         started_at: banger_daemon::ids::now_rfc3339(),
     };
     let shutdown = Shutdown::new();
-    let backends = crate::backends::detect(&layout, &config, owner_uid);
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    let backends = crate::backends::detect(&layout, &config, &home, owner_uid)
+        .context("cannot prepare the ssh key banger uses for guests")?;
     let ctx = DaemonContext::new(
         layout.clone(),
         config,
@@ -69,7 +72,7 @@ pub fn main(args: &Args) -> Result<()> {
         info,
         shutdown.clone(),
         backends.clone(),
-        crate::backends::agent_binary(),
+        crate::backends::agent_locator(),
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -80,10 +83,8 @@ pub fn main(args: &Args) -> Result<()> {
     runtime.block_on(async move {
         let listener = server::bind(&layout, &lock, SocketOptions::default())?;
         tokio::spawn(stop_on_signals(shutdown));
-        if let Some(backends) = backends {
-            vms::reconcile_at_start(&ctx, &backends).await;
-            tokio::spawn(vms::monitor(ctx.clone(), backends));
-        }
+        vms::reconcile_at_start(&ctx, &backends).await;
+        tokio::spawn(vms::monitor(ctx.clone(), backends));
         tracing::info!(
             version = %BuildInfo::current().version_line("bangerd"),
             pid = std::process::id(),

@@ -144,12 +144,9 @@ pub async fn register_image(
             request.kernel
         )));
     }
-    let agent = ctx.agent_binary().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "banger-agent was not found next to bangerd; reinstall banger",
-        )
-    })?;
+    let agent = ctx
+        .agent_binary()
+        .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))?;
     let id = ids::record_id();
     let ctx = ctx.clone();
     populate(ctx.layout().images_dir().join(&id), move |dir| {

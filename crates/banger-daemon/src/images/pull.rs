@@ -81,24 +81,23 @@ pub async fn ensure_kernel(
     };
     let dest = ctx.layout().kernels_dir().join(&recipe.name);
     let recipe2 = recipe.clone();
+    let worker = op.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let mut progress = |p: Progress<'_>| match p {
-            Progress::Stage(s) | Progress::Line(s) => op.detail(s),
+            Progress::Stage(s) | Progress::Line(s) => worker.detail(s),
         };
-        let result = banger_image::kernel::build_kernel(&recipe2, &mirror, &dest, &mut progress);
-        (op, result)
+        banger_image::kernel::build_kernel(&recipe2, &mirror, &dest, &mut progress)
     })
     .await;
-    let (op, built) = match joined {
-        Ok(pair) => pair,
+    let built = match joined {
+        Ok(built) => built,
         Err(e) => {
-            // The handle was lost with the panicked task; it marks the operation failed.
             tracing::error!(error = %e, "kernel build task panicked");
             return (
-                ctx.operations().begin("kernel.pull", Some(&recipe.name)),
+                op,
                 Err((
                     ErrorCode::OperationFailed,
-                    "the kernel build crashed".to_owned(),
+                    "the kernel build crashed; see the daemon log".to_owned(),
                 )),
             );
         }
@@ -155,22 +154,18 @@ pub async fn ensure_image(
         Ok(None) => {}
         Err(e) => return (op, Err(failed(&e))),
     }
-    let Some(agent) = ctx.agent_binary() else {
-        return (
-            op,
-            Err((
-                ErrorCode::Unavailable,
-                "banger-agent was not found next to bangerd; reinstall banger".to_owned(),
-            )),
-        );
-    };
     op.stage(&format!("image {}", recipe.name));
+    let agent = match ctx.agent_binary() {
+        Ok(agent) => agent,
+        Err(e) => return (op, Err((ErrorCode::HostProblem, e.to_string()))),
+    };
     let mirror = match mirror(ctx, &recipe.suite) {
         Ok(m) => m,
         Err(e) => return (op, Err(e)),
     };
     let dest = ctx.layout().images_dir().join(&recipe.name);
     let recipe2 = recipe.clone();
+    let worker = op.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let extra = [banger_image::image::ExtraFile {
             guest_path: AGENT_GUEST_PATH.into(),
@@ -178,22 +173,20 @@ pub async fn ensure_image(
             mode: 0o755,
         }];
         let mut progress = |p: Progress<'_>| match p {
-            Progress::Stage(s) | Progress::Line(s) => op.detail(s),
+            Progress::Stage(s) | Progress::Line(s) => worker.detail(s),
         };
-        let result =
-            banger_image::image::build_image(&recipe2, &mirror, &dest, &extra, &mut progress);
-        (op, result)
+        banger_image::image::build_image(&recipe2, &mirror, &dest, &extra, &mut progress)
     })
     .await;
-    let (op, built) = match joined {
-        Ok(pair) => pair,
+    let built = match joined {
+        Ok(built) => built,
         Err(e) => {
             tracing::error!(error = %e, "image build task panicked");
             return (
-                ctx.operations().begin("image.pull", Some(&recipe.name)),
+                op,
                 Err((
                     ErrorCode::OperationFailed,
-                    "the image build crashed".to_owned(),
+                    "the image build crashed; see the daemon log".to_owned(),
                 )),
             );
         }
@@ -238,8 +231,10 @@ pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, Ap
             known.join(", ")
         ))
     })?;
+    ctx.agent_binary()
+        .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))?;
     let op = ctx.operations().begin("image.pull", Some(name));
-    let snapshot = snapshot(ctx, &op)?;
+    let snapshot = op.snapshot();
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let _lock = ctx.pull_lock().lock().await;
@@ -253,7 +248,7 @@ pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, Ap
 pub async fn pull_kernel(ctx: &DaemonContext, name: &str) -> Result<Operation, ApiError> {
     let recipe = kernel_recipe(&catalog()?, name)?;
     let op = ctx.operations().begin("kernel.pull", Some(name));
-    let snapshot = snapshot(ctx, &op)?;
+    let snapshot = op.snapshot();
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let _lock = ctx.pull_lock().lock().await;
@@ -261,11 +256,4 @@ pub async fn pull_kernel(ctx: &DaemonContext, name: &str) -> Result<Operation, A
         finish(op, result);
     });
     Ok(snapshot)
-}
-
-/// The operation's current snapshot.
-pub fn snapshot(ctx: &DaemonContext, op: &OperationHandle) -> Result<Operation, ApiError> {
-    ctx.operations()
-        .get(op.id())
-        .ok_or_else(|| ApiError::new(ErrorCode::OperationFailed, "operation vanished"))
 }

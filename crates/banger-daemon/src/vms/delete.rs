@@ -3,13 +3,13 @@
 
 use banger_model::{VmRecord, VmState};
 
-use super::{backends, teardown};
+use super::teardown;
 use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 
 /// Deletes the VM `reference` and returns the record it had.
 pub async fn delete(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiError> {
-    let backends = backends(ctx)?;
+    let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     let lock = ctx.vm_locks().lock(&record.id).await;
     teardown(ctx, &backends, &record, VmState::Stopped, None).await;

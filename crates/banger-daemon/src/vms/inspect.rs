@@ -36,7 +36,7 @@ pub const USER_HZ: f64 = 100.0;
 
 /// The handles of VM `record` if its VMM is alive and is this VM's.
 pub(super) fn live_handles(ctx: &DaemonContext, record: &VmRecord) -> Option<VmHandles> {
-    let backends = ctx.backends()?;
+    let backends = ctx.backends();
     let saved = ctx
         .handles(&record.id)
         .or_else(|| handles::load(&record.dir))?;
@@ -67,7 +67,10 @@ pub async fn health(ctx: &DaemonContext, reference: &str) -> Result<VmHealth, Ap
             ssh: skipped,
         });
     };
-    let (agent, ssh) = tokio::join!(check_agent(&live.vmm.agent), check_ssh(ssh_addr(&record)));
+    let (agent, ssh) = tokio::join!(
+        check_agent(&live.vmm.agent),
+        check_ssh(ssh_addr(&ctx.backends(), &record))
+    );
     Ok(VmHealth {
         vm: record.name.to_string(),
         state: record.state,
@@ -256,7 +259,7 @@ pub async fn stats(ctx: &DaemonContext, reference: &str) -> Result<VmStats, ApiE
     let handles = live_handles(ctx, &record);
     let pid = handles.as_ref().map(|h| h.vmm.pid);
     let vmm = handles.as_ref().map(|h| h.vmm.kind.as_str().to_owned());
-    let console_log = record.dir.join("console.log");
+    let console_log = banger_vmm::console_log_path(&record.dir);
     let console_log = handles
         .map(|h| h.vmm.console_log)
         .or_else(|| console_log.exists().then_some(console_log));

@@ -15,6 +15,7 @@ pub mod agent;
 pub mod cmdline;
 mod delete;
 pub mod disks;
+pub mod error;
 pub mod handles;
 pub mod inspect;
 pub mod locks;
@@ -41,6 +42,7 @@ use crate::ids;
 use crate::operations::OperationHandle;
 
 pub use delete::delete;
+pub use error::{Stage, StageError, StageFailure};
 pub use inspect::{health, ports, stats};
 pub use power::{kill, start, stop, teardown};
 pub use reconcile::{monitor, reconcile_at_start};
@@ -81,6 +83,8 @@ pub struct VmBackends {
     pub known_hosts: PathBuf,
     /// Owner of TAPs (so an unprivileged VMM could attach).
     pub owner_uid: u32,
+    /// The port sshd listens on in guests (22; tests that stand in for guests use another).
+    pub ssh_port: u16,
     /// Bounds.
     pub timeouts: Timeouts,
 }
@@ -90,13 +94,24 @@ pub fn vm_dir(ctx: &DaemonContext, id: &str) -> PathBuf {
     ctx.layout().vms_dir().join(id)
 }
 
-fn backends(ctx: &DaemonContext) -> Result<Arc<VmBackends>, ApiError> {
-    ctx.backends().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "no VMM is available on this host: install qemu-system-x86 (or firecracker) and restart the daemon; `banger doctor` explains",
-        )
-    })
+/// The backends, when they can boot VMs; otherwise a host problem naming the fix.
+fn bootable_backends(ctx: &DaemonContext) -> Result<Arc<VmBackends>, ApiError> {
+    let backends = ctx.backends();
+    match backends.vmm.unavailable_reason() {
+        None => Ok(backends),
+        Some(reason) => Err(ApiError::new(
+            ErrorCode::HostProblem,
+            format!(
+                "no VMM can boot VMs on this host: {reason}; then restart the daemon (`banger daemon stop`)"
+            ),
+        )),
+    }
+}
+
+/// The guest agent binary, or a host problem listing where it was looked for.
+fn agent_binary(ctx: &DaemonContext) -> Result<PathBuf, ApiError> {
+    ctx.agent_binary()
+        .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))
 }
 
 /// The image and kernel a VM boots.
@@ -182,7 +197,8 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
     {
         return Err(taken(n));
     }
-    let backends = backends(ctx)?;
+    let backends = bootable_backends(ctx)?;
+    agent_binary(ctx)?;
     let image_ref = request
         .image
         .clone()
@@ -192,16 +208,16 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
         "vm.create",
         Some(name.as_ref().map_or("(unnamed)", VmName::as_str)),
     );
-    let snapshot = crate::images::pull::snapshot(ctx, &op)?;
+    let snapshot = op.snapshot();
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let (op, source) = match plan {
             ImagePlan::Ready(source) => {
-                op.skip("auto-pull", "image and kernel are here");
+                op.skip(Stage::AutoPull.name(), "image and kernel are here");
                 (op, Ok(source))
             }
             ImagePlan::Build(recipe) => {
-                op.stage("auto-pull");
+                op.stage(Stage::AutoPull.name());
                 let _pull = ctx.pull_lock().lock().await;
                 let (op, result) = crate::images::pull::ensure_image(&ctx, &recipe, op).await;
                 let source = result
@@ -210,7 +226,7 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
                 (op, source)
             }
             ImagePlan::Bundle(bundle) => {
-                op.stage("auto-pull");
+                op.stage(Stage::AutoPull.name());
                 let _pull = ctx.pull_lock().lock().await;
                 let source = match ctx.store().images().get_by_name(&bundle.name) {
                     Ok(Some(image)) => Ok(image),
@@ -328,26 +344,37 @@ async fn run_create(
 ) {
     let mut launched = None;
     let result = create_stages(ctx, backends, &record, &source, &op, &mut launched).await;
-    match result {
-        Ok(()) => op.succeed(),
-        Err((stage, message)) => {
-            let kept_log = teardown_failed_create(ctx, backends, &record, launched.as_ref()).await;
-            let log_note = kept_log
-                .map(|p| format!("; console log: {}", p.display()))
-                .unwrap_or_default();
-            tracing::warn!(vm = %record.name, stage, error = %message, "create failed");
-            op.fail(
-                ErrorCode::OperationFailed,
-                &format!(
-                    "create {} failed at {stage}: {message}{log_note}",
-                    record.name
-                ),
-            );
-        }
+    let Err(err) = result else {
+        op.succeed();
+        return;
+    };
+    tracing::warn!(vm = %record.name, stage = %err.stage, error = %err, "create failed");
+    let console = banger_vmm::console_log_path(&record.dir);
+    if err.stage == Stage::WaitForSsh {
+        // The guest booted but sshd never answered: keep the VM (disks, record, console log)
+        // in `error` so `vm logs` shows why; only what it held while running is released.
+        let message = format!("create {} {err}", record.name);
+        power::teardown(ctx, backends, &record, VmState::Error, Some(&message)).await;
+        op.fail(
+            err.code(),
+            &format!(
+                "{message}; the vm is kept in state error: see `banger vm logs {}` (console log {}), then `banger vm delete {}`",
+                record.name,
+                console.display(),
+                record.name
+            ),
+        );
+        return;
     }
+    let kept_log = teardown_failed_create(ctx, backends, &record, launched.as_ref()).await;
+    let log_note = kept_log
+        .map(|p| format!("; console log: {}", p.display()))
+        .unwrap_or_default();
+    op.fail(
+        err.code(),
+        &format!("create {} {err}{log_note}", record.name),
+    );
 }
-
-type StageError = (&'static str, String);
 
 async fn create_stages(
     ctx: &DaemonContext,
@@ -357,30 +384,30 @@ async fn create_stages(
     op: &OperationHandle,
     launched: &mut Option<banger_vmm::VmmHandle>,
 ) -> Result<(), StageError> {
-    op.stage("prepare disks");
+    op.stage(Stage::PrepareDisks.name());
+    let at_disks = |f: StageFailure| StageError::new(Stage::PrepareDisks, f);
+    let agent = ctx.agent_binary().map_err(|e| at_disks(e.into()))?;
     let dir = record.dir.clone();
     let rootfs = source.image.rootfs_path.clone();
     let seed = source.image.work_seed_path.clone();
     let disk_size = record.spec.disk_size;
     let key = backends.ssh_key.public_line.clone();
-    let agent = ctx.agent_binary();
     tokio::task::spawn_blocking(move || {
         prepare_disks(&dir, &rootfs, seed.as_deref(), disk_size, &key)
-            .map_err(|e| crate::api::error::chain(&e))?;
+            .map_err(StageFailure::from)?;
         // Every VM runs this daemon's agent, whatever agent its image was built with.
-        if let Some(agent) = agent {
-            crate::images::inject_agent(&dir.join("rootfs.ext4"), &agent).map_err(|e| e.message)?;
-        }
-        Ok::<(), String>(())
+        crate::images::inject_agent(&dir.join("rootfs.ext4"), &agent)
+            .map_err(|e| StageFailure::Other(e.message))?;
+        Ok::<(), StageFailure>(())
     })
     .await
-    .map_err(|e| ("prepare disks", e.to_string()))?
-    .map_err(|e| ("prepare disks", e))?;
+    .map_err(|e| StageError::other(Stage::PrepareDisks, format!("the disk task crashed: {e}")))?
+    .map_err(at_disks)?;
     op.detail(disks::OVERLAY_STRATEGY);
 
     let handle = power::boot(ctx, backends, record, &source.kernel, op, launched).await?;
     tracing::info!(vm = %record.name, vm_pid = handle.pid, "vm ready");
-    op.skip("post-start hooks", "none configured");
+    op.skip(Stage::PostStartHooks.name(), "none configured");
     Ok(())
 }
 
@@ -412,11 +439,11 @@ fn launch_spec(
         .guest_ip
         .as_deref()
         .and_then(|ip| ip.parse().ok())
-        .ok_or(("network", "the vm has no guest address".to_owned()))?;
+        .ok_or_else(|| StageError::other(Stage::Network, "the vm has no guest address"))?;
     let tap = record
         .tap_name
         .clone()
-        .ok_or(("network", "the vm has no tap name".to_owned()))?;
+        .ok_or_else(|| StageError::other(Stage::Network, "the vm has no tap name"))?;
     let line = cmdline::kernel_cmdline(&cmdline::GuestBoot {
         hostname: record.name.as_str(),
         ip,
@@ -450,9 +477,9 @@ fn launch_spec(
 }
 
 /// Where SSH listens for a VM.
-fn ssh_addr(record: &VmRecord) -> Option<SocketAddr> {
+fn ssh_addr(backends: &VmBackends, record: &VmRecord) -> Option<SocketAddr> {
     let ip: Ipv4Addr = record.guest_ip.as_deref()?.parse().ok()?;
-    Some(SocketAddr::from((ip, 22)))
+    Some(SocketAddr::from((ip, backends.ssh_port)))
 }
 
 /// Undoes a failed create: VMM, TAP, disks, record. Keeps the console log, moved out of the
@@ -475,7 +502,7 @@ async fn teardown_failed_create(
     {
         tracing::warn!(vm = %record.name, tap = %tap, error = %e, "could not delete tap");
     }
-    let console = record.dir.join("console.log");
+    let console = banger_vmm::console_log_path(&record.dir);
     let kept = if console.exists() {
         let failed_dir = ctx.layout().state_dir.join("failed");
         let dst = failed_dir.join(format!("{}-{}.console.log", record.name, record.id));
@@ -505,7 +532,7 @@ pub fn ssh_command(
     reference: &str,
     request: banger_proto::SshRequest,
 ) -> Result<banger_proto::SshCommandLine, ApiError> {
-    let backends = backends(ctx)?;
+    let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     if record.state != VmState::Running {
         return Err(ApiError::bad_request(format!(
@@ -547,7 +574,7 @@ pub fn console_log(
     use std::io::{Read, Seek, SeekFrom};
     const CHUNK: u64 = 64 * 1024;
     let record = ctx.store().vms().resolve(reference)?;
-    let path = record.dir.join("console.log");
+    let path = banger_vmm::console_log_path(&record.dir);
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -6,7 +6,9 @@ use banger_model::{KernelRecord, VmRecord, VmState};
 use banger_proto::{ErrorCode, Operation};
 use banger_vmm::VmmHandle;
 
-use super::{StageError, VmBackends, agent, backends, handles, launch_spec, ssh_addr};
+use super::{
+    Stage, StageError, VmBackends, agent, bootable_backends, handles, launch_spec, ssh_addr,
+};
 use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 use crate::ids;
@@ -22,18 +24,19 @@ pub(super) async fn boot(
     op: &OperationHandle,
     launched: &mut Option<VmmHandle>,
 ) -> Result<VmmHandle, StageError> {
-    op.stage("network");
+    op.stage(Stage::Network.name());
     let spec = launch_spec(backends, record, kernel)?;
+    let at_network = |e| StageError::new(Stage::Network, e);
     let plan = &backends.plan;
     backends
         .net
         .ensure_bridge(&plan.bridge, plan.gateway(), plan.prefix)
         .await
-        .map_err(|e| ("network", crate::api::error::chain(&e)))?;
+        .map_err(at_network)?;
     let tap = spec.net.as_ref().map(|n| n.tap.clone()).unwrap_or_default();
     let pooled = super::tap_pool::claim(backends, &tap)
         .await
-        .map_err(|e| ("network", crate::api::error::chain(&e)))?;
+        .map_err(at_network)?;
     op.detail(if pooled {
         "tap from the pool"
     } else {
@@ -42,17 +45,15 @@ pub(super) async fn boot(
     // Refill after every claim (the first claim creates the pool).
     let refill_ctx = ctx.clone();
     tokio::spawn(async move {
-        if let Some(backends) = refill_ctx.backends() {
-            super::tap_pool::refill(&backends).await;
-        }
+        super::tap_pool::refill(&refill_ctx.backends()).await;
     });
 
-    op.stage("boot");
+    op.stage(Stage::Boot.name());
     let handle = backends
         .vmm
         .launch(&spec)
         .await
-        .map_err(|e| ("boot", crate::api::error::chain(&e)))?;
+        .map_err(|e| StageError::new(Stage::Boot, e))?;
     *launched = Some(handle.clone());
     op.detail(&format!(
         "{} pid {}, console {}",
@@ -64,20 +65,30 @@ pub(super) async fn boot(
         vmm: handle.clone(),
         tap: Some(tap),
     };
-    handles::save(&record.dir, &saved).map_err(|e| ("boot", format!("save handles: {e}")))?;
+    handles::save(&record.dir, &saved)
+        .map_err(|e| StageError::other(Stage::Boot, format!("save handles: {e}")))?;
     ctx.remember_handles(&record.id, saved);
     set_state(ctx, record, VmState::Running, None);
 
-    op.stage("wait for agent");
+    op.stage(Stage::WaitForAgent.name());
     wait_for_agent(backends, &handle).await?;
 
-    op.stage("wait for SSH");
-    let addr = ssh_addr(record).ok_or(("wait for SSH", "no guest address".to_owned()))?;
+    op.stage(Stage::WaitForSsh.name());
+    let addr = ssh_addr(backends, record)
+        .ok_or_else(|| StageError::other(Stage::WaitForSsh, "no guest address"))?;
     let timeout = backends.timeouts.ssh;
     tokio::task::spawn_blocking(move || banger_ssh::wait_for_ssh(addr, timeout))
         .await
-        .map_err(|e| ("wait for SSH", e.to_string()))?
-        .map_err(|e| ("wait for SSH", e.to_string()))?;
+        .map_err(|e| StageError::other(Stage::WaitForSsh, format!("the probe crashed: {e}")))?
+        .map_err(|e| {
+            StageError::guest(
+                Stage::WaitForSsh,
+                format!(
+                    "sshd in the guest never answered: {}",
+                    crate::api::error::chain(&e)
+                ),
+            )
+        })?;
     Ok(handle)
 }
 
@@ -86,7 +97,10 @@ async fn wait_for_agent(backends: &VmBackends, handle: &VmmHandle) -> Result<(),
     let mut last = String::from("no answer yet");
     while Instant::now() < deadline {
         if !backends.vmm.is_running(handle) {
-            return Err(("wait for agent", "the VM stopped while booting".to_owned()));
+            return Err(StageError::guest(
+                Stage::WaitForAgent,
+                "the VM stopped while booting",
+            ));
         }
         match agent::call(&handle.agent, "GET", "/healthz", Duration::from_secs(2)).await {
             Ok((200, _)) => return Ok(()),
@@ -95,8 +109,8 @@ async fn wait_for_agent(backends: &VmBackends, handle: &VmmHandle) -> Result<(),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err((
-        "wait for agent",
+    Err(StageError::guest(
+        Stage::WaitForAgent,
         format!(
             "no healthy agent within {:?} ({last})",
             backends.timeouts.agent
@@ -152,7 +166,7 @@ pub async fn teardown(
 
 /// Starts a stopped VM as an operation.
 pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, ApiError> {
-    let backends = backends(ctx)?;
+    let backends = bootable_backends(ctx)?;
     let record = ctx.store().vms().resolve(reference)?;
     let image = ctx
         .store()
@@ -163,10 +177,7 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Ap
     let op = ctx
         .operations()
         .begin("vm.start", Some(record.name.as_str()));
-    let snapshot = ctx
-        .operations()
-        .get(op.id())
-        .ok_or_else(|| ApiError::new(ErrorCode::OperationFailed, "operation vanished"))?;
+    let snapshot = op.snapshot();
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let _lock = ctx.vm_locks().lock(&record.id).await;
@@ -182,14 +193,14 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Ap
         let mut launched = None;
         match boot(&ctx, &backends, &record, &source.kernel, &op, &mut launched).await {
             Ok(_) => op.succeed(),
-            Err((stage, message)) => {
-                let msg = format!("start {} failed at {stage}: {message}", record.name);
+            Err(err) => {
+                let msg = format!("start {} {err}", record.name);
                 teardown(&ctx, &backends, &record, VmState::Error, Some(&msg)).await;
                 op.fail(
-                    ErrorCode::OperationFailed,
+                    err.code(),
                     &format!(
                         "{msg}; console log: {}",
-                        record.dir.join("console.log").display()
+                        banger_vmm::console_log_path(&record.dir).display()
                     ),
                 );
             }
@@ -200,7 +211,7 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Ap
 
 /// Stops a VM: agent power-off, then the VMM's own request, then a kill after the timeout.
 pub async fn stop(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiError> {
-    let backends = backends(ctx)?;
+    let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     let _lock = ctx.vm_locks().lock(&record.id).await;
     let saved = ctx
@@ -234,7 +245,7 @@ pub async fn stop(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiE
 
 /// Kills a VM's VMM at once and releases what it held.
 pub async fn kill(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiError> {
-    let backends = backends(ctx)?;
+    let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     let _lock = ctx.vm_locks().lock(&record.id).await;
     teardown(ctx, &backends, &record, VmState::Stopped, None).await;

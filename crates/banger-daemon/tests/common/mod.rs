@@ -11,8 +11,12 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::UnixStream;
 
+use std::sync::Arc;
+
 use banger_daemon::access::AccessPolicy;
+use banger_daemon::agent_binary::AgentLocator;
 use banger_daemon::server::{self, InstanceLock};
+use banger_daemon::vms::{Timeouts, VmBackends};
 use banger_daemon::{DaemonContext, Shutdown, SocketOptions};
 use banger_model::{Config, Layout, Mode};
 use banger_proto::{BuildInfo, DaemonInfo};
@@ -45,14 +49,15 @@ impl TestDaemon {
             state_dir: layout.state_dir.clone(),
             started_at: banger_daemon::ids::now_rfc3339(),
         };
+        let backends = no_vmm_backends(&layout, policy.owner_uid);
         let ctx = DaemonContext::new(
             layout.clone(),
             Config::default(),
             store,
             info,
             Shutdown::new(),
-            None,
-            None,
+            backends,
+            AgentLocator::at(dir.path().join("no-agent-here")),
         );
         let listener = server::bind(&layout, &lock, options).expect("bind");
         let task = tokio::spawn(server::serve(listener, ctx.clone(), policy));
@@ -109,6 +114,23 @@ impl TestDaemon {
             .expect("no panic")
             .expect("serve returned ok");
     }
+}
+
+/// Backends of a host without a hypervisor: fake networking, a real key pair.
+pub fn no_vmm_backends(layout: &Layout, owner_uid: u32) -> Arc<VmBackends> {
+    let ssh_dir = layout.ssh_dir();
+    Arc::new(VmBackends {
+        vmm: Arc::new(banger_vmm::NoVmm::new(
+            "qemu-system-x86_64 is not on PATH; install QEMU (Debian: qemu-system-x86)",
+        )),
+        net: Arc::new(banger_testkit::fakes::FakeNet::new()),
+        plan: banger_net::NetPlan::default(),
+        ssh_key: banger_ssh::ensure_keypair(&ssh_dir).expect("key pair"),
+        known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
+        owner_uid,
+        ssh_port: 22,
+        timeouts: Timeouts::default(),
+    })
 }
 
 pub async fn call(socket: &Path, method: &str, path: &str, body: Option<String>) -> (u16, Value) {

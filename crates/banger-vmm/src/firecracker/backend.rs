@@ -9,7 +9,7 @@
 //! 1. create the VM directory, link a short socket directory if the paths are too long
 //!    ([`super::short_path`]), remove stale sockets and the old pid file;
 //! 2. spawn `firecracker --api-sock <sock> --id banger-<vm id>` detached
-//!    ([`super::spawn`]), stdout+stderr (the guest's serial console) to `firecracker.log`, pid
+//!    ([`super::spawn`]), stdout+stderr (the guest's serial console) to `console.log`, pid
 //!    to `vmm.pid`;
 //! 3. wait for the API socket (failing fast if the process exits), apply the plan
 //!    (logger, metrics, machine, boot source, drives, eth0, vsock, `InstanceStart` last);
@@ -44,7 +44,7 @@ pub const AGENT_VSOCK_PORT: u32 = 52;
 pub const GUEST_CID: u32 = MIN_GUEST_CID;
 
 /// Firecracker's stdout and stderr: its start-up messages and the guest's serial console.
-pub const CONSOLE_LOG: &str = "firecracker.log";
+pub const CONSOLE_LOG: &str = crate::launch::CONSOLE_LOG;
 
 /// Firecracker's own log (`PUT /logger`).
 pub const VMM_LOG: &str = "firecracker-vmm.log";
@@ -276,8 +276,8 @@ impl FirecrackerVmm {
 }
 
 impl Vmm for FirecrackerVmm {
-    fn kind(&self) -> VmmKind {
-        VmmKind::Firecracker
+    fn kind(&self) -> Option<VmmKind> {
+        Some(VmmKind::Firecracker)
     }
 
     fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {

@@ -31,7 +31,7 @@ impl QemuFiles {
             qmp: run_dir.join("qmp.sock"),
             agent: run_dir.join("agent.sock"),
             pidfile: run_dir.join("vmm.pid"),
-            console_log: run_dir.join("console.log"),
+            console_log: crate::launch::console_log_path(run_dir),
         }
     }
 }

@@ -81,8 +81,8 @@ fn tail(text: &[u8], lines: usize) -> String {
 }
 
 impl Vmm for QemuVmm {
-    fn kind(&self) -> VmmKind {
-        VmmKind::Qemu
+    fn kind(&self) -> Option<VmmKind> {
+        Some(VmmKind::Qemu)
     }
 
     fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {

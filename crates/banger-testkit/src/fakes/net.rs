@@ -1,0 +1,213 @@
+//! [`FakeNet`]: host networking in memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::{Mutex, MutexGuard};
+
+use banger_net::{BoxFuture, NetError, NetOps};
+
+/// One call made to the fake, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetCall {
+    /// `ensure_bridge(name)`.
+    EnsureBridge(String),
+    /// `ensure_tap(name, bridge)`.
+    EnsureTap(String, String),
+    /// `rename_link(from, to)`.
+    Rename(String, String),
+    /// `delete_link(name)`.
+    Delete(String),
+}
+
+/// A TAP as the fake holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeLink {
+    /// The bridge it is attached to.
+    pub bridge: Option<String>,
+    /// Its owner.
+    pub owner_uid: u32,
+}
+
+#[derive(Default)]
+struct State {
+    bridges: BTreeSet<String>,
+    links: BTreeMap<String, FakeLink>,
+    calls: Vec<NetCall>,
+    fail_ensure_tap: bool,
+    deny: bool,
+}
+
+/// Bridges and TAPs in memory. Cheap to share behind an `Arc`.
+#[derive(Default)]
+pub struct FakeNet {
+    state: Mutex<State>,
+}
+
+fn denied() -> NetError {
+    NetError::Connect(std::io::Error::from_raw_os_error(libc_eperm()))
+}
+
+const fn libc_eperm() -> i32 {
+    1 // EPERM on Linux
+}
+
+impl FakeNet {
+    /// An empty host.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every later `ensure_tap` fail (a TAP that cannot be made).
+    pub fn fail_ensure_tap(&self, fail: bool) {
+        self.lock().fail_ensure_tap = fail;
+    }
+
+    /// Makes every call fail with EPERM, as netlink does for an unprivileged daemon.
+    pub fn deny_all(&self, deny: bool) {
+        self.lock().deny = deny;
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<NetCall> {
+        self.lock().calls.clone()
+    }
+
+    /// Existing TAP names.
+    pub fn links(&self) -> Vec<String> {
+        self.lock().links.keys().cloned().collect()
+    }
+
+    /// One TAP.
+    pub fn link(&self, name: &str) -> Option<FakeLink> {
+        self.lock().links.get(name).cloned()
+    }
+
+    /// Existing bridges.
+    pub fn bridges(&self) -> Vec<String> {
+        self.lock().bridges.iter().cloned().collect()
+    }
+
+    /// Adds a TAP behind the daemon's back (a leftover of an earlier run).
+    pub fn add_link(&self, name: &str, bridge: Option<&str>) {
+        self.lock().links.insert(
+            name.to_owned(),
+            FakeLink {
+                bridge: bridge.map(str::to_owned),
+                owner_uid: 0,
+            },
+        );
+    }
+}
+
+impl NetOps for FakeNet {
+    fn ensure_bridge<'a>(
+        &'a self,
+        name: &'a str,
+        _gateway: Ipv4Addr,
+        _prefix: u8,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls.push(NetCall::EnsureBridge(name.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            s.bridges.insert(name.to_owned());
+            Ok(())
+        })
+    }
+
+    fn ensure_tap<'a>(
+        &'a self,
+        name: &'a str,
+        bridge: &'a str,
+        owner_uid: u32,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls
+                .push(NetCall::EnsureTap(name.to_owned(), bridge.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            if s.fail_ensure_tap {
+                return Err(NetError::Tap {
+                    name: name.to_owned(),
+                    source: std::io::Error::other("injected failure"),
+                });
+            }
+            if !s.bridges.contains(bridge) {
+                return Err(NetError::Missing(bridge.to_owned()));
+            }
+            s.links.insert(
+                name.to_owned(),
+                FakeLink {
+                    bridge: Some(bridge.to_owned()),
+                    owner_uid,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    fn rename_link<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls
+                .push(NetCall::Rename(from.to_owned(), to.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            if s.links.contains_key(to) {
+                return Err(NetError::Tap {
+                    name: to.to_owned(),
+                    source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                });
+            }
+            let link = s
+                .links
+                .remove(from)
+                .ok_or_else(|| NetError::Missing(from.to_owned()))?;
+            s.links.insert(to.to_owned(), link);
+            Ok(())
+        })
+    }
+
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls.push(NetCall::Delete(name.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            s.links.remove(name);
+            s.bridges.remove(name);
+            Ok(())
+        })
+    }
+
+    fn links_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, NetError>> {
+        Box::pin(async move {
+            let s = self.lock();
+            if s.deny {
+                return Err(denied());
+            }
+            Ok(s.links
+                .keys()
+                .filter(|l| l.starts_with(prefix))
+                .cloned()
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,335 @@
+//! [`FakeVmm`]: a hypervisor whose "processes" live in memory and whose "guests" answer the
+//! daemon's readiness probes.
+//!
+//! A launch writes a console log into the VM's run dir, serves the agent protocol on
+//! `<run_dir>/agent.sock` (`GET /healthz`, `GET /ports`, `POST /shutdown`, with the request id
+//! echoed) and an SSH banner on the guest address from the kernel command line
+//! (`banger.ip=`) at the port given to [`FakeVmm::new`] — tests use loopback subnets, so this
+//! is real TCP on `127.x.y.z`. Each part can be switched off ([`FakeGuest`]) to stand in for a
+//! guest that never gets ready, and launches can be made to fail. Processes outlive the daemon
+//! that started them, as real VMMs do: share one `FakeVmm` between a test's daemon instances.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use banger_vmm::{
+    AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, console_log_path,
+    tag_for,
+};
+
+/// How the fake guest behaves once launched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeGuest {
+    /// Agent and SSH answer.
+    Ready,
+    /// The agent answers, sshd never does.
+    NoSsh,
+    /// Nothing answers.
+    NoAgent,
+}
+
+/// One call made to the fake, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmmCall {
+    /// `launch` for this VM id.
+    Launch(String),
+    /// `request_shutdown` of this pid.
+    Shutdown(u32),
+    /// `kill` of this pid.
+    Kill(u32),
+}
+
+struct Process {
+    tag: String,
+    run_dir: PathBuf,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct State {
+    next_pid: u32,
+    processes: BTreeMap<u32, Process>,
+    calls: Vec<VmmCall>,
+    guest: FakeGuest,
+    fail_launch: bool,
+}
+
+/// The fake hypervisor. Cheap to share behind an `Arc`.
+pub struct FakeVmm {
+    state: Arc<Mutex<State>>,
+    ssh_port: u16,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FakeVmm {
+    /// A fake whose guests answer SSH on `ssh_port`.
+    pub fn new(ssh_port: u16) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                next_pid: 4_000_000,
+                processes: BTreeMap::new(),
+                calls: Vec::new(),
+                guest: FakeGuest::Ready,
+                fail_launch: false,
+            })),
+            ssh_port,
+        }
+    }
+
+    /// How guests launched from now on behave.
+    pub fn set_guest(&self, guest: FakeGuest) {
+        lock(&self.state).guest = guest;
+    }
+
+    /// Makes launches fail (as a VMM that exits at once does).
+    pub fn fail_launch(&self, fail: bool) {
+        lock(&self.state).fail_launch = fail;
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<VmmCall> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// Pids of live fake VMMs.
+    pub fn running_pids(&self) -> Vec<u32> {
+        lock(&self.state).processes.keys().copied().collect()
+    }
+
+    /// Whether a live fake VMM carries VM `vm_id`'s tag.
+    pub fn is_running_vm(&self, vm_id: &str) -> bool {
+        let tag = tag_for(vm_id);
+        lock(&self.state).processes.values().any(|p| p.tag == tag)
+    }
+
+    /// Kills VM `vm_id`'s VMM behind the daemon's back (a crash).
+    pub fn crash(&self, vm_id: &str) {
+        let tag = tag_for(vm_id);
+        let pid = lock(&self.state)
+            .processes
+            .iter()
+            .find(|(_, p)| p.tag == tag)
+            .map(|(pid, _)| *pid);
+        if let Some(pid) = pid {
+            end(&self.state, pid);
+        }
+    }
+}
+
+/// Ends process `pid`: its guest stops answering.
+fn end(state: &Mutex<State>, pid: u32) {
+    let process = lock(state).processes.remove(&pid);
+    if let Some(p) = process {
+        for task in p.tasks {
+            task.abort();
+        }
+        let _ = std::fs::remove_file(p.run_dir.join("agent.sock"));
+    }
+}
+
+fn guest_ip(cmdline: &str) -> Option<Ipv4Addr> {
+    cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("banger.ip="))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.parse().ok())
+}
+
+impl Vmm for FakeVmm {
+    fn kind(&self) -> Option<VmmKind> {
+        Some(VmmKind::Qemu)
+    }
+
+    fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
+        Box::pin(async move {
+            let (pid, guest, fail) = {
+                let mut s = lock(&self.state);
+                s.calls.push(VmmCall::Launch(spec.vm_id.clone()));
+                s.next_pid += 1;
+                (s.next_pid, s.guest, s.fail_launch)
+            };
+            let console = console_log_path(&spec.run_dir);
+            std::fs::create_dir_all(&spec.run_dir).map_err(|source| VmmError::Io {
+                action: format!("create {}", spec.run_dir.display()),
+                source,
+            })?;
+            let boot_line = format!("fake guest {} booting\n", spec.vm_id);
+            std::fs::write(&console, boot_line).map_err(|source| VmmError::Io {
+                action: "write the console log".to_owned(),
+                source,
+            })?;
+            if fail {
+                return Err(VmmError::StartFailed {
+                    kind: "fake",
+                    status: "exit status: 1".to_owned(),
+                    stderr: "injected launch failure".to_owned(),
+                    console_log: console,
+                });
+            }
+            let agent_path = spec.run_dir.join("agent.sock");
+            let mut tasks = Vec::new();
+            if guest != FakeGuest::NoAgent {
+                let _ = std::fs::remove_file(&agent_path);
+                let listener = tokio::net::UnixListener::bind(&agent_path)
+                    .map_err(VmmErrorIo::bind(&agent_path))?;
+                tasks.push(tokio::spawn(serve_agent(listener, self.state.clone(), pid)));
+            }
+            if guest == FakeGuest::Ready
+                && let Some(ip) = guest_ip(&spec.cmdline)
+            {
+                let addr = SocketAddr::from((ip, self.ssh_port));
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(VmmErrorIo::bind(Path::new(&addr.to_string())))?;
+                tasks.push(tokio::spawn(serve_banner(listener)));
+            }
+            let tag = tag_for(&spec.vm_id);
+            lock(&self.state).processes.insert(
+                pid,
+                Process {
+                    tag: tag.clone(),
+                    run_dir: spec.run_dir.clone(),
+                    tasks,
+                },
+            );
+            Ok(VmmHandle {
+                kind: VmmKind::Qemu,
+                pid,
+                tag,
+                control_socket: spec.run_dir.join("fake-control.sock"),
+                agent: AgentEndpoint::Serial { path: agent_path },
+                console_log: console,
+            })
+        })
+    }
+
+    fn request_shutdown<'a>(
+        &'a self,
+        handle: &'a VmmHandle,
+    ) -> BoxFuture<'a, Result<(), VmmError>> {
+        Box::pin(async move {
+            lock(&self.state).calls.push(VmmCall::Shutdown(handle.pid));
+            end(&self.state, handle.pid);
+            Ok(())
+        })
+    }
+
+    fn is_running(&self, handle: &VmmHandle) -> bool {
+        lock(&self.state)
+            .processes
+            .get(&handle.pid)
+            .is_some_and(|p| p.tag == handle.tag)
+    }
+
+    fn kill(&self, handle: &VmmHandle) -> Result<(), VmmError> {
+        lock(&self.state).calls.push(VmmCall::Kill(handle.pid));
+        let ours = self.is_running(handle);
+        if ours {
+            end(&self.state, handle.pid);
+        }
+        Ok(())
+    }
+
+    fn wait_exit<'a>(&'a self, handle: &'a VmmHandle, timeout: Duration) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            while self.is_running(handle) {
+                if tokio::time::Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            true
+        })
+    }
+}
+
+struct VmmErrorIo;
+
+impl VmmErrorIo {
+    fn bind(path: &Path) -> impl FnOnce(std::io::Error) -> VmmError {
+        let action = format!("bind {}", path.display());
+        move |source| VmmError::Io { action, source }
+    }
+}
+
+/// Answers the agent protocol: blank lines are skipped, `X-Request-Id` is echoed.
+async fn serve_agent(listener: tokio::net::UnixListener, state: Arc<Mutex<State>>, pid: u32) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 512];
+            let head = loop {
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let trimmed = text.trim_start_matches("\r\n");
+                if let Some(end) = trimmed.find("\r\n\r\n") {
+                    break trimmed[..end].to_owned();
+                }
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if buf.len() > 16 * 1024 {
+                    return;
+                }
+            };
+            let mut lines = head.lines();
+            let request = lines.next().unwrap_or_default().to_owned();
+            let id = lines
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("x-request-id"))
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default();
+            let (status, body) = if request.starts_with("GET /healthz") {
+                ("200 OK", r#"{"ok":true}"#)
+            } else if request.starts_with("GET /ports") {
+                ("200 OK", r#"{"ports":[]}"#)
+            } else if request.starts_with("POST /shutdown") {
+                ("200 OK", r#"{"ok":true}"#)
+            } else {
+                ("404 Not Found", r#"{"error":"no such path"}"#)
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nX-Request-Id: {id}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+            if request.starts_with("POST /shutdown") {
+                // The guest powers off a moment after answering.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                end(&state, pid);
+            }
+        });
+    }
+}
+
+/// Writes an SSH identification line to every connection, as sshd does first.
+async fn serve_banner(listener: tokio::net::TcpListener) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let _ = stream.write_all(b"SSH-2.0-FakeGuest\r\n").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_guest_address_on_the_command_line() {
+        assert_eq!(
+            guest_ip("console=ttyS0 banger.ip=127.9.0.2/24 banger.gw=127.9.0.1"),
+            Some(Ipv4Addr::new(127, 9, 0, 2))
+        );
+        assert_eq!(guest_ip("console=ttyS0"), None);
+    }
+}
