@@ -404,6 +404,14 @@ async fn create_stages(
     .map_err(|e| StageError::other(Stage::PrepareDisks, format!("the disk task crashed: {e}")))?
     .map_err(at_disks)?;
     op.detail(disks::OVERLAY_STRATEGY);
+    let synced = ctx.config().file_sync.len();
+    if synced > 0 {
+        // Shown, never silent: the entries are checked but not copied yet.
+        op.skip(
+            "file sync",
+            &format!("[[file_sync]] is not built yet in this build; {synced} entries not copied"),
+        );
+    }
 
     let handle = power::boot(ctx, backends, record, &source.kernel, op, launched).await?;
     tracing::info!(vm = %record.name, vm_pid = handle.pid, "vm ready");

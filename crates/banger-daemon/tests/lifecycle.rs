@@ -1,0 +1,742 @@
+//! The VM lifecycle on fakes: no root, no QEMU, no guest.
+//!
+//! Each test builds a daemon context on a temp layout with a real store and real ext4 disks
+//! (e2fsprogs, no mounts), a [`FakeVmm`] whose guests answer the agent and SSH probes on a
+//! loopback subnet, and a [`FakeNet`] holding bridges and TAPs in memory. Failures are injected
+//! at every create stage and the tests check that what the stage and the earlier ones made is
+//! gone; restarts are simulated by building a second context over the same store, fake VMM
+//! and fake network (VMMs outlive their daemon).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use banger_daemon::agent_binary::AgentLocator;
+use banger_daemon::vms::{self, Timeouts, VmBackends};
+use banger_daemon::{DaemonContext, Shutdown};
+use banger_model::{
+    CatalogBundle, Config, ImageRecord, KernelRecord, Layout, Mode, Size, VmSpec, VmState,
+};
+use banger_net::NetPlan;
+use banger_proto::{
+    BuildInfo, CreateVmRequest, DaemonInfo, ErrorCode, Operation, OperationState, PruneVmsRequest,
+    SetVmRequest, StageState,
+};
+use banger_store::Store;
+use banger_testkit::fakes::{FakeGuest, FakeNet, FakeVmm, NetCall, VmmCall};
+
+const SSH_PORT: u16 = 2222;
+
+/// A distinct loopback /24 per test, so fake guests of parallel tests never share an address.
+fn loopback_plan() -> NetPlan {
+    static NEXT: AtomicU8 = AtomicU8::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let second = 100 + u8::try_from(std::process::id() % 100).expect("small");
+    NetPlan::new("bgtest0", &format!("127.{second}.{n}.0/24")).expect("plan")
+}
+
+/// One simulated host: layout, store, fakes, an image and a kernel.
+struct Host {
+    _dir: tempfile::TempDir,
+    layout: Layout,
+    vmm: Arc<FakeVmm>,
+    net: Arc<FakeNet>,
+    plan: NetPlan,
+    agent: PathBuf,
+    timeouts: Timeouts,
+    config: Config,
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Host {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("bgl")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let layout = Layout::rooted(Mode::User, dir.path());
+        std::fs::create_dir_all(&layout.state_dir).expect("state dir");
+        let agent = dir.path().join("banger-agent");
+        std::fs::write(&agent, b"#!/bin/sh\nexit 0\n").expect("agent");
+        run(Command::new("chmod").arg("0755").arg(&agent));
+        Self {
+            _dir: dir,
+            layout,
+            vmm: Arc::new(FakeVmm::new(SSH_PORT)),
+            net: Arc::new(FakeNet::new()),
+            plan: loopback_plan(),
+            agent,
+            timeouts: Timeouts {
+                agent: Duration::from_secs(10),
+                ssh: Duration::from_secs(10),
+                stop: Duration::from_secs(2),
+            },
+            config: Config::default(),
+        }
+    }
+
+    /// A daemon over this host's store and fakes (call again to "restart" it).
+    fn daemon(&self) -> DaemonContext {
+        let store = Store::open(&self.layout.db_file()).expect("store");
+        let ssh_dir = self.layout.ssh_dir();
+        let backends = Arc::new(VmBackends {
+            vmm: self.vmm.clone(),
+            net: self.net.clone(),
+            plan: self.plan.clone(),
+            ssh_key: banger_ssh::ensure_keypair(&ssh_dir).expect("key"),
+            known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
+            owner_uid: 1000,
+            ssh_port: SSH_PORT,
+            timeouts: self.timeouts,
+        });
+        let info = DaemonInfo {
+            build: BuildInfo::current(),
+            pid: std::process::id(),
+            mode: Mode::User,
+            owner_uid: 1000,
+            socket: self.layout.socket(),
+            state_dir: self.layout.state_dir.clone(),
+            started_at: banger_daemon::ids::now_rfc3339(),
+        };
+        DaemonContext::new(
+            self.layout.clone(),
+            self.config.clone(),
+            store,
+            info,
+            Shutdown::new(),
+            backends,
+            AgentLocator::at(&self.agent),
+        )
+    }
+
+    /// Registers a small real ext4 image `name` and its kernel.
+    fn seed_image(&self, ctx: &DaemonContext, name: &str) -> ImageRecord {
+        let dir = self.layout.images_dir().join(name);
+        std::fs::create_dir_all(&dir).expect("image dir");
+        let rootfs = dir.join("rootfs.ext4");
+        let tree = dir.join("tree");
+        std::fs::create_dir_all(tree.join("usr/local/bin")).expect("tree");
+        run(Command::new("mkfs.ext4")
+            .args(["-F", "-q", "-d"])
+            .arg(&tree)
+            .arg(&rootfs)
+            .arg("16M"));
+        let kernel = KernelRecord {
+            id: format!("k-{name}"),
+            name: format!("{name}-kernel"),
+            version: None,
+            source: "test".into(),
+            vmlinux_path: dir.join("vmlinux"),
+            initrd_path: None,
+            created_at: "2026-12-02T00:00:00Z".into(),
+        };
+        std::fs::write(&kernel.vmlinux_path, b"not a real kernel").expect("vmlinux");
+        ctx.store().kernels().insert(&kernel).expect("kernel");
+        let image = ImageRecord {
+            id: format!("i-{name}"),
+            name: name.to_owned(),
+            source: "test".into(),
+            digest: None,
+            rootfs_path: rootfs,
+            work_seed_path: None,
+            kernel_name: Some(kernel.name.clone()),
+            created_at: "2026-12-02T00:00:00Z".into(),
+        };
+        ctx.store().images().insert(&image).expect("image");
+        image
+    }
+}
+
+fn spec() -> VmSpec {
+    VmSpec {
+        vcpu: 1,
+        memory_mib: 256,
+        disk_size: Size::from_mib(256),
+        nat: false,
+    }
+}
+
+fn request(name: &str, image: &str) -> CreateVmRequest {
+    CreateVmRequest {
+        name: Some(name.to_owned()),
+        image: Some(image.to_owned()),
+        spec: spec(),
+    }
+}
+
+/// Polls an operation until it ends (bounded).
+async fn finish(ctx: &DaemonContext, op: Operation) -> Operation {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = ctx.operations().get(&op.id).expect("operation is known");
+        if now.state != OperationState::Running {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "operation never ended: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn create(ctx: &DaemonContext, name: &str, image: &str) -> Operation {
+    let op = vms::create(ctx, request(name, image))
+        .await
+        .expect("create accepted");
+    finish(ctx, op).await
+}
+
+fn stage_states(op: &Operation) -> Vec<(String, StageState)> {
+    op.stages
+        .iter()
+        .map(|s| (s.name.clone(), s.state))
+        .collect()
+}
+
+fn failed_stage(op: &Operation) -> Option<String> {
+    let failed: Vec<_> = op
+        .stages
+        .iter()
+        .filter(|s| s.state == StageState::Failed)
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(failed.len() <= 1, "one failed stage at most: {op:?}");
+    failed.into_iter().next()
+}
+
+fn vm_dirs(layout: &Layout) -> Vec<String> {
+    std::fs::read_dir(layout.vms_dir())
+        .map(|rd| {
+            rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn vm_taps(net: &FakeNet) -> Vec<String> {
+    net.links()
+        .into_iter()
+        .filter(|l| l.starts_with("bgr-"))
+        .collect()
+}
+
+/// Nothing of a failed create is left: no record, no VM dir, no VM TAP, no VMM.
+fn assert_nothing_left(host: &Host, ctx: &DaemonContext) {
+    assert!(
+        ctx.store().vms().list().expect("list").is_empty(),
+        "a record is left"
+    );
+    assert!(
+        vm_dirs(&host.layout).is_empty(),
+        "vm dirs left: {:?}",
+        vm_dirs(&host.layout)
+    );
+    assert!(
+        vm_taps(&host.net).is_empty(),
+        "taps left: {:?}",
+        vm_taps(&host.net)
+    );
+    assert!(host.vmm.running_pids().is_empty(), "a VMM is left running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_stop_start_kill_delete_hold_and_release_what_they_should() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+
+    let op = create(&ctx, "web", "base").await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    let names: Vec<_> = op.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "auto-pull",
+            "prepare disks",
+            "network",
+            "boot",
+            "wait for agent",
+            "wait for SSH",
+            "post-start hooks"
+        ]
+    );
+    let vm = ctx.store().vms().resolve("web").expect("record");
+    assert_eq!(vm.state, VmState::Running);
+    let tap = vm.tap_name.clone().expect("durable tap name");
+    assert_eq!(
+        host.net.link(&tap).and_then(|l| l.bridge),
+        Some("bgtest0".to_owned())
+    );
+    assert!(host.vmm.is_running_vm(&vm.id));
+    assert!(vm.dir.join("handles.json").exists());
+    assert!(vm.dir.join("rootfs.ext4").exists() && vm.dir.join("work.ext4").exists());
+    // The daemon's agent was written into the VM's root disk.
+    let out = Command::new("debugfs")
+        .args(["-R", "cat /usr/local/bin/banger-agent"])
+        .arg(vm.dir.join("rootfs.ext4"))
+        .output()
+        .expect("debugfs");
+    assert_eq!(out.stdout, std::fs::read(&host.agent).expect("agent"));
+
+    let stopped = vms::stop(&ctx, "web").await.expect("stop");
+    assert_eq!(stopped.state, VmState::Stopped);
+    assert!(!host.vmm.is_running_vm(&vm.id));
+    assert!(host.net.link(&tap).is_none(), "stop releases the tap");
+    assert!(!vm.dir.join("handles.json").exists());
+
+    let op = finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert!(host.vmm.is_running_vm(&vm.id));
+    assert!(host.net.link(&tap).is_some());
+    // Starting a running VM is a no-op.
+    let again = finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    assert_eq!(
+        stage_states(&again),
+        [("boot".to_owned(), StageState::Skipped)]
+    );
+
+    let killed = vms::kill(&ctx, "web").await.expect("kill");
+    assert_eq!(killed.state, VmState::Stopped);
+    assert!(!host.vmm.is_running_vm(&vm.id));
+    assert!(host.net.link(&tap).is_none(), "kill releases the tap");
+
+    let op = finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    assert_eq!(op.state, OperationState::Succeeded);
+    vms::delete(&ctx, "web").await.expect("delete");
+    assert!(!host.vmm.is_running_vm(&vm.id), "delete kills the VMM");
+    assert!(host.net.link(&tap).is_none(), "delete releases the tap");
+    assert!(!vm.dir.exists(), "delete removes the disks");
+    assert!(ctx.store().vms().list().expect("list").is_empty());
+    assert!(
+        host.net.calls().contains(&NetCall::Delete(tap)),
+        "the tap was deleted by name"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_each_create_stage_tears_down_that_stage_and_the_earlier_ones() {
+    // prepare disks: the image's root filesystem is gone.
+    let host = Host::new();
+    let ctx = host.daemon();
+    let image = host.seed_image(&ctx, "base");
+    std::fs::remove_file(&image.rootfs_path).expect("rm rootfs");
+    let op = create(&ctx, "vm1", "base").await;
+    assert_eq!(
+        failed_stage(&op).as_deref(),
+        Some("prepare disks"),
+        "{op:?}"
+    );
+    assert_nothing_left(&host, &ctx);
+
+    // network: the TAP cannot be made.
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.net.fail_ensure_tap(true);
+    let op = create(&ctx, "vm2", "base").await;
+    assert_eq!(failed_stage(&op).as_deref(), Some("network"), "{op:?}");
+    assert_eq!(
+        op.error.as_ref().map(|e| e.code),
+        Some(ErrorCode::OperationFailed)
+    );
+    assert_nothing_left(&host, &ctx);
+
+    // boot: the VMM exits at once.
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.vmm.fail_launch(true);
+    let op = create(&ctx, "vm3", "base").await;
+    assert_eq!(failed_stage(&op).as_deref(), Some("boot"), "{op:?}");
+    assert_nothing_left(&host, &ctx);
+    let message = op.error.expect("error").message;
+    assert!(message.contains("injected launch failure"), "{message}");
+    let kept: Vec<_> = std::fs::read_dir(host.layout.state_dir.join("failed"))
+        .expect("failed dir")
+        .collect();
+    assert_eq!(kept.len(), 1, "the console log is kept for the user");
+
+    // wait for agent: the guest never answers.
+    let mut host = Host::new();
+    host.timeouts.agent = Duration::from_secs(1);
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.vmm.set_guest(FakeGuest::NoAgent);
+    let op = create(&ctx, "vm4", "base").await;
+    assert_eq!(
+        failed_stage(&op).as_deref(),
+        Some("wait for agent"),
+        "{op:?}"
+    );
+    assert_nothing_left(&host, &ctx);
+    assert!(
+        host.vmm
+            .calls()
+            .iter()
+            .any(|c| matches!(c, VmmCall::Kill(_)))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_auto_pull_creates_nothing() {
+    let mut host = Host::new();
+    host.config.catalog.push(CatalogBundle {
+        name: "remote".into(),
+        // Nothing listens on port 9 of loopback: the download fails at once.
+        source: "http://127.0.0.1:9/manifest.json".into(),
+        digest: format!("sha256:{}", "0".repeat(64)),
+    });
+    let ctx = host.daemon();
+    let op = create(&ctx, "vm5", "remote").await;
+    assert_eq!(failed_stage(&op).as_deref(), Some("auto-pull"), "{op:?}");
+    assert_nothing_left(&host, &ctx);
+    assert!(host.net.calls().is_empty(), "nothing touched the network");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_whose_ssh_never_answers_is_kept_in_error_with_its_console() {
+    let mut host = Host::new();
+    host.timeouts.ssh = Duration::from_secs(1);
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.vmm.set_guest(FakeGuest::NoSsh);
+    let op = create(&ctx, "nossh", "base").await;
+    assert_eq!(failed_stage(&op).as_deref(), Some("wait for SSH"), "{op:?}");
+    let message = op.error.expect("error").message;
+    assert!(message.contains("banger vm logs nossh"), "{message}");
+
+    let vm = ctx.store().vms().resolve("nossh").expect("the vm is kept");
+    assert_eq!(vm.state, VmState::Error);
+    assert!(
+        vm.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("wait for SSH"),
+        "{vm:?}"
+    );
+    assert!(!host.vmm.is_running_vm(&vm.id), "its VMM is stopped");
+    assert!(vm_taps(&host.net).is_empty(), "its tap is released");
+    assert!(vm.dir.join("work.ext4").exists(), "its disks are kept");
+    let log = vms::console_log(&ctx, "nossh", None).expect("logs");
+    assert!(log.text.contains("fake guest"), "{log:?}");
+    vms::delete(&ctx, "nossh").await.expect("delete");
+    assert_nothing_left(&host, &ctx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_network_is_a_host_problem_that_names_sudo() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.net.deny_all(true);
+    let op = create(&ctx, "vm6", "base").await;
+    assert_eq!(failed_stage(&op).as_deref(), Some("network"), "{op:?}");
+    let error = op.error.expect("error");
+    assert_eq!(error.code, ErrorCode::HostProblem);
+    assert!(error.message.contains("sudo"), "{}", error.message);
+    assert!(ctx.store().vms().list().expect("list").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_agent_is_refused_before_anything_is_made() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    std::fs::remove_file(&host.agent).expect("rm agent");
+    let err = vms::create(&ctx, request("vm7", "base"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code, ErrorCode::HostProblem);
+    assert!(
+        err.message.contains(&host.agent.display().to_string()),
+        "{}",
+        err.message
+    );
+    assert!(
+        ctx.operations().list().is_empty(),
+        "no operation was started"
+    );
+    assert_nothing_left(&host, &ctx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_adopts_live_vms_and_demotes_dead_ones_releasing_taps_by_durable_name() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    assert_eq!(
+        create(&ctx, "alive", "base").await.state,
+        OperationState::Succeeded
+    );
+    assert_eq!(
+        create(&ctx, "dead", "base").await.state,
+        OperationState::Succeeded
+    );
+    let alive = ctx.store().vms().resolve("alive").expect("alive");
+    let dead = ctx.store().vms().resolve("dead").expect("dead");
+    drop(ctx);
+
+    // The daemon is gone; one VMM dies meanwhile, and its handles file is lost too.
+    host.vmm.crash(&dead.id);
+    std::fs::remove_file(dead.dir.join("handles.json")).expect("rm handles");
+    let ctx = host.daemon();
+    let backends = ctx.backends();
+    vms::reconcile_at_start(&ctx, &backends).await;
+
+    let alive_now = ctx.store().vms().resolve("alive").expect("alive");
+    assert_eq!(alive_now.state, VmState::Running);
+    assert!(ctx.handles(&alive.id).is_some(), "adopted");
+    assert!(
+        host.vmm.is_running_vm(&alive.id),
+        "never stopped by a restart"
+    );
+    let dead_now = ctx.store().vms().resolve("dead").expect("dead");
+    assert_eq!(dead_now.state, VmState::Stopped);
+    let dead_tap = dead.tap_name.expect("tap");
+    assert!(
+        host.net.link(&dead_tap).is_none(),
+        "released by its durable name"
+    );
+    assert!(
+        host.net
+            .link(alive.tap_name.as_deref().expect("tap"))
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_notices_a_vmm_killed_behind_the_daemons_back() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    assert_eq!(
+        create(&ctx, "web", "base").await.state,
+        OperationState::Succeeded
+    );
+    let vm = ctx.store().vms().resolve("web").expect("vm");
+    let monitor = tokio::spawn(vms::monitor(ctx.clone(), ctx.backends()));
+    host.vmm.crash(&vm.id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = ctx.store().vms().resolve("web").expect("vm");
+        if now.state == VmState::Stopped {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never demoted: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        host.net
+            .link(vm.tap_name.as_deref().expect("tap"))
+            .is_none()
+    );
+    ctx.shutdown().trigger();
+    monitor.await.expect("monitor ends on shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_creates_never_share_an_address_or_tap_and_a_name_is_won_once() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            create(&ctx, &format!("p{i}"), "base").await
+        }));
+    }
+    for task in tasks {
+        let op = task.await.expect("task");
+        assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    }
+    let vms = ctx.store().vms().list().expect("list");
+    assert_eq!(vms.len(), 6);
+    let mut ips: Vec<Ipv4Addr> = vms
+        .iter()
+        .map(|v| v.guest_ip.as_deref().expect("ip").parse().expect("ipv4"))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 6, "distinct addresses");
+    let mut taps: Vec<_> = vms
+        .iter()
+        .map(|v| v.tap_name.clone().expect("tap"))
+        .collect();
+    taps.sort();
+    taps.dedup();
+    assert_eq!(taps.len(), 6, "distinct taps");
+    for tap in &taps {
+        assert!(host.net.link(tap).is_some(), "{tap} exists and is attached");
+    }
+
+    // Three creates of one name: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            match vms::create(&ctx, request("same", "base")).await {
+                Ok(op) => finish(&ctx, op).await.state == OperationState::Succeeded,
+                Err(e) => {
+                    assert_eq!(e.code, ErrorCode::AlreadyExists, "{e:?}");
+                    false
+                }
+            }
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.expect("task") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(ctx.store().vms().list().expect("list").len(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tap_pool_is_filled_after_first_use_and_claimed_by_the_next_create() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    assert!(host.net.links().is_empty(), "nothing before a VM needs it");
+    let first = create(&ctx, "one", "base").await;
+    assert_eq!(first.state, OperationState::Succeeded);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while host
+        .net
+        .links()
+        .iter()
+        .filter(|l| l.starts_with("tap-pool-"))
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "pool never filled: {:?}",
+            host.net.links()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = create(&ctx, "two", "base").await;
+    let network = second
+        .stages
+        .iter()
+        .find(|s| s.name == "network")
+        .expect("network stage");
+    assert_eq!(network.detail.as_deref(), Some("tap from the pool"));
+    let two = ctx.store().vms().resolve("two").expect("two");
+    assert!(
+        host.net
+            .link(two.tap_name.as_deref().expect("tap"))
+            .is_some()
+    );
+    assert!(
+        host.net
+            .calls()
+            .iter()
+            .any(|c| matches!(c, NetCall::Rename(from, to) if from.starts_with("tap-pool-") && Some(to) == two.tap_name.as_ref())),
+        "claimed by a rename"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_changes_stopped_vms_and_prune_deletes_the_ones_not_running() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    assert_eq!(
+        create(&ctx, "keep", "base").await.state,
+        OperationState::Succeeded
+    );
+    assert_eq!(
+        create(&ctx, "old", "base").await.state,
+        OperationState::Succeeded
+    );
+    vms::stop(&ctx, "old").await.expect("stop");
+
+    let running = vms::set(
+        &ctx,
+        "keep",
+        SetVmRequest {
+            vcpu: Some(2),
+            ..SetVmRequest::default()
+        },
+    )
+    .await
+    .expect_err("running VMs are not changed");
+    assert_eq!(running.code, ErrorCode::BadRequest);
+    let changed = vms::set(
+        &ctx,
+        "old",
+        SetVmRequest {
+            vcpu: Some(2),
+            disk_size: Some(Size::from_mib(512)),
+            ..SetVmRequest::default()
+        },
+    )
+    .await
+    .expect("set");
+    assert_eq!(changed.spec.vcpu, 2);
+    assert_eq!(changed.spec.disk_size, Size::from_mib(512));
+
+    let pruned = vms::prune(&ctx, PruneVmsRequest::default())
+        .await
+        .expect("prune");
+    assert_eq!(pruned.deleted, ["old"]);
+    let left: Vec<_> = ctx
+        .store()
+        .vms()
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|v| v.name.to_string())
+        .collect();
+    assert_eq!(left, ["keep"]);
+    assert!(host.vmm.running_pids().len() == 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_vm_interrupted_by_a_restart_is_torn_down_and_marked_error() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    let image = host.seed_image(&ctx, "base");
+    // A record as a create leaves it before boot: state created, a tap already made.
+    let id = "cafe0001".to_owned();
+    let record = banger_model::VmRecord {
+        id: id.clone(),
+        name: banger_model::VmName::parse("half").expect("name"),
+        image_id: image.id,
+        spec: spec(),
+        state: VmState::Created,
+        guest_ip: Some(
+            host.plan
+                .allocate(&Default::default())
+                .expect("ip")
+                .to_string(),
+        ),
+        tap_name: Some(banger_net::plan::tap_name_for(&id)),
+        dir: host.layout.vms_dir().join(&id),
+        last_error: None,
+        created_at: "2026-12-02T00:00:00Z".into(),
+        updated_at: "2026-12-02T00:00:00Z".into(),
+        workspace: None,
+    };
+    ctx.store().vms().insert(&record).expect("insert");
+    host.net
+        .add_link(record.tap_name.as_deref().expect("tap"), Some("bgtest0"));
+    vms::reconcile_at_start(&ctx, &ctx.backends()).await;
+    let now = ctx.store().vms().resolve("half").expect("kept");
+    assert_eq!(now.state, VmState::Error);
+    assert!(now.last_error.expect("why").contains("interrupted"));
+    assert!(vm_taps(&host.net).is_empty(), "its tap is released");
+}
