@@ -63,7 +63,7 @@ fn assert_healthy(bed: &Guestbed) {
 
 /// Writes this build's agent into an ext4 system disk, as `image pull` does.
 fn refresh_agent(rootfs: &Path) {
-    let agent = banger_testkit::bin_path("banger-agent");
+    let agent = common::binary("banger-agent");
     assert!(
         agent.is_file(),
         "{} missing: build the workspace binaries first",

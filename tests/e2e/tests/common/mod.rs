@@ -25,6 +25,29 @@ pub struct Guestbed {
     _lock: std::fs::File,
 }
 
+/// A banger binary: from the install under test when `BANGER_E2E_PREFIX` names one (CI sets
+/// it after `PREFIX=… ./install.sh`, so a missing install step fails the real-guest tests),
+/// else from this workspace's build.
+pub fn binary(name: &str) -> PathBuf {
+    match std::env::var_os("BANGER_E2E_PREFIX") {
+        Some(prefix) => {
+            let prefix = PathBuf::from(prefix);
+            let path = if name == "banger-agent" {
+                prefix.join("libexec/banger").join(name)
+            } else {
+                prefix.join("bin").join(name)
+            };
+            assert!(
+                path.is_file(),
+                "BANGER_E2E_PREFIX is set but {} is not installed",
+                path.display()
+            );
+            path
+        }
+        None => banger_testkit::bin_path(name),
+    }
+}
+
 /// The persistent root of the e2e layout.
 pub fn e2e_root() -> PathBuf {
     std::env::var_os("BANGER_E2E_ROOT")
@@ -78,12 +101,14 @@ impl Guestbed {
             .env("XDG_CACHE_HOME", self.root.join("cache"))
             .env("XDG_RUNTIME_DIR", self.root.join("run"))
             .env("NO_COLOR", "1")
+            // Only the binaries under test: the daemon must find its agent where they are.
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null());
     }
 
     /// `banger ARGS` on the host side (for pulls).
     pub fn host(&self, args: &[&str], timeout: Duration) -> Output {
-        let mut cmd = Command::new(banger_testkit::bin_path("banger"));
+        let mut cmd = Command::new(binary("banger"));
         cmd.args(args);
         self.apply(&mut cmd);
         run(cmd, timeout)
@@ -91,7 +116,7 @@ impl Guestbed {
 
     /// `banger ARGS` inside the namespace.
     pub fn banger(&self, args: &[&str], timeout: Duration) -> Output {
-        let mut cmd = self.ns.command(banger_testkit::bin_path("banger"));
+        let mut cmd = self.ns.command(binary("banger"));
         cmd.args(args);
         self.apply(&mut cmd);
         run(cmd, timeout)
