@@ -58,7 +58,7 @@ pub(super) async fn pull(
     };
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
     let done = crate::progress::follow(&daemon.client, op).await?;
-    let took = done.duration_ms.map(render::seconds).unwrap_or_default();
+    let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     output::info(&format!("{name} ready ({took})"));
     Ok(())
 }

@@ -83,7 +83,7 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         spec: resolved.spec,
     };
     let done = launch(&daemon.client, &request).await?;
-    let took = done.duration_ms.map(render::seconds).unwrap_or_default();
+    let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     let target = done.target.unwrap_or_default();
     output::info(&format!(
         "ready in {took}; connect with `banger vm ssh {target}`"

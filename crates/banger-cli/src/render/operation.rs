@@ -3,7 +3,7 @@
 use banger_proto::{Operation, OperationState, Stage, StageState};
 
 use super::table::Table;
-use super::{seconds, short_id};
+use super::{elapsed, short_id};
 use crate::style;
 
 /// What `daemon operations` prints when nothing is in flight.
@@ -51,7 +51,7 @@ pub fn stage_line(stage: &Stage) -> Option<String> {
         .unwrap_or_default();
     let took = stage
         .duration_ms
-        .map(|ms| format!(" {}", style::paint(style::DIM, &seconds(ms))))
+        .map(|ms| format!(" {}", style::paint(style::DIM, &elapsed(ms))))
         .unwrap_or_default();
     match stage.state {
         StageState::Running => None,
@@ -124,5 +124,13 @@ mod tests {
         assert!(done.contains("boot") && done.contains("1.2s"), "{done}");
         let skipped = stage_line(&stage("auto-pull", StageState::Skipped, None)).unwrap();
         assert!(skipped.contains("auto-pull (skipped)"), "{skipped}");
+    }
+
+    #[test]
+    fn stage_timings_use_the_one_elapsed_format() {
+        let fast = stage_line(&stage("network", StageState::Done, Some(4))).unwrap();
+        assert!(fast.contains("4ms"), "{fast}");
+        let slow = stage_line(&stage("auto-pull", StageState::Done, Some(71_200))).unwrap();
+        assert!(slow.contains("1m11s"), "{slow}");
     }
 }
