@@ -10,6 +10,7 @@ use banger_model::ResolvedSpec;
 use banger_proto::BuildInfo;
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::args::common::JsonFlag;
 use crate::args::completion::CompletionArgs;
 use crate::args::daemon::{self, DaemonCommand};
 use crate::args::doctor::DoctorArgs;
@@ -82,6 +83,12 @@ pub enum Group {
         arg_required_else_help = true
     )]
     Vm(VmCommand),
+    /// List VMs (the same as `banger vm list`)
+    #[command(after_help = "\
+Examples:
+  banger ps
+  banger ps --json | jq -r '.[].name'")]
+    Ps(JsonFlag),
     /// Manage the images VMs boot from
     #[command(
         subcommand,

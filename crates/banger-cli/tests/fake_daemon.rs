@@ -54,6 +54,18 @@ fn empty_lists_are_json_arrays_or_a_hint() {
         .success()
         .stdout("")
         .stderr(predicate::str::contains("no VMs yet"));
+    // `banger ps` is `banger vm list`, flags included.
+    env.command("banger")
+        .args(["ps", "--json"])
+        .assert()
+        .success()
+        .stdout("[]\n")
+        .stderr("");
+    env.command("banger")
+        .arg("ps")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no VMs yet"));
     assert!(!env.layout().daemon_log().exists(), "a daemon was started");
 }
 

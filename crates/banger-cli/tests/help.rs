@@ -20,6 +20,7 @@ const COMMANDS: &[&[&str]] = &[
     &["vm", "list"],
     &["vm", "ls"],
     &["vm", "ps"],
+    &["ps"],
     &["vm", "show"],
     &["vm", "logs"],
     &["vm", "stats"],
@@ -92,6 +93,7 @@ fn top_level_help_has_the_quick_start_and_exit_codes() {
         .stdout(predicate::str::contains("banger vm create --name web"))
         .stdout(predicate::str::contains("banger vm ssh web"))
         .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::is_match(r"(?m)^  ps +List VMs").unwrap())
         .stdout(predicate::str::contains(
             "8  could not reach or start the daemon",
         ));
