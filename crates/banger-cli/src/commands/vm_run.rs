@@ -10,6 +10,7 @@ use banger_proto::{CreateVmRequest, routes};
 
 use super::vm::launch;
 use super::vm_exec::{HOME, exit_result, run_attached, ssh_line};
+use super::vm_session;
 use super::workspace::{Target, copy};
 use crate::args::vm::RunArgs;
 use crate::client::Client;
@@ -81,9 +82,8 @@ pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result
             )),
         }
     } else if !args.detach {
-        output::note(&format!(
-            "{name} is still running; `banger vm rm {name}` deletes it"
-        ));
+        // Never with --rm (the VM is gone) nor -d (the user asked to keep it).
+        vm_session::remind_if_running(client, &name).await;
     }
     result
 }

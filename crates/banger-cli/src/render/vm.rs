@@ -15,6 +15,11 @@ use super::table::Table;
 pub const EMPTY_HINT: &str =
     "no VMs yet; try `banger vm run -- echo hi` or `banger vm create --name web`";
 
+/// The reminder after an interactive session when the VM is still up.
+pub fn still_running(name: &str) -> String {
+    format!("vm {name} is still running; stop it with `banger vm stop {name}`")
+}
+
 fn image_label(images: &HashMap<String, String>, id: &str) -> String {
     images
         .get(id)
@@ -101,6 +106,14 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
 mod tests {
     use super::*;
     use banger_model::{VmName, VmSpec, VmState};
+
+    #[test]
+    fn the_reminder_names_the_stop_command() {
+        assert_eq!(
+            still_running("web"),
+            "vm web is still running; stop it with `banger vm stop web`"
+        );
+    }
 
     fn vm(name: &str) -> VmRecord {
         VmRecord {

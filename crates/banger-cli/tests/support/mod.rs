@@ -132,3 +132,59 @@ fn answer(
         body.len()
     )
 }
+
+/// A running VM record named `name`, as JSON.
+pub fn vm_record(name: &str, nat: bool) -> String {
+    serde_json::to_string(&banger_model::VmRecord {
+        id: format!("{name}-0123456789abcdef"),
+        name: banger_model::VmName::parse(name).expect("test vm name"),
+        image_id: "feedfacecafe0000".into(),
+        spec: banger_model::VmSpec {
+            vcpu: 1,
+            memory_mib: 1024,
+            disk_size: banger_model::Size::from_gib(8),
+            nat,
+        },
+        state: banger_model::VmState::Running,
+        guest_ip: Some("172.30.0.2".into()),
+        tap_name: None,
+        dir: "/s/vms/0123".into(),
+        last_error: None,
+        created_at: "2026-01-02T03:04:05Z".into(),
+        updated_at: "2026-01-02T03:04:05Z".into(),
+        workspace: None,
+    })
+    .expect("encode VmRecord")
+}
+
+/// A health answer for `name`: up (VMM and agent answer) or powered off.
+pub fn vm_health(name: &str, up: bool) -> String {
+    serde_json::json!({
+        "vm": name,
+        "state": if up { "running" } else { "stopped" },
+        "vmm_alive": up,
+        "agent": {"ok": up, "detail": "x"},
+        "ssh": {"ok": up, "detail": "x"},
+    })
+    .to_string()
+}
+
+/// An ssh command line that runs `script` locally with `sh -c` instead of reaching a guest.
+pub fn ssh_line(script: &str) -> String {
+    serde_json::json!({
+        "program": "sh",
+        "args": ["-c", script],
+        "known_hosts": "/nowhere/known_hosts",
+    })
+    .to_string()
+}
+
+/// A finished, successful `vm.create` operation for `name`.
+pub fn created(name: &str) -> String {
+    serde_json::json!({
+        "id": "op-1", "kind": "vm.create", "target": name, "state": "succeeded",
+        "stages": [{"name": "boot", "state": "done", "duration_ms": 120}],
+        "started_at": "2026-01-01T00:00:00Z", "duration_ms": 850,
+    })
+    .to_string()
+}
