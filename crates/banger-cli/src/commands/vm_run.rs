@@ -22,26 +22,49 @@ use crate::workspace::guest::{self, GUEST_PATH, NO_MISE};
 use crate::workspace::{self, Options, Selection};
 use crate::{repo, spec};
 
-/// Runs `vm run` after its arguments were checked.
-pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result<(), CliError> {
+/// What `vm run` copies: the selection of the git repository at PATH, or `None` when PATH
+/// was omitted and the current directory is not in a repository (said in one line, never
+/// silently). A PATH given explicitly must be in a repository, as in the earlier product;
+/// bad repos (submodules, no commits) fail too. All of it before anything is created.
+pub fn source(args: &RunArgs) -> Result<Option<Selection>, CliError> {
     let path = args.path.clone().unwrap_or_else(|| ".".into());
-    // A git repo gets a workspace; any other directory just a VM. Bad repos (submodules, no
-    // commits) fail here, before anything is created.
-    let selection = match workspace::select(
+    match workspace::select(
         &path,
         Options {
             include_untracked: args.include_untracked,
             full_copy: false,
         },
     ) {
-        Ok(s) => Some(s),
-        Err(workspace::Error::NotARepo { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let bootstrap = selection.is_some()
-        && resolved.spec.nat
+        Ok(s) => Ok(Some(s)),
+        Err(workspace::Error::NotARepo { path: p }) if args.path.is_none() => {
+            let dir = std::env::current_dir().unwrap_or(p);
+            output::info(&not_a_repo_note(&dir));
+            Ok(None)
+        }
+        Err(e @ workspace::Error::NotARepo { .. }) => Err(CliError::Usage(format!(
+            "{e}; vm run copies a git repository into the VM (without PATH, outside a \
+             repository, nothing is copied)"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The line `vm run` prints when the current directory is not in a git repository.
+pub fn not_a_repo_note(dir: &std::path::Path) -> String {
+    format!(
+        "not a git repository: {}; nothing copied to {GUEST_PATH}",
+        dir.display()
+    )
+}
+
+/// Runs `vm run` after its arguments were checked.
+pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result<(), CliError> {
+    let selection = source(&args)?;
+    let bootstrap = resolved.spec.nat
         && !args.no_bootstrap
-        && repo::mise_file(&path).is_some();
+        && selection
+            .as_ref()
+            .is_some_and(|s| repo::mise_file(&s.root).is_some());
 
     output::info(&spec::line(&resolved));
     let daemon = connect_or_start(ctx).await?;
