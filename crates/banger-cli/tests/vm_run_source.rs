@@ -134,3 +134,60 @@ fn an_explicit_path_outside_a_repository_is_refused() {
         .stderr(predicate::str::contains("is not inside a git repository"));
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
 }
+
+/// The remote commands the CLI asked the daemon to build ssh lines for, as JSON text.
+fn ssh_bodies(fake: &support::FakeDaemon) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/vms/web/ssh")
+        .map(|r| r.body)
+        .collect()
+}
+
+#[test]
+fn branch_and_from_reach_the_guest_checkout() {
+    let env = TestEnv::new().unwrap();
+    let fake = daemon(&env);
+    let repo = repo(&env, &[]);
+    vm_run(
+        &env,
+        repo.path(),
+        &["--branch", "fix", "--from", "main", "--rm", "--", "true"],
+    )
+    .success();
+    let bodies = ssh_bodies(&fake);
+    let checkout = bodies
+        .iter()
+        .find(|b| b.contains("FETCH_HEAD"))
+        .unwrap_or_else(|| panic!("no checkout step in {bodies:?}"));
+    assert!(
+        checkout.contains("checkout -q -f -B 'fix' FETCH_HEAD"),
+        "{checkout}"
+    );
+    assert!(
+        checkout.contains("'/tmp/banger-ws.bundle' 'main'"),
+        "{checkout}"
+    );
+    // --from gives the guest that commit as is: no tar of the work tree on top.
+    assert!(!checkout.contains("tar -x"), "{checkout}");
+}
+
+#[test]
+fn branch_and_from_are_checked_before_any_create() {
+    let env = TestEnv::new().unwrap();
+    let fake = daemon(&env);
+    let repo = repo(&env, &[]);
+    vm_run(&env, repo.path(), &["--from", "main", "--", "true"]).code(2);
+    vm_run(
+        &env,
+        repo.path(),
+        &["--branch", "fix", "--from", "nope", "--", "true"],
+    )
+    .code(2)
+    .stderr(predicate::str::contains("--from nope is not a commit"));
+    let dir = tempfile::tempdir().unwrap();
+    vm_run(&env, dir.path(), &["--branch", "fix", "--", "true"])
+        .code(2)
+        .stderr(predicate::str::contains("--branch needs a git repository"));
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}

@@ -48,6 +48,7 @@ Examples:
   banger vm run . --nat                  this repo, tools bootstrapped, then a shell
   banger vm run . --rm -- make test      run the tests and delete the VM afterwards
   banger vm run . -d --name ci --nat     prepare a VM in the background, attach later
+  banger vm run . --branch fix --from main    a new branch fix from main in the guest repo
   banger vm run . --dry-run              list what would be copied"
     )]
     Run(RunArgs),
@@ -194,6 +195,12 @@ pub struct RunArgs {
     /// Also copy untracked files that are not ignored
     #[arg(long)]
     pub include_untracked: bool,
+    /// Create this branch in the guest repo (as `vm workspace prepare --branch`)
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Start the branch from this ref instead of your work tree (needs --branch)
+    #[arg(long, value_name = "REF", requires = "branch")]
+    pub from: Option<String>,
     /// Print what would be copied and exit; creates nothing
     #[arg(long)]
     pub dry_run: bool,

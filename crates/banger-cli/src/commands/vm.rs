@@ -177,6 +177,11 @@ fn check_run(args: &RunArgs, ctx: &Context) -> Result<ResolvedSpec, CliError> {
     if let Some(image) = &args.image {
         validate::reference("image", image)?;
     }
+    for (what, value) in [("branch", &args.branch), ("ref", &args.from)] {
+        if let Some(value) = value {
+            validate::reference_text(what, value)?;
+        }
+    }
     let config = ctx.config()?;
     let resolved = spec::resolve(args.spec.overrides(), &config, host::facts())?;
     // PATH defaults to the current directory; the checks are the same either way.

@@ -35,7 +35,16 @@ pub fn source(args: &RunArgs) -> Result<Option<Selection>, CliError> {
             full_copy: false,
         },
     ) {
-        Ok(s) => Ok(Some(s)),
+        Ok(s) => {
+            // A bad --from fails now, not after the VM exists.
+            if let Some(from) = &args.from {
+                super::workspace::resolve(&s, from)?;
+            }
+            Ok(Some(s))
+        }
+        Err(e @ workspace::Error::NotARepo { .. }) if args.branch.is_some() => Err(
+            CliError::Usage(format!("--branch needs a git repository: {e}")),
+        ),
         Err(workspace::Error::NotARepo { path: p }) if args.path.is_none() => {
             let dir = std::env::current_dir().unwrap_or(p);
             output::info(&not_a_repo_note(&dir));
@@ -121,7 +130,11 @@ async fn after_create(
 ) -> Result<(), CliError> {
     let dir = match selection {
         Some(selection) => {
-            copy(client, name, selection, &Target::default()).await?;
+            let target = Target {
+                branch: args.branch.clone(),
+                from: args.from.clone(),
+            };
+            copy(client, name, selection, &target).await?;
             GUEST_PATH
         }
         None => HOME,

@@ -146,7 +146,7 @@ async fn record(
 }
 
 /// The full commit id of `from` in the host repo.
-fn resolve(selection: &Selection, from: &str) -> Result<String, CliError> {
+pub fn resolve(selection: &Selection, from: &str) -> Result<String, CliError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(&selection.root)
