@@ -41,7 +41,7 @@ Quick start:
   banger vm ssh web                 open a shell in it
 
 Examples:
-  banger vm run . --nat             this repo in a VM with internet access, and a shell
+  banger vm run .                   this repo in a VM, and a shell
   banger vm ls                      list your VMs
   banger doctor                     check that this host can run VMs
   banger completion bash > ~/.local/share/bash-completion/completions/banger
@@ -207,9 +207,10 @@ pub fn command(defaults: Option<&ResolvedSpec>) -> clap::Command {
         spec.disk_size, r.disk_from
     );
     let nat = format!(
-        "Give the VM outbound network access (NAT) [here: {} ({})]",
+        "Outbound network access for the VM [here: {} ({})] {}",
         if spec.nat { "on" } else { "off" },
-        r.nat_from
+        r.nat_from,
+        crate::spec::NAT_NOT_BUILT
     );
     cmd.mut_subcommand("vm", |vm| {
         ["create", "run"].into_iter().fold(vm, |vm, name| {

@@ -104,6 +104,23 @@ fn create_prints_the_spec_then_the_daemons_answer() {
 }
 
 #[test]
+fn nat_is_accepted_with_a_note_that_it_is_not_built() {
+    let env = TestEnv::new().unwrap();
+    serve(&env, script);
+    env.command("banger")
+        .args([
+            "vm", "create", "--name", "web", "--vcpu", "2", "--memory", "2G", "--nat",
+        ])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::starts_with(
+            "spec: 2 vcpu | 2048 MiB | 8G disk | nat\n\
+             note: outbound NAT is not built yet: nat is recorded on the VM only, it gets no \
+             outbound network\n",
+        ));
+}
+
+#[test]
 fn unreadable_answers_are_a_mismatch() {
     let env = TestEnv::new().unwrap();
     serve(&env, script);

@@ -77,11 +77,19 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
         .add("id", vm.id.clone())
         .add("state", vm.state.to_string())
         .opt("ip", vm.guest_ip.clone())
-        .add("dns", vm.dns_name())
+        // The name is the VM's record; nothing answers DNS for it in this build.
+        .add("dns", format!("{} (DNS not built yet)", vm.dns_name()))
         .add("vcpu", vm.spec.vcpu.to_string())
         .add("memory", format!("{} MiB", vm.spec.memory_mib))
         .add("disk", vm.spec.disk_size.to_string())
-        .add("nat", if vm.spec.nat { "yes" } else { "no" })
+        .add(
+            "nat",
+            if vm.spec.nat {
+                "yes (recorded only: outbound NAT is not built yet)"
+            } else {
+                "no"
+            },
+        )
         .add("image", image_label(images, &vm.image_id))
         .opt("tap", vm.tap_name.clone())
         .add("dir", vm.dir.display().to_string())
@@ -194,7 +202,8 @@ mod tests {
         let text = show(&vm("web"), &HashMap::new());
         for needle in [
             "name:",
-            "dns:        web.vm",
+            "dns:        web.vm (DNS not built yet)",
+            "nat:        no\n",
             "tap:        -",
             "memory:     2048 MiB",
         ] {
