@@ -135,7 +135,23 @@ fn answer(
 
 /// A running VM record named `name`, as JSON.
 pub fn vm_record(name: &str, nat: bool) -> String {
-    serde_json::to_string(&banger_model::VmRecord {
+    serde_json::to_string(&record(name, nat)).expect("encode VmRecord")
+}
+
+/// A running VM record named `name` with a workspace prepared at commit `aaaa…`, as JSON.
+pub fn vm_record_prepared(name: &str) -> String {
+    let mut vm = record(name, false);
+    vm.workspace = Some(banger_model::Workspace {
+        guest_path: "/root/repo".into(),
+        host_path: "/nowhere/repo".into(),
+        head: "a".repeat(40),
+        prepared_at: "2026-01-02T03:04:05Z".into(),
+    });
+    serde_json::to_string(&vm).expect("encode VmRecord")
+}
+
+fn record(name: &str, nat: bool) -> banger_model::VmRecord {
+    banger_model::VmRecord {
         id: format!("{name}-0123456789abcdef"),
         name: banger_model::VmName::parse(name).expect("test vm name"),
         image_id: "feedfacecafe0000".into(),
@@ -153,8 +169,7 @@ pub fn vm_record(name: &str, nat: bool) -> String {
         created_at: "2026-01-02T03:04:05Z".into(),
         updated_at: "2026-01-02T03:04:05Z".into(),
         workspace: None,
-    })
-    .expect("encode VmRecord")
+    }
 }
 
 /// A health answer for `name`: up (VMM and agent answer) or powered off.
