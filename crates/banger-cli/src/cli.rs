@@ -10,6 +10,7 @@ use banger_model::ResolvedSpec;
 use banger_proto::BuildInfo;
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::args::common::JsonFlag;
 use crate::args::completion::CompletionArgs;
 use crate::args::daemon::{self, DaemonCommand};
 use crate::args::doctor::DoctorArgs;
@@ -40,7 +41,7 @@ Quick start:
   banger vm ssh web                 open a shell in it
 
 Examples:
-  banger vm run . --nat             this repo in a VM with internet access, and a shell
+  banger vm run .                   this repo in a VM, and a shell
   banger vm ls                      list your VMs
   banger doctor                     check that this host can run VMs
   banger completion bash > ~/.local/share/bash-completion/completions/banger
@@ -82,6 +83,12 @@ pub enum Group {
         arg_required_else_help = true
     )]
     Vm(VmCommand),
+    /// List VMs (the same as `banger vm list`)
+    #[command(after_help = "\
+Examples:
+  banger ps
+  banger ps --json | jq -r '.[].name'")]
+    Ps(JsonFlag),
     /// Manage the images VMs boot from
     #[command(
         subcommand,
@@ -200,9 +207,10 @@ pub fn command(defaults: Option<&ResolvedSpec>) -> clap::Command {
         spec.disk_size, r.disk_from
     );
     let nat = format!(
-        "Give the VM outbound network access (NAT) [here: {} ({})]",
+        "Outbound network access for the VM [here: {} ({})] {}",
         if spec.nat { "on" } else { "off" },
-        r.nat_from
+        r.nat_from,
+        crate::spec::NAT_NOT_BUILT
     );
     cmd.mut_subcommand("vm", |vm| {
         ["create", "run"].into_iter().fold(vm, |vm, name| {

@@ -2,83 +2,15 @@
 //! rendering with operation ids, and exit codes. The real daemon has its own tests; this
 //! one pins what the CLI does with each kind of answer.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+mod support;
 
 use assert_cmd::prelude::*;
-use banger_model::Mode;
-use banger_proto::{BuildInfo, DaemonInfo};
 use banger_testkit::TestEnv;
 use predicates::prelude::*;
+use support::{Request, error};
 
-/// Answers `(status, body)` for a method and path.
-type Script = fn(&str, &str) -> (u16, String);
-
-fn ping(socket: &Path) -> String {
-    serde_json::to_string(&DaemonInfo {
-        build: BuildInfo::current(),
-        pid: 4242,
-        mode: Mode::User,
-        owner_uid: 0,
-        socket: socket.to_path_buf(),
-        state_dir: "/nowhere".into(),
-        started_at: "2026-01-01T00:00:00Z".into(),
-    })
-    .expect("encode DaemonInfo")
-}
-
-fn error(code: &str, message: &str, op: &str) -> String {
-    serde_json::json!({"code": code, "message": message, "op_id": op}).to_string()
-}
-
-/// Serves `script` on the env's socket from a background thread.
-fn serve(env: &TestEnv, script: Script) {
-    let socket = env.layout().socket();
-    let dir = socket.parent().expect("socket has a directory");
-    std::fs::create_dir_all(dir).expect("create the runtime dir");
-    let listener = UnixListener::bind(&socket).expect("bind the fake socket");
-    let info = ping(&socket);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            // A client that hangs up early only ends its own exchange.
-            let _ = answer(stream, &info, script);
-        }
-    });
-}
-
-/// Reads one request and writes the scripted answer.
-fn answer(mut stream: UnixStream, info: &str, script: Script) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let (status, body) = if path == "/v1/ping" {
-        (200, info.to_owned())
-    } else {
-        script(method, path)
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
+fn serve(env: &TestEnv, script: fn(&str, &str) -> (u16, String)) -> support::FakeDaemon {
+    support::serve(env, move |r: &Request| script(&r.method, &r.path))
 }
 
 fn script(method: &str, path: &str) -> (u16, String) {
@@ -122,6 +54,18 @@ fn empty_lists_are_json_arrays_or_a_hint() {
         .success()
         .stdout("")
         .stderr(predicate::str::contains("no VMs yet"));
+    // `banger ps` is `banger vm list`, flags included.
+    env.command("banger")
+        .args(["ps", "--json"])
+        .assert()
+        .success()
+        .stdout("[]\n")
+        .stderr("");
+    env.command("banger")
+        .arg("ps")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no VMs yet"));
     assert!(!env.layout().daemon_log().exists(), "a daemon was started");
 }
 
@@ -160,6 +104,23 @@ fn create_prints_the_spec_then_the_daemons_answer() {
 }
 
 #[test]
+fn nat_is_accepted_with_a_note_that_it_is_not_built() {
+    let env = TestEnv::new().unwrap();
+    serve(&env, script);
+    env.command("banger")
+        .args([
+            "vm", "create", "--name", "web", "--vcpu", "2", "--memory", "2G", "--nat",
+        ])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::starts_with(
+            "spec: 2 vcpu | 2048 MiB | 8G disk | nat\n\
+             note: outbound NAT is not built yet: nat is recorded on the VM only, it gets no \
+             outbound network\n",
+        ));
+}
+
+#[test]
 fn unreadable_answers_are_a_mismatch() {
     let env = TestEnv::new().unwrap();
     serve(&env, script);
@@ -173,4 +134,55 @@ fn unreadable_answers_are_a_mismatch() {
         .assert()
         .code(6)
         .stderr(predicate::str::contains("another build"));
+}
+
+/// An operation as JSON: `stages` are `(name, state, duration_ms)`.
+fn operation(state: &str, stages: &[(&str, &str, Option<u64>)], took: Option<u64>) -> String {
+    let stages: Vec<_> = stages
+        .iter()
+        .map(|(name, state, ms)| serde_json::json!({"name": name, "state": state, "duration_ms": ms}))
+        .collect();
+    serde_json::json!({
+        "id": "op-7", "kind": "vm.create", "target": "web", "state": state,
+        "stages": stages, "started_at": "2026-01-01T00:00:00Z", "duration_ms": took,
+    })
+    .to_string()
+}
+
+#[test]
+fn create_times_stages_and_ready_in_in_one_format() {
+    let env = TestEnv::new().unwrap();
+    let fake = support::serve(&env, |r: &Request| {
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/v1/vms") => (
+                202,
+                operation("running", &[("auto-pull", "running", None)], None),
+            ),
+            ("GET", "/v1/operations/op-7") => (
+                200,
+                operation(
+                    "succeeded",
+                    &[
+                        ("auto-pull", "done", Some(71_200)),
+                        ("network", "done", Some(4)),
+                        ("wait for SSH", "done", Some(2_345)),
+                    ],
+                    Some(65_400),
+                ),
+            ),
+            _ => (404, String::new()),
+        }
+    });
+    env.command("banger")
+        .args([
+            "vm", "create", "--name", "web", "--vcpu", "1", "--memory", "1G",
+        ])
+        .assert()
+        .success()
+        .stdout("web\n")
+        .stderr(predicate::str::contains(
+            "  ✓ auto-pull 1m11s\n  ✓ network 4ms\n  ✓ wait for SSH 2.3s\n\
+             ready in 1m05s; connect with `banger vm ssh web`\n",
+        ));
+    assert!(fake.saw("POST", "/v1/vms"));
 }

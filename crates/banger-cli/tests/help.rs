@@ -20,6 +20,7 @@ const COMMANDS: &[&[&str]] = &[
     &["vm", "list"],
     &["vm", "ls"],
     &["vm", "ps"],
+    &["ps"],
     &["vm", "show"],
     &["vm", "logs"],
     &["vm", "stats"],
@@ -92,6 +93,7 @@ fn top_level_help_has_the_quick_start_and_exit_codes() {
         .stdout(predicate::str::contains("banger vm create --name web"))
         .stdout(predicate::str::contains("banger vm ssh web"))
         .stdout(predicate::str::contains("Exit codes:"))
+        .stdout(predicate::str::is_match(r"(?m)^  ps +List VMs").unwrap())
         .stdout(predicate::str::contains(
             "8  could not reach or start the daemon",
         ));
@@ -139,4 +141,53 @@ fn no_arguments_prints_help_and_exits_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("Usage: banger vm <COMMAND>"));
+}
+
+const NAT_NOT_BUILT: &str = "(outbound NAT is not built yet: recorded on the VM only)";
+
+#[test]
+fn nat_help_says_it_is_not_built() {
+    let env = TestEnv::new().unwrap();
+    for cmd in ["create", "run", "set"] {
+        let out = env
+            .command("banger")
+            .args(["vm", cmd, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        // Help wraps at the terminal width; compare words, not line breaks.
+        let help = String::from_utf8_lossy(&out.stdout);
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains(NAT_NOT_BUILT), "vm {cmd}: {help}");
+    }
+}
+
+#[test]
+fn no_help_promises_what_is_not_built() {
+    let env = TestEnv::new().unwrap();
+    for path in COMMANDS {
+        let out = env
+            .command("banger")
+            .args(*path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        for promise in ["internet access", "docker.io", "oci reference", "file_sync"] {
+            assert!(
+                !help.contains(promise),
+                "{path:?} promises {promise:?}:\n{help}"
+            );
+        }
+    }
+    env.command("banger")
+        .args(["image", "pull", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "banger image pull debian-bookworm",
+        ))
+        .stdout(predicate::str::contains(
+            "OCI images from a registry is not built yet",
+        ));
 }

@@ -16,7 +16,8 @@ Manage the images VMs boot from.
 An image is a read-only root filesystem, the kernel it boots with, and the seed of the /root \
 work disk. You rarely need this group: `vm create` and `vm run` pull the default image \
 (debian-bookworm) on first use. To fetch one ahead of time: `banger image pull \
-debian-bookworm`; for any OCI image: `banger image pull docker.io/library/alpine:3.20`.
+debian-bookworm`. Pulls take catalog names (built in, or `[[catalog]]` entries in config); \
+pulling OCI images from a registry is not built yet.
 
 Next: `banger vm create --image NAME` boots it; `banger image ls` shows what you have.";
 
@@ -31,11 +32,16 @@ Examples:
 /// The `image` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Fetch an image from the catalog or an OCI registry
-    #[command(after_help = "\
+    /// Fetch an image from the catalog
+    #[command(
+        long_about = "Fetch an image from the catalog.\n\n\
+            NAME is a catalog name: debian-bookworm (built from Debian packages), or a \
+            [[catalog]] entry of your config. Pulling OCI images from a registry is not \
+            built yet.",
+        after_help = "\
 Examples:
-  banger image pull debian-bookworm
-  banger image pull docker.io/library/alpine:3.20")]
+  banger image pull debian-bookworm"
+    )]
     Pull(PullArgs),
     /// Register an existing root filesystem and kernel as an image
     #[command(after_help = "\
@@ -86,8 +92,8 @@ Examples:
 /// Arguments of `image pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Catalog name or OCI reference
-    #[arg(value_name = "REF")]
+    /// Catalog name, e.g. debian-bookworm
+    #[arg(value_name = "NAME")]
     pub reference: String,
 }
 

@@ -26,7 +26,7 @@ Next: `banger vm ls` shows your VMs, `vm stop` / `vm start` park and resume them
 pub const AFTER_HELP: &str = "\
 Examples:
   banger vm run -- echo hi              boot a VM, run a command, print its output
-  banger vm run . --nat                 this repo in a VM with internet access, and a shell
+  banger vm run .                       this repo in a VM, and a shell
   banger vm create --name web           a long-lived VM named web
   banger vm ssh web                     a shell inside it
   banger vm ls                          list VMs
@@ -38,16 +38,20 @@ pub enum VmCommand {
     /// Create a VM with your repo inside and open a shell or run a command
     #[command(
         long_about = "Create a VM with your repo inside and open a shell or run a command.\n\n\
-            Creates and boots a VM, copies the repository at PATH into /root/repo (tracked \
-            files; add --include-untracked for the rest), installs its tools with mise when \
-            the repo has .mise.toml or .tool-versions (needs --nat), then opens a shell or \
-            runs CMD. banger exits with CMD's exit code.",
+            Creates and boots a VM, copies the repository at PATH (default: the current \
+            directory) into /root/repo (tracked files; add --include-untracked for the rest), \
+            then opens a shell or runs CMD. banger exits with CMD's exit code.\n\n\
+            A repo with .mise.toml or .tool-versions wants its tools installed with mise, \
+            which needs network access: it is refused unless you pass --nat (then `mise \
+            install` runs; outbound NAT is not built yet, so downloads fail) or \
+            --no-bootstrap.",
         after_help = "\
 Examples:
   banger vm run -- echo hi               run one command in a fresh VM
-  banger vm run . --nat                  this repo, tools bootstrapped, then a shell
+  banger vm run . --no-bootstrap         a mise repo, without installing its tools
   banger vm run . --rm -- make test      run the tests and delete the VM afterwards
-  banger vm run . -d --name ci --nat     prepare a VM in the background, attach later
+  banger vm run . -d --name ci           prepare a VM in the background, attach later
+  banger vm run . --branch fix --from main    a new branch fix from main in the guest repo
   banger vm run . --dry-run              list what would be copied"
     )]
     Run(RunArgs),
@@ -55,7 +59,7 @@ Examples:
     #[command(after_help = "\
 Examples:
   banger vm create --name web
-  banger vm create --name big --vcpu 4 --memory 8G --disk-size 32G --nat
+  banger vm create --name big --vcpu 4 --memory 8G --disk-size 32G
   banger vm create --image debian-bookworm")]
     Create(CreateArgs),
     /// Start stopped VMs
@@ -194,6 +198,12 @@ pub struct RunArgs {
     /// Also copy untracked files that are not ignored
     #[arg(long)]
     pub include_untracked: bool,
+    /// Create this branch in the guest repo (as `vm workspace prepare --branch`)
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Start the branch from this ref instead of your work tree (needs --branch)
+    #[arg(long, value_name = "REF", requires = "branch")]
+    pub from: Option<String>,
     /// Print what would be copied and exit; creates nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -275,7 +285,7 @@ pub struct SetArgs {
     /// New work disk size; disks only grow
     #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
     pub disk_size: Option<Size>,
-    /// Turn outbound NAT on
+    /// Turn outbound NAT on (outbound NAT is not built yet: recorded on the VM only)
     #[arg(long, conflicts_with = "no_nat")]
     pub nat: bool,
     /// Turn outbound NAT off

@@ -20,6 +20,9 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
         ImageCommand::Show(args) => show(args, ctx).await,
         ImageCommand::Pull(args) => {
             validate::reference_text("image reference", &args.reference)?;
+            if looks_like_oci(&args.reference) {
+                return not_available("image pull from an OCI registry");
+            }
             pull(routes::PULL_IMAGE, &args.reference, ctx).await
         }
         ImageCommand::Register(args) => register(args, ctx).await,
@@ -46,6 +49,12 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
     }
 }
 
+/// Whether `reference` names an OCI image (`docker.io/library/alpine:3.20`, `alpine:3`,
+/// `x@sha256:…`) rather than a catalog name, which never has `/`, `:` or `@`.
+fn looks_like_oci(reference: &str) -> bool {
+    reference.contains(['/', ':', '@'])
+}
+
 /// Follows a pull operation to its end (shared with `kernel pull`).
 pub(super) async fn pull(
     route: banger_proto::routes::Route,
@@ -58,7 +67,7 @@ pub(super) async fn pull(
     };
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
     let done = crate::progress::follow(&daemon.client, op).await?;
-    let took = done.duration_ms.map(render::seconds).unwrap_or_default();
+    let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     output::info(&format!("{name} ready ({took})"));
     Ok(())
 }
@@ -118,4 +127,19 @@ async fn show(args: ShowArgs, ctx: &Context) -> Result<(), CliError> {
         out.text(&render::image::show(&image))?;
     }
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_references_are_told_from_catalog_names() {
+        for oci in ["docker.io/library/alpine:3.20", "alpine:3", "x@sha256:00"] {
+            assert!(looks_like_oci(oci), "{oci}");
+        }
+        for name in ["debian-bookworm", "mine"] {
+            assert!(!looks_like_oci(name), "{name}");
+        }
+    }
 }

@@ -30,6 +30,7 @@ use crate::error::CliError;
 pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
     match cli.command {
         Group::Vm(cmd) => vm::run(cmd, ctx).await,
+        Group::Ps(json) => vm::run(crate::args::vm::VmCommand::List(json), ctx).await,
         Group::Image(cmd) => image::run(cmd, ctx).await,
         Group::Kernel(cmd) => kernel::run(cmd, ctx).await,
         Group::Daemon(cmd) => daemon::run(cmd, ctx).await,

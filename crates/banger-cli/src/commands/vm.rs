@@ -34,15 +34,10 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
             let resolved = check_run(&args, ctx)?;
             if args.dry_run {
                 // Exactly what would be copied; no VM, no daemon.
-                let path = args.path.clone().unwrap_or_else(|| ".".into());
-                let selection = crate::workspace::select(
-                    &path,
-                    crate::workspace::Options {
-                        include_untracked: args.include_untracked,
-                        full_copy: false,
-                    },
-                )?;
-                return workspace::print_dry_run(&selection);
+                return match vm_run::source(&args)? {
+                    Some(selection) => workspace::print_dry_run(&selection),
+                    None => Ok(()),
+                };
             }
             vm_run::run(args, resolved, ctx).await
         }
@@ -75,6 +70,9 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
     let config = ctx.config()?;
     let resolved = spec::resolve(args.spec.overrides(), &config, host::facts())?;
     output::info(&spec::line(&resolved));
+    if let Some(note) = spec::nat_note(resolved.spec.nat) {
+        output::note(note);
+    }
 
     let daemon = connect_or_start(ctx).await?;
     let request = CreateVmRequest {
@@ -83,7 +81,7 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         spec: resolved.spec,
     };
     let done = launch(&daemon.client, &request).await?;
-    let took = done.duration_ms.map(render::seconds).unwrap_or_default();
+    let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     let target = done.target.unwrap_or_default();
     output::info(&format!(
         "ready in {took}; connect with `banger vm ssh {target}`"
@@ -182,26 +180,33 @@ fn check_run(args: &RunArgs, ctx: &Context) -> Result<ResolvedSpec, CliError> {
     if let Some(image) = &args.image {
         validate::reference("image", image)?;
     }
+    for (what, value) in [("branch", &args.branch), ("ref", &args.from)] {
+        if let Some(value) = value {
+            validate::reference_text(what, value)?;
+        }
+    }
     let config = ctx.config()?;
     let resolved = spec::resolve(args.spec.overrides(), &config, host::facts())?;
-    if let Some(path) = &args.path {
-        let dir = validate::existing_path("path", path)?;
-        if !dir.is_dir() {
-            return Err(CliError::Usage(format!(
-                "path {} is not a directory",
-                path.display()
-            )));
-        }
-        if !resolved.spec.nat
-            && !args.no_bootstrap
-            && let Some(file) = repo::mise_file(&dir)
-        {
-            return Err(CliError::Usage(format!(
-                "{} asks for tools to be installed with mise, which needs network \
-                 access: pass --nat, or --no-bootstrap to skip it",
-                file.display()
-            )));
-        }
+    // PATH defaults to the current directory; the checks are the same either way.
+    let path = args.path.clone().unwrap_or_else(|| ".".into());
+    let dir = validate::existing_path("path", &path)?;
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "path {} is not a directory",
+            path.display()
+        )));
+    }
+    // Only a repository is copied, so only a repository's mise files ask for a bootstrap.
+    if repo::root(&dir).is_some()
+        && !resolved.spec.nat
+        && !args.no_bootstrap
+        && let Some(file) = repo::mise_file(&dir)
+    {
+        return Err(CliError::Usage(format!(
+            "{} asks for tools to be installed with mise, which needs network \
+             access: pass --nat, or --no-bootstrap to skip it",
+            file.display()
+        )));
     }
     Ok(resolved)
 }

@@ -10,6 +10,7 @@ use banger_proto::{CreateVmRequest, routes};
 
 use super::vm::launch;
 use super::vm_exec::{HOME, exit_result, run_attached, ssh_line};
+use super::vm_session;
 use super::workspace::{Target, copy};
 use crate::args::vm::RunArgs;
 use crate::client::Client;
@@ -21,28 +22,63 @@ use crate::workspace::guest::{self, GUEST_PATH, NO_MISE};
 use crate::workspace::{self, Options, Selection};
 use crate::{repo, spec};
 
-/// Runs `vm run` after its arguments were checked.
-pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result<(), CliError> {
+/// What `vm run` copies: the selection of the git repository at PATH, or `None` when PATH
+/// was omitted and the current directory is not in a repository (said in one line, never
+/// silently). A PATH given explicitly must be in a repository, as in the earlier product;
+/// bad repos (submodules, no commits) fail too. All of it before anything is created.
+pub fn source(args: &RunArgs) -> Result<Option<Selection>, CliError> {
     let path = args.path.clone().unwrap_or_else(|| ".".into());
-    // A git repo gets a workspace; any other directory just a VM. Bad repos (submodules, no
-    // commits) fail here, before anything is created.
-    let selection = match workspace::select(
+    match workspace::select(
         &path,
         Options {
             include_untracked: args.include_untracked,
             full_copy: false,
         },
     ) {
-        Ok(s) => Some(s),
-        Err(workspace::Error::NotARepo { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let bootstrap = selection.is_some()
-        && resolved.spec.nat
+        Ok(s) => {
+            // A bad --from fails now, not after the VM exists.
+            if let Some(from) = &args.from {
+                super::workspace::resolve(&s, from)?;
+            }
+            Ok(Some(s))
+        }
+        Err(e @ workspace::Error::NotARepo { .. }) if args.branch.is_some() => Err(
+            CliError::Usage(format!("--branch needs a git repository: {e}")),
+        ),
+        Err(workspace::Error::NotARepo { path: p }) if args.path.is_none() => {
+            let dir = std::env::current_dir().unwrap_or(p);
+            output::info(&not_a_repo_note(&dir));
+            Ok(None)
+        }
+        Err(e @ workspace::Error::NotARepo { .. }) => Err(CliError::Usage(format!(
+            "{e}; vm run copies a git repository into the VM (without PATH, outside a \
+             repository, nothing is copied)"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The line `vm run` prints when the current directory is not in a git repository.
+pub fn not_a_repo_note(dir: &std::path::Path) -> String {
+    format!(
+        "not a git repository: {}; nothing copied to {GUEST_PATH}",
+        dir.display()
+    )
+}
+
+/// Runs `vm run` after its arguments were checked.
+pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result<(), CliError> {
+    let selection = source(&args)?;
+    let bootstrap = resolved.spec.nat
         && !args.no_bootstrap
-        && repo::mise_file(&path).is_some();
+        && selection
+            .as_ref()
+            .is_some_and(|s| repo::mise_file(&s.root).is_some());
 
     output::info(&spec::line(&resolved));
+    if let Some(note) = spec::nat_note(resolved.spec.nat) {
+        output::note(note);
+    }
     let daemon = connect_or_start(ctx).await?;
     let client = &daemon.client;
     let request = CreateVmRequest {
@@ -81,9 +117,8 @@ pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result
             )),
         }
     } else if !args.detach {
-        output::note(&format!(
-            "{name} is still running; `banger vm rm {name}` deletes it"
-        ));
+        // Never with --rm (the VM is gone) nor -d (the user asked to keep it).
+        vm_session::remind_if_running(client, &name).await;
     }
     result
 }
@@ -98,7 +133,11 @@ async fn after_create(
 ) -> Result<(), CliError> {
     let dir = match selection {
         Some(selection) => {
-            copy(client, name, selection, &Target::default()).await?;
+            let target = Target {
+                branch: args.branch.clone(),
+                from: args.from.clone(),
+            };
+            copy(client, name, selection, &target).await?;
             GUEST_PATH
         }
         None => HOME,

@@ -5,19 +5,39 @@
 //! with its code, so `-- sh -c 'exit 42'` exits 42. Exit 255 is ssh's own failure; it gets a
 //! hint that names the likely causes.
 //!
+//! After an interactive session (no remote command) the CLI asks the daemon whether the VM is
+//! still up and, if it is, reminds the user with one stderr line how to stop it.
+//!
 //! logs: the console log through the daemon, from an offset; `-f` polls for more.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use banger_proto::{LogChunk, SshCommandLine, SshRequest, routes};
+use banger_proto::{LogChunk, SshCommandLine, SshRequest, VmHealth, routes};
 
 use crate::args::vm::{LogsArgs, SshArgs};
+use crate::client::Client;
 use crate::client::connect::connect_or_start;
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::Stdout;
-use crate::validate;
+use crate::output::{self, Stdout};
+use crate::{render, validate};
+
+/// How long the post-session check may take; a slow answer only costs the reminder.
+const REMINDER_LIMIT: Duration = Duration::from_secs(3);
+
+/// Prints the "still running" reminder when `vm`'s VMM and guest agent still answer. Best
+/// effort: a VM that was powered off from inside, or any error, prints nothing.
+pub async fn remind_if_running(client: &Client, vm: &str) {
+    let params = [vm];
+    let check = client.get::<VmHealth>(routes::VM_HEALTH, &params);
+    if let Ok(Ok(health)) = tokio::time::timeout(REMINDER_LIMIT, check).await
+        && health.vmm_alive
+        && health.agent.ok
+    {
+        output::note(&render::vm::still_running(&health.vm));
+    }
+}
 
 /// Runs ssh into the VM; returns the remote command's exit code as [`CliError::Exited`].
 pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<(), CliError> {
@@ -39,6 +59,11 @@ pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<(), CliError> {
             what: format!("cannot run {}", line.program),
             source,
         })?;
+    // An interactive session that ended on its own (not ssh failing to connect) leaves the
+    // VM running: say so. A remote command is a one-off and gets no reminder.
+    if args.command.is_empty() && status.code().is_some_and(|c| c != 255) {
+        remind_if_running(&daemon.client, &args.vm).await;
+    }
     match status.code() {
         Some(0) => Ok(()),
         Some(255) => Err(CliError::Failed(format!(

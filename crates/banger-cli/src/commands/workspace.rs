@@ -146,7 +146,7 @@ async fn record(
 }
 
 /// The full commit id of `from` in the host repo.
-fn resolve(selection: &Selection, from: &str) -> Result<String, CliError> {
+pub fn resolve(selection: &Selection, from: &str) -> Result<String, CliError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(&selection.root)
@@ -281,32 +281,148 @@ async fn export(args: &ExportArgs, ctx: &Context) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("export panicked: {e}")))?
 }
 
+/// Runs the export script, copying the patch to FILE or stdout while counting it, then says
+/// on stderr what was written. A failed export leaves no half-written FILE behind.
 fn export_to(vm: &str, line: &SshCommandLine, output: Option<PathBuf>) -> Result<(), CliError> {
-    let stdout = match &output {
-        Some(path) => Stdio::from(std::fs::File::create(path).map_err(|source| CliError::Io {
+    let mut sink: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|source| CliError::Io {
             what: format!("cannot write {}", path.display()),
             source,
         })?),
-        None => Stdio::inherit(),
+        None => Box::new(std::io::stdout().lock()),
     };
-    let status = Command::new(&line.program)
+    let spawned = Command::new(&line.program)
         .args(&line.args)
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .status()
-        .map_err(spawn_error(&line.program))?;
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut ssh = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            drop(sink);
+            if let Some(path) = &output {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(spawn_error(&line.program)(e));
+        }
+    };
+    let mut stats = PatchStats::default();
+    let copied = match ssh.stdout.take() {
+        Some(mut patch) => copy_counting(&mut patch, &mut sink, &mut stats),
+        None => Ok(()),
+    };
+    let status = ssh.wait().map_err(spawn_error(&line.program))?;
     let result = match exit_result(vm, line, status) {
         Err(CliError::Exited(code)) => Err(CliError::Failed(format!(
             "workspace export failed in {vm} (exit {code})"
         ))),
         other => other,
-    };
+    }
+    .and(copied.map_err(|source| match &output {
+        Some(path) => CliError::Io {
+            what: format!("cannot write {}", path.display()),
+            source,
+        },
+        None => CliError::Output(source),
+    }));
+    drop(sink);
     if result.is_err()
         && let Some(path) = &output
     {
         let _ = std::fs::remove_file(path);
     }
-    result
+    result?;
+    output::info(&export_summary(vm, output.as_deref(), &stats));
+    Ok(())
+}
+
+/// How much patch went by: its size and how many files it changes (one `diff --git` header
+/// per file, always at the start of a line; patch body lines start with ` `, `+`, `-` or are
+/// base85 binary data, so they never look like one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchStats {
+    /// Files changed.
+    pub files: usize,
+    /// Bytes of patch.
+    pub bytes: u64,
+    /// The start of the current line, while it could still be a header.
+    head: Vec<u8>,
+    /// Whether the current line is still being matched against the header.
+    matching: bool,
+}
+
+const FILE_HEADER: &[u8] = b"diff --git ";
+
+impl Default for PatchStats {
+    /// Nothing seen yet; the first byte starts a line.
+    fn default() -> Self {
+        Self {
+            files: 0,
+            bytes: 0,
+            head: Vec::new(),
+            matching: true,
+        }
+    }
+}
+
+impl PatchStats {
+    /// Counts one chunk of the patch; chunks may split lines anywhere.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        for &b in chunk {
+            if b == b'\n' {
+                self.head.clear();
+                self.matching = true;
+            } else if self.matching {
+                self.head.push(b);
+                if !FILE_HEADER.starts_with(&self.head) {
+                    self.matching = false;
+                } else if self.head.len() == FILE_HEADER.len() {
+                    self.files += 1;
+                    self.matching = false;
+                }
+            }
+        }
+    }
+}
+
+/// Copies `from` into `to`, counting what passes.
+fn copy_counting(
+    from: &mut dyn std::io::Read,
+    to: &mut dyn Write,
+    stats: &mut PatchStats,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        stats.feed(chunk);
+        to.write_all(chunk)?;
+    }
+    to.flush()
+}
+
+/// The stderr line after an export: what was written where, or that nothing changed.
+pub fn export_summary(vm: &str, file: Option<&std::path::Path>, stats: &PatchStats) -> String {
+    let files = match stats.files {
+        1 => "1 file changed".to_owned(),
+        n => format!("{n} files changed"),
+    };
+    let size = crate::render::vm_inspect::bytes(stats.bytes);
+    match (file, stats.bytes) {
+        (Some(path), 0) => format!(
+            "no changes in {vm} since the prepared commit; {} is empty",
+            path.display()
+        ),
+        (None, 0) => format!("no changes in {vm} since the prepared commit"),
+        (Some(path), _) => format!("wrote {} ({files}, {size})", path.display()),
+        (None, _) => format!("patch from {vm}: {files}, {size}"),
+    }
 }
 
 /// `--dry-run`: the selected paths on stdout, one per line and byte for byte (a name with a
@@ -321,4 +437,65 @@ pub fn print_dry_run(selection: &Selection) -> Result<(), CliError> {
     out.flush().map_err(CliError::Output)?;
     output::info(&selection.summary());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH: &[u8] =
+        b"diff --git a/a.txt b/a.txt\nindex 1..2 100644\n--- a/a.txt\n+++ b/a.txt\n\
+@@ -1 +1,2 @@\n one\n+diff --git not a header\ndiff --git a/new.bin b/new.bin\n\
+GIT binary patch\nliteral 4\nLcmZQzWMT#Y01f~L\n\n";
+
+    #[test]
+    fn stats_count_file_headers_across_any_chunking() {
+        for size in [1, 2, 5, 11, 12, PATCH.len()] {
+            let mut stats = PatchStats::default();
+            for chunk in PATCH.chunks(size) {
+                stats.feed(chunk);
+            }
+            assert_eq!(stats.files, 2, "chunks of {size}");
+            assert_eq!(stats.bytes, PATCH.len() as u64);
+        }
+        let mut empty = PatchStats::default();
+        empty.feed(b"");
+        assert_eq!((empty.files, empty.bytes), (0, 0));
+    }
+
+    #[test]
+    fn summaries_say_what_was_written() {
+        let stats = PatchStats {
+            files: 3,
+            bytes: 1229,
+            ..PatchStats::default()
+        };
+        let file = std::path::Path::new("work.patch");
+        assert_eq!(
+            export_summary("web", Some(file), &stats),
+            "wrote work.patch (3 files changed, 1.2 KiB)"
+        );
+        assert_eq!(
+            export_summary("web", None, &stats),
+            "patch from web: 3 files changed, 1.2 KiB"
+        );
+        let one = PatchStats {
+            files: 1,
+            bytes: 10,
+            ..PatchStats::default()
+        };
+        assert_eq!(
+            export_summary("web", None, &one),
+            "patch from web: 1 file changed, 10 B"
+        );
+        let none = PatchStats::default();
+        assert_eq!(
+            export_summary("web", Some(file), &none),
+            "no changes in web since the prepared commit; work.patch is empty"
+        );
+        assert_eq!(
+            export_summary("web", None, &none),
+            "no changes in web since the prepared commit"
+        );
+    }
 }

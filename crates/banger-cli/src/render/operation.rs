@@ -3,7 +3,7 @@
 use banger_proto::{Operation, OperationState, Stage, StageState};
 
 use super::table::Table;
-use super::{seconds, short_id};
+use super::{elapsed, short_id};
 use crate::style;
 
 /// What `daemon operations` prints when nothing is in flight.
@@ -51,7 +51,7 @@ pub fn stage_line(stage: &Stage) -> Option<String> {
         .unwrap_or_default();
     let took = stage
         .duration_ms
-        .map(|ms| format!(" {}", style::paint(style::DIM, &seconds(ms))))
+        .map(|ms| format!(" {}", style::paint(style::DIM, &elapsed(ms))))
         .unwrap_or_default();
     match stage.state {
         StageState::Running => None,
@@ -70,6 +70,61 @@ pub fn stage_line(stage: &Stage) -> Option<String> {
             stage.name
         )),
     }
+}
+
+/// Frames of the spinner on the live line of a running stage.
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// The most characters of a stage's detail a live line shows.
+const LIVE_DETAIL_MAX: usize = 100;
+
+/// Whole seconds for people: `12s`, `1m05s`.
+pub fn whole_seconds(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// The live line of a running stage on a terminal: spinner frame `frame`, the time it has been
+/// running and its detail (bytes so far, a path), e.g. `  ⠋ auto-pull 12s: 40 MiB`. Redrawn
+/// in place until the stage ends and its [`stage_line`] replaces it.
+pub fn live_line(stage: &Stage, running_secs: u64, frame: usize) -> String {
+    let spinner = SPINNER[frame % SPINNER.len()];
+    let detail = match stage.detail.as_deref().map(str::trim) {
+        Some(d) if !d.is_empty() => {
+            let mut short: String = d.chars().take(LIVE_DETAIL_MAX).collect();
+            if short.len() < d.len() {
+                short.push('…');
+            }
+            format!(": {short}")
+        }
+        _ => String::new(),
+    };
+    format!(
+        "  {spinner} {} {}{detail}",
+        stage.name,
+        style::paint(style::DIM, &whole_seconds(running_secs))
+    )
+}
+
+/// The plain line printed every so often for a long stage when stderr is not a terminal.
+pub fn heartbeat_line(stage: &Stage, running_secs: u64) -> String {
+    format!(
+        "  … {} still running ({})",
+        stage.name,
+        whole_seconds(running_secs)
+    )
+}
+
+/// The line for a stage the daemon left running in an operation that has ended: neither a
+/// success nor the failure (the failed stage is the one marked failed).
+pub fn unfinished_line(stage: &Stage) -> String {
+    format!(
+        "  {}",
+        style::paint(style::DIM, &format!("- {} (did not finish)", stage.name))
+    )
 }
 
 /// A short reference to an operation for notes.
@@ -124,5 +179,52 @@ mod tests {
         assert!(done.contains("boot") && done.contains("1.2s"), "{done}");
         let skipped = stage_line(&stage("auto-pull", StageState::Skipped, None)).unwrap();
         assert!(skipped.contains("auto-pull (skipped)"), "{skipped}");
+    }
+
+    #[test]
+    fn stage_timings_use_the_one_elapsed_format() {
+        let fast = stage_line(&stage("network", StageState::Done, Some(4))).unwrap();
+        assert!(fast.contains("4ms"), "{fast}");
+        let slow = stage_line(&stage("auto-pull", StageState::Done, Some(71_200))).unwrap();
+        assert!(slow.contains("1m11s"), "{slow}");
+    }
+
+    #[test]
+    fn live_lines_show_spinner_time_and_detail() {
+        let mut s = stage("auto-pull", StageState::Running, None);
+        let plain = live_line(&s, 12, 0);
+        assert!(plain.starts_with("  ⠋ auto-pull "), "{plain}");
+        assert!(plain.contains("12s"), "{plain}");
+        assert!(!plain.contains(':'), "{plain}");
+        s.detail = Some("40 MiB of 120 MiB".into());
+        let next = live_line(&s, 75, 1);
+        assert!(next.starts_with("  ⠙ auto-pull "), "{next}");
+        assert!(
+            next.contains("1m15s") && next.ends_with(": 40 MiB of 120 MiB"),
+            "{next}"
+        );
+        assert_eq!(
+            live_line(&s, 1, 10),
+            live_line(&s, 1, 0),
+            "frames wrap around"
+        );
+        s.detail = Some("x".repeat(500));
+        let long = live_line(&s, 1, 0);
+        assert!(long.ends_with('…') && long.chars().count() < 150, "{long}");
+    }
+
+    #[test]
+    fn heartbeat_and_unfinished_lines() {
+        let s = stage("auto-pull", StageState::Running, None);
+        assert_eq!(heartbeat_line(&s, 20), "  … auto-pull still running (20s)");
+        assert_eq!(
+            heartbeat_line(&s, 70),
+            "  … auto-pull still running (1m10s)"
+        );
+        let u = unfinished_line(&s);
+        assert!(
+            u.contains("- auto-pull (did not finish)") && !u.contains('✗'),
+            "{u}"
+        );
     }
 }

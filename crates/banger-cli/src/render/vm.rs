@@ -15,6 +15,11 @@ use super::table::Table;
 pub const EMPTY_HINT: &str =
     "no VMs yet; try `banger vm run -- echo hi` or `banger vm create --name web`";
 
+/// The reminder after an interactive session when the VM is still up.
+pub fn still_running(name: &str) -> String {
+    format!("vm {name} is still running; stop it with `banger vm stop {name}`")
+}
+
 fn image_label(images: &HashMap<String, String>, id: &str) -> String {
     images
         .get(id)
@@ -72,11 +77,19 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
         .add("id", vm.id.clone())
         .add("state", vm.state.to_string())
         .opt("ip", vm.guest_ip.clone())
-        .add("dns", vm.dns_name())
+        // The name is the VM's record; nothing answers DNS for it in this build.
+        .add("dns", format!("{} (DNS not built yet)", vm.dns_name()))
         .add("vcpu", vm.spec.vcpu.to_string())
         .add("memory", format!("{} MiB", vm.spec.memory_mib))
         .add("disk", vm.spec.disk_size.to_string())
-        .add("nat", if vm.spec.nat { "yes" } else { "no" })
+        .add(
+            "nat",
+            if vm.spec.nat {
+                "yes (recorded only: outbound NAT is not built yet)"
+            } else {
+                "no"
+            },
+        )
         .add("image", image_label(images, &vm.image_id))
         .opt("tap", vm.tap_name.clone())
         .add("dir", vm.dir.display().to_string())
@@ -101,6 +114,14 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
 mod tests {
     use super::*;
     use banger_model::{VmName, VmSpec, VmState};
+
+    #[test]
+    fn the_reminder_names_the_stop_command() {
+        assert_eq!(
+            still_running("web"),
+            "vm web is still running; stop it with `banger vm stop web`"
+        );
+    }
 
     fn vm(name: &str) -> VmRecord {
         VmRecord {
@@ -181,7 +202,8 @@ mod tests {
         let text = show(&vm("web"), &HashMap::new());
         for needle in [
             "name:",
-            "dns:        web.vm",
+            "dns:        web.vm (DNS not built yet)",
+            "nat:        no\n",
             "tap:        -",
             "memory:     2048 MiB",
         ] {
