@@ -108,7 +108,7 @@ fn vm_create_reaches_the_daemon_only_with_valid_input() {
     assert!(stderr.contains("spec: 1 vcpu"), "{stderr}");
     match out.status.code() {
         Some(3) => assert!(stderr.contains("no-such-image"), "{stderr}"),
-        Some(7) => assert!(stderr.contains("install"), "{stderr}"),
+        Some(9) => assert!(stderr.contains("install"), "{stderr}"),
         other => panic!("unexpected exit {other:?}: {stderr}"),
     }
     let out = banger(&env, &["vm", "list", "--json"]);
