@@ -740,3 +740,108 @@ async fn a_created_vm_interrupted_by_a_restart_is_torn_down_and_marked_error() {
     assert!(now.last_error.expect("why").contains("interrupted"));
     assert!(vm_taps(&host.net).is_empty(), "its tap is released");
 }
+
+/// Serves `files` (url path → bytes) over HTTP/1.1 on loopback; returns the base URL.
+async fn serve_files(files: Vec<(String, Vec<u8>)>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let files = Arc::new(files);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let files = files.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let found = files
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, b)| b.clone());
+                let (status, body) = match found {
+                    Some(body) => ("200 OK", body),
+                    None => ("404 Not Found", Vec::new()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_pull_downloads_a_pinned_bundle_once_and_boots_from_it() {
+    let mut host = Host::new();
+    // A bundle made of a real small ext4 root filesystem and a stand-in kernel.
+    let staging = tempfile::tempdir().expect("staging");
+    std::fs::create_dir_all(staging.path().join("tree/usr/local/bin")).expect("tree");
+    let rootfs_path = staging.path().join("rootfs.ext4");
+    run(Command::new("mkfs.ext4")
+        .args(["-F", "-q", "-d"])
+        .arg(staging.path().join("tree"))
+        .arg(&rootfs_path)
+        .arg("16M"));
+    let rootfs = std::fs::read(&rootfs_path).expect("rootfs");
+    let kernel = b"a stand-in kernel".to_vec();
+    let manifest = serde_json::json!({
+        "kernel": {"path": "vmlinux", "sha256": sha256_hex(&kernel)},
+        "rootfs": {"path": "rootfs.ext4", "sha256": sha256_hex(&rootfs)},
+    })
+    .to_string()
+    .into_bytes();
+    let digest = format!("sha256:{}", sha256_hex(&manifest));
+    let base = serve_files(vec![
+        ("/b/manifest.json".into(), manifest),
+        ("/b/vmlinux".into(), kernel),
+        ("/b/rootfs.ext4".into(), rootfs),
+    ])
+    .await;
+    host.config.catalog.push(CatalogBundle {
+        name: "bundled".into(),
+        source: format!("{base}/b/manifest.json"),
+        digest,
+    });
+    let ctx = host.daemon();
+
+    let op = create(&ctx, "first", "bundled").await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert_eq!(op.stages[0].name, "auto-pull");
+    assert_eq!(op.stages[0].state, StageState::Done, "downloaded: {op:?}");
+    assert!(
+        ctx.store()
+            .images()
+            .get_by_name("bundled")
+            .expect("get")
+            .is_some()
+    );
+
+    let op = create(&ctx, "second", "bundled").await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert_eq!(
+        (op.stages[0].name.as_str(), op.stages[0].state),
+        ("auto-pull", StageState::Skipped),
+        "the second create finds it"
+    );
+}
