@@ -98,7 +98,9 @@ _banger_live() {
 
 const ZSH_TRAILER: &str = "if [ \"$funcstack[1]\" = \"_banger\" ]; then\n    _banger \"$@\"\nelse\n    compdef _banger banger\nfi";
 
-const ZSH_LIVE_TRAILER: &str = "if [ \"$funcstack[1]\" = \"_banger\" ]; then\n    _banger_live \"$@\"\nelse\n    compdef _banger_live banger\nfi";
+/// Autoloaded from `fpath`, this file is the body of `_banger` and redefines it as clap's
+/// function, so the hook is registered on the first run too.
+const ZSH_LIVE_TRAILER: &str = "if [ \"$funcstack[1]\" = \"_banger\" ]; then\n    compdef _banger_live banger\n    _banger_live \"$@\"\nelse\n    compdef _banger_live banger\nfi";
 
 fn zsh(generated: &str) -> String {
     match generated.rfind(ZSH_TRAILER) {
