@@ -11,7 +11,7 @@ use banger_proto::BuildInfo;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::common::JsonFlag;
-use crate::args::completion::CompletionArgs;
+use crate::args::completion::{CompleteArgs, CompletionArgs};
 use crate::args::daemon::{self, DaemonCommand};
 use crate::args::doctor::DoctorArgs;
 use crate::args::image::{self, ImageCommand};
@@ -173,15 +173,22 @@ Examples:
     /// Print a shell completion script
     #[command(
         long_about = "Print a shell completion script.\n\n\
-            Writes the script to stdout; it never contacts or starts the daemon. Install it \
-            where your shell looks for completions (see the examples).",
+            Writes the script to stdout. Besides commands and flags, the script completes \
+            the names of your VMs, images and kernels (and catalog names for `image pull` \
+            and `--image`) by asking a daemon that is already running; completion never \
+            starts one, and without one it offers no names. Install it where your shell \
+            looks for completions (see the examples).",
         after_help = "\
 Examples:
   banger completion bash > ~/.local/share/bash-completion/completions/banger
   banger completion zsh > \"${fpath[1]}/_banger\"
-  banger completion fish > ~/.config/fish/completions/banger.fish"
+  banger completion fish > ~/.config/fish/completions/banger.fish
+  banger completion powershell >> $PROFILE"
     )]
     Completion(CompletionArgs),
+    /// Live names for the completion scripts (never starts the daemon)
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
     /// Print version, commit and build time
     #[command(after_help = "\
 Examples:

@@ -11,6 +11,18 @@ pub enum Shell {
     Zsh,
     /// Fish
     Fish,
+    /// PowerShell
+    Powershell,
+}
+
+/// Arguments of the hidden `banger __complete`, which the completion scripts call:
+/// `__complete vms|images|kernels|catalog [PREFIX]` lists names;
+/// `__complete line [--cur=WORD] -- WORDS…` completes WORD after the command line WORDS.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// What to complete, and the words of the command line
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 /// Arguments of `banger completion`.

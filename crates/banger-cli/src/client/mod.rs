@@ -31,12 +31,27 @@ const PING_LIMIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
+    /// An upper bound on every request's time, for callers that must stay quick.
+    cap: Option<Duration>,
 }
 
 impl Client {
     /// A client for the daemon listening on `socket`.
     pub fn new(socket: PathBuf) -> Self {
-        Self { socket }
+        Self { socket, cap: None }
+    }
+
+    /// The same client with every request bounded by `cap` (shell completion must never
+    /// keep a prompt waiting).
+    pub fn capped(self, cap: Duration) -> Self {
+        Self {
+            cap: Some(cap),
+            ..self
+        }
+    }
+
+    fn limit(&self, wanted: Duration) -> Duration {
+        self.cap.map_or(wanted, |cap| cap.min(wanted))
     }
 
     /// The socket this client talks to.
@@ -64,8 +79,8 @@ impl Client {
         route: Route,
         path: &str,
     ) -> Result<T, ApiError> {
-        let answer =
-            transport::exchange(&self.socket, route.method, path, None, REQUEST_LIMIT).await?;
+        let limit = self.limit(REQUEST_LIMIT);
+        let answer = transport::exchange(&self.socket, route.method, path, None, limit).await?;
         decode(route.method, path, answer.status, &answer.body)
     }
 
@@ -93,6 +108,7 @@ impl Client {
         limit: Duration,
     ) -> Result<T, ApiError> {
         let path = route.url(params);
+        let limit = self.limit(limit);
         let answer = transport::exchange(&self.socket, route.method, &path, body, limit).await?;
         decode(route.method, &path, answer.status, &answer.body)
     }

@@ -4,6 +4,7 @@
 //! [`CliError::NotAvailable`] without touching the daemon or the file system: no fake
 //! success, no side effects.
 
+mod complete;
 mod completion;
 mod daemon;
 mod doctor;
@@ -39,6 +40,10 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
         Group::System(cmd) => system::run(&cmd),
         Group::Update(args) => update::run(&args),
         Group::Completion(args) => completion::run(&args),
+        Group::Complete(args) => {
+            complete::run(&args, ctx).await;
+            Ok(())
+        }
         Group::Version(args) => version::run(&args),
     }
 }

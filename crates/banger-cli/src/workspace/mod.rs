@@ -5,10 +5,10 @@
 //! part that must be exactly right (tracked files by default, untracked only when asked,
 //! ignored files never, submodules only in `full_copy`). `vm workspace prepare --dry-run`
 //! shows that choice without a daemon or a VM, and the real copy (later) sends the very same
-//! [`Selection`] through [`stream`] as a single tar over SSH instead of one round trip per file.
+//! [`Selection`] through [`stream()`] as a single tar over SSH instead of one round trip per file.
 //!
-//! - [`select`]: resolve the repo root from any directory inside it and list the files.
-//! - [`stream`]: write a [`Selection`] as a tar archive to any [`std::io::Write`].
+//! - [`select()`]: resolve the repo root from any directory inside it and list the files.
+//! - [`stream()`]: write a [`Selection`] as a tar archive to any [`std::io::Write`].
 
 mod git;
 pub mod guest;
