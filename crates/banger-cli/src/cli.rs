@@ -119,9 +119,10 @@ Examples:
         arg_required_else_help = true
     )]
     Daemon(DaemonCommand),
-    /// Check that this host can run VMs, and say how to fix what is missing
+    /// Check the host (not built yet in this build: exits 7)
     #[command(
         long_about = "Check that this host can run VMs, and say how to fix what is missing.\n\n\
+            NOT BUILT YET in this build: `banger doctor` exits 7. What it will do:\n\n\
             Checks KVM, the VMM binaries, networking, DNS, the default image and kernel, disk \
             tools, the store and versions. A healthy host prints one line; otherwise only \
             warnings and failures are shown (all checks with -v). Exits non-zero when a \
@@ -156,9 +157,11 @@ Examples:
         arg_required_else_help = true
     )]
     System(SystemCommand),
-    /// Update banger to a newer release
+    /// Update banger to a newer release (not built yet in this build: exits 7)
     #[command(
         long_about = "Update banger to a newer release.\n\n\
+            NOT BUILT YET in this build: `banger update` exits 7; reinstall with \
+            `sudo ./install.sh` from a newer source tree. What it will do:\n\n\
             Downloads the latest stable release (or --to VERSION), verifies its signature and \
             checksums, checks that the new daemon can use your state, swaps the binaries, \
             restarts the services and runs `banger doctor`; any failure after the swap rolls \

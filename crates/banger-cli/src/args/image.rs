@@ -26,8 +26,7 @@ pub const AFTER_HELP: &str = "\
 Examples:
   banger image pull debian-bookworm
   banger image ls
-  banger image promote web --name web-golden
-  banger image cache prune --dry-run";
+  banger image register --name mine --rootfs ./rootfs.ext4 --kernel debian-cloud";
 
 /// The `image` subcommands.
 #[derive(Debug, Subcommand)]
@@ -48,7 +47,7 @@ Examples:
 Examples:
   banger image register --name mine --rootfs ./rootfs.ext4 --kernel debian-cloud")]
     Register(RegisterArgs),
-    /// Turn a VM's disk into a managed image
+    /// Turn a VM's disk into a managed image (not built yet in this build: exits 7)
     #[command(after_help = "\
 Examples:
   banger image promote web --name web-golden")]
@@ -76,7 +75,7 @@ Examples:
   banger image rm web-golden"
     )]
     Delete(DeleteArgs),
-    /// Manage the download cache
+    /// Manage the download cache (not built yet in this build: exits 7)
     #[command(
         subcommand,
         subcommand_required = true,
@@ -146,7 +145,7 @@ pub struct DeleteArgs {
 /// The `image cache` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Remove cached downloads (OCI blobs); images stay
+    /// Remove cached downloads (not built yet in this build: exits 7)
     #[command(after_help = "\
 Examples:
   banger image cache prune --dry-run     say how much would be freed

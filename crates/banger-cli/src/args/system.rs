@@ -3,11 +3,14 @@
 use clap::Subcommand;
 
 /// One line for the group.
-pub const ABOUT: &str = "Install banger as system services (root)";
+pub const ABOUT: &str = "Install banger as system services (not built yet in this build: exits 7)";
 
 /// What the group is for, the 80% command, and what comes next.
 pub const LONG_ABOUT: &str = "\
 Install banger as system services (root).
+
+NOT BUILT YET in this build: every `banger system` command exits 7. Until then, install with \
+`sudo ./install.sh` and run VM commands with sudo. What it will do:
 
 Without this, the CLI starts a per-user daemon on demand. `sudo banger system install` \
 instead installs the binaries to /usr/local/bin and two systemd units (the owner's daemon \
