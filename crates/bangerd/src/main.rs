@@ -13,6 +13,7 @@ mod args;
 mod backends;
 mod check_migrations;
 mod logging;
+mod private;
 mod run;
 mod setup;
 

@@ -1,6 +1,5 @@
 //! Serving: resolve, lock, open the store, bind, serve until a signal.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -33,13 +32,17 @@ pub fn main(args: &Args) -> Result<()> {
     logging::init(&level)?;
 
     let lock = InstanceLock::acquire(&layout)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&layout.state_dir)
-        .with_context(|| format!("cannot create {}", layout.state_dir.display()))?;
+    for dir in [&layout.state_dir, &layout.runtime_dir] {
+        crate::private::private_dir(dir)
+            .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
+    }
     let store = Store::open(&layout.db_file())
         .with_context(|| format!("cannot open the store {}", layout.db_file().display()))?;
+    let db = layout.db_file();
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let shm = PathBuf::from(format!("{}-shm", db.display()));
+    crate::private::private_files([db.as_path(), wal.as_path(), shm.as_path()])
+        .context("cannot make the store's files private (0600)")?;
     let report = store.migration_report();
     if !report.applied_now.is_empty() {
         tracing::info!(migrations = ?report.applied_now, "applied store migrations");

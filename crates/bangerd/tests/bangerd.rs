@@ -227,3 +227,20 @@ fn relative_xdg_paths_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("XDG_STATE_HOME"));
     assert!(env.files().is_empty());
 }
+
+#[test]
+fn a_loose_state_dir_is_made_private_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new().expect("env");
+    let _guard = DaemonGuard::new(&env);
+    let state = env.layout().state_dir;
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut daemon = start_daemon(&env);
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&env.layout().db_file()), 0o600);
+    assert_eq!(mode(&env.layout().runtime_dir), 0o700);
+    assert!(terminate(&mut daemon).success());
+}
