@@ -32,6 +32,7 @@ struct Inner {
     agent: AgentLocator,
     vm_locks: VmLocks,
     pull_lock: tokio::sync::Mutex<()>,
+    tap_pool_lock: tokio::sync::Mutex<()>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -60,6 +61,7 @@ impl DaemonContext {
                 agent,
                 vm_locks: VmLocks::default(),
                 pull_lock: tokio::sync::Mutex::new(()),
+                tap_pool_lock: tokio::sync::Mutex::new(()),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -79,6 +81,12 @@ impl DaemonContext {
     /// first one's result.
     pub fn pull_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.pull_lock
+    }
+
+    /// Serialises TAP pool claims and refills: a rename works on an interface index, so two
+    /// claims (or a claim and a refill) must never act on the same pooled TAP at once.
+    pub fn tap_pool_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.tap_pool_lock
     }
 
     /// Per-VM and reservation locks.

@@ -604,6 +604,41 @@ async fn parallel_creates_never_share_an_address_or_tap_and_a_name_is_won_once()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_claims_of_a_full_pool_never_take_one_tap_twice() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.net.add_bridge("bgtest0");
+    for n in 0..6 {
+        host.net.add_link(&format!("tap-pool-{n}"), Some("bgtest0"));
+    }
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            create(&ctx, &format!("c{i}"), "base").await
+        }));
+    }
+    for task in tasks {
+        let op = task.await.expect("task");
+        assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    }
+    assert_eq!(
+        host.net.steals(),
+        Vec::new(),
+        "a claim renamed a TAP another claim owned"
+    );
+    for vm in ctx.store().vms().list().expect("list") {
+        let tap = vm.tap_name.expect("tap");
+        assert_eq!(
+            host.net.link(&tap).and_then(|l| l.bridge),
+            Some("bgtest0".to_owned()),
+            "{tap} is on the bridge"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tap_pool_is_filled_after_first_use_and_claimed_by_the_next_create() {
     let host = Host::new();
     let ctx = host.daemon();

@@ -34,7 +34,7 @@ pub(super) async fn boot(
         .await
         .map_err(at_network)?;
     let tap = spec.net.as_ref().map(|n| n.tap.clone()).unwrap_or_default();
-    let pooled = super::tap_pool::claim(backends, &tap)
+    let pooled = super::tap_pool::claim(ctx, backends, &tap)
         .await
         .map_err(at_network)?;
     op.detail(if pooled {
@@ -45,7 +45,7 @@ pub(super) async fn boot(
     // Refill after every claim (the first claim creates the pool).
     let refill_ctx = ctx.clone();
     tokio::spawn(async move {
-        super::tap_pool::refill(&refill_ctx.backends()).await;
+        super::tap_pool::refill(&refill_ctx, &refill_ctx.backends()).await;
     });
 
     op.stage(Stage::Boot.name());

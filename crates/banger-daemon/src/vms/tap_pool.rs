@@ -6,18 +6,28 @@
 //! TAP. The pool is refilled in the background after each claim and when the daemon starts.
 //! A VM's TAP is deleted when the VM stops; it never returns to the pool, so a pooled name is
 //! never a VM's.
+//!
+//! Claims and refills run one at a time under [`DaemonContext::tap_pool_lock`]: the kernel
+//! renames an interface by index, so two creates that both looked up `tap-pool-0` could
+//! otherwise both rename it, the second one stealing the first one's TAP.
 
 use banger_net::NetError;
 use banger_net::plan::{POOL_PREFIX, pool_tap_name};
 
 use super::VmBackends;
+use crate::context::DaemonContext;
 
 /// Idle TAPs kept ready.
 pub const POOL_SIZE: usize = 2;
 
 /// Makes the VM's TAP `tap` exist, attached and up: reuses it if it is already there, else
 /// renames a pooled one, else creates it. Returns whether it came from the pool.
-pub async fn claim(backends: &VmBackends, tap: &str) -> Result<bool, NetError> {
+pub async fn claim(
+    ctx: &DaemonContext,
+    backends: &VmBackends,
+    tap: &str,
+) -> Result<bool, NetError> {
+    let _pool = ctx.tap_pool_lock().lock().await;
     let net = &backends.net;
     let bridge = &backends.plan.bridge;
     if net.links_with_prefix(tap).await?.iter().any(|l| l == tap) {
@@ -29,14 +39,15 @@ pub async fn claim(backends: &VmBackends, tap: &str) -> Result<bool, NetError> {
             net.ensure_tap(tap, bridge, backends.owner_uid).await?;
             return Ok(true);
         }
-        // Another create took it first; try the next.
+        // Gone meanwhile (removed behind our back); try the next.
     }
     net.ensure_tap(tap, bridge, backends.owner_uid).await?;
     Ok(false)
 }
 
 /// Creates the missing pooled TAPs (best effort: a failure is logged, never fatal).
-pub async fn refill(backends: &VmBackends) {
+pub async fn refill(ctx: &DaemonContext, backends: &VmBackends) {
+    let _pool = ctx.tap_pool_lock().lock().await;
     let net = &backends.net;
     let present = match net.links_with_prefix(POOL_PREFIX).await {
         Ok(links) => links,

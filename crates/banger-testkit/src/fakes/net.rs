@@ -22,6 +22,8 @@ pub enum NetCall {
 /// A TAP as the fake holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeLink {
+    /// Its interface index (stable across renames, as in the kernel).
+    pub index: u32,
     /// The bridge it is attached to.
     pub bridge: Option<String>,
     /// Its owner.
@@ -35,6 +37,8 @@ struct State {
     calls: Vec<NetCall>,
     fail_ensure_tap: bool,
     deny: bool,
+    next_index: u32,
+    steals: Vec<(String, String, String)>,
 }
 
 /// Bridges and TAPs in memory. Cheap to share behind an `Arc`.
@@ -76,6 +80,12 @@ impl FakeNet {
         self.lock().calls.clone()
     }
 
+    /// Renames that hit an interface whose name had changed since it was looked up
+    /// (`(looked up as, renamed while called, to)`): each one took a TAP from another claim.
+    pub fn steals(&self) -> Vec<(String, String, String)> {
+        self.lock().steals.clone()
+    }
+
     /// Existing TAP names.
     pub fn links(&self) -> Vec<String> {
         self.lock().links.keys().cloned().collect()
@@ -93,13 +103,22 @@ impl FakeNet {
 
     /// Adds a TAP behind the daemon's back (a leftover of an earlier run).
     pub fn add_link(&self, name: &str, bridge: Option<&str>) {
-        self.lock().links.insert(
+        let mut s = self.lock();
+        s.next_index += 1;
+        let index = s.next_index;
+        s.links.insert(
             name.to_owned(),
             FakeLink {
+                index,
                 bridge: bridge.map(str::to_owned),
                 owner_uid: 0,
             },
         );
+    }
+
+    /// Adds a bridge behind the daemon's back.
+    pub fn add_bridge(&self, name: &str) {
+        self.lock().bridges.insert(name.to_owned());
     }
 }
 
@@ -143,9 +162,17 @@ impl NetOps for FakeNet {
             if !s.bridges.contains(bridge) {
                 return Err(NetError::Missing(bridge.to_owned()));
             }
+            let index = match s.links.get(name) {
+                Some(link) => link.index,
+                None => {
+                    s.next_index += 1;
+                    s.next_index
+                }
+            };
             s.links.insert(
                 name.to_owned(),
                 FakeLink {
+                    index,
                     bridge: Some(bridge.to_owned()),
                     owner_uid,
                 },
@@ -159,24 +186,44 @@ impl NetOps for FakeNet {
         from: &'a str,
         to: &'a str,
     ) -> BoxFuture<'a, Result<(), NetError>> {
+        // Like the kernel through netlink: look the index up by name, then (a moment later)
+        // rename whatever interface has that index. Two renames of one name can both succeed.
         Box::pin(async move {
+            let index = {
+                let mut s = self.lock();
+                s.calls
+                    .push(NetCall::Rename(from.to_owned(), to.to_owned()));
+                if s.deny {
+                    return Err(denied());
+                }
+                s.links
+                    .get(from)
+                    .map(|l| l.index)
+                    .ok_or_else(|| NetError::Missing(from.to_owned()))?
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             let mut s = self.lock();
-            s.calls
-                .push(NetCall::Rename(from.to_owned(), to.to_owned()));
-            if s.deny {
-                return Err(denied());
-            }
             if s.links.contains_key(to) {
                 return Err(NetError::Tap {
                     name: to.to_owned(),
                     source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
                 });
             }
-            let link = s
+            let current = s
                 .links
-                .remove(from)
+                .iter()
+                .find(|(_, l)| l.index == index)
+                .map(|(name, _)| name.clone())
                 .ok_or_else(|| NetError::Missing(from.to_owned()))?;
-            s.links.insert(to.to_owned(), link);
+            if current != from {
+                // The name changed between lookup and rename: the kernel would rename the
+                // other interface anyway, taking a TAP another claim already owns.
+                s.steals
+                    .push((from.to_owned(), current.clone(), to.to_owned()));
+            }
+            if let Some(link) = s.links.remove(&current) {
+                s.links.insert(to.to_owned(), link);
+            }
             Ok(())
         })
     }
