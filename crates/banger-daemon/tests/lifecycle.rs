@@ -514,6 +514,95 @@ async fn reconcile_adopts_live_vms_and_demotes_dead_ones_releasing_taps_by_durab
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vmm_spawned_just_before_a_crash_is_found_by_its_tag_and_killed() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    let image = host.seed_image(&ctx, "base");
+    // Two VMs whose VMMs run but were never recorded: one mid-create (state created), one
+    // mid-start (state still stopped). No handles.json exists for either.
+    let mut records = Vec::new();
+    for (id, name, state) in [
+        ("beef0001", "mid-create", VmState::Created),
+        ("beef0002", "mid-start", VmState::Stopped),
+    ] {
+        let ip = host
+            .plan
+            .allocate(
+                &records
+                    .iter()
+                    .map(|r: &banger_model::VmRecord| {
+                        r.guest_ip.as_deref().expect("ip").parse().expect("ipv4")
+                    })
+                    .collect(),
+            )
+            .expect("ip");
+        let record = banger_model::VmRecord {
+            id: id.to_owned(),
+            name: banger_model::VmName::parse(name).expect("name"),
+            image_id: image.id.clone(),
+            spec: spec(),
+            state,
+            guest_ip: Some(ip.to_string()),
+            tap_name: Some(banger_net::plan::tap_name_for(id)),
+            dir: host.layout.vms_dir().join(id),
+            last_error: None,
+            created_at: "2026-12-02T00:00:00Z".into(),
+            updated_at: "2026-12-02T00:00:00Z".into(),
+            workspace: None,
+        };
+        ctx.store().vms().insert(&record).expect("insert");
+        let spec = banger_vmm::LaunchSpec {
+            vm_id: id.to_owned(),
+            vcpu: 1,
+            memory_mib: 256,
+            kernel: "/k".into(),
+            initrd: None,
+            cmdline: String::new(),
+            disks: Vec::new(),
+            net: None,
+            run_dir: record.dir.clone(),
+        };
+        host.vmm.spawn_unrecorded(&spec).await.expect("spawn");
+        assert!(host.vmm.is_running_vm(id));
+        records.push(record);
+    }
+    drop(ctx);
+    let ctx = host.daemon();
+    vms::reconcile_at_start(&ctx, &ctx.backends()).await;
+    for record in &records {
+        assert!(
+            !host.vmm.is_running_vm(&record.id),
+            "{} orphaned",
+            record.name
+        );
+    }
+    assert_eq!(
+        ctx.store().vms().resolve("mid-create").expect("vm").state,
+        VmState::Error
+    );
+
+    // And delete finds one too.
+    let ctx2 = host.daemon();
+    let spec = banger_vmm::LaunchSpec {
+        vm_id: "beef0002".to_owned(),
+        vcpu: 1,
+        memory_mib: 256,
+        kernel: "/k".into(),
+        initrd: None,
+        cmdline: String::new(),
+        disks: Vec::new(),
+        net: None,
+        run_dir: records[1].dir.clone(),
+    };
+    host.vmm.spawn_unrecorded(&spec).await.expect("spawn");
+    vms::delete(&ctx2, "mid-start").await.expect("delete");
+    assert!(
+        !host.vmm.is_running_vm("beef0002"),
+        "delete kills an unrecorded VMM"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_notices_a_vmm_killed_behind_the_daemons_back() {
     let host = Host::new();
     let ctx = host.daemon();

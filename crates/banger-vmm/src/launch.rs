@@ -195,6 +195,16 @@ pub trait Vmm: Send + Sync {
         crate::process::kill(handle.pid, &handle.tag)
     }
 
+    /// Live VMM processes carrying VM `vm_id`'s tag, found from the OS alone, without handles.
+    fn tagged_pids(&self, vm_id: &str) -> Vec<u32> {
+        crate::process::find_tagged(&tag_for(vm_id))
+    }
+
+    /// Kills process `pid` if it still carries VM `vm_id`'s tag.
+    fn kill_tagged(&self, vm_id: &str, pid: u32) -> Result<(), VmmError> {
+        crate::process::kill(pid, &tag_for(vm_id))
+    }
+
     /// Waits (bounded) until the VMM process is gone; true if it went.
     fn wait_exit<'a>(&'a self, handle: &'a VmmHandle, timeout: Duration) -> BoxFuture<'a, bool> {
         Box::pin(crate::process::wait_gone(handle.pid, &handle.tag, timeout))

@@ -48,6 +48,22 @@ fn signal(pid: u32, tag: &str, sig: Signal) -> Result<(), VmmError> {
     }
 }
 
+/// Every live process (other than this one) whose command line carries `tag`, found by
+/// scanning `/proc`: how a VMM is found when nothing recorded its pid (a daemon that crashed
+/// between spawning it and writing its handles).
+pub fn find_tagged(tag: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && is_our_process(*pid, tag))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// SIGKILL, if the process is still ours.
 pub fn kill(pid: u32, tag: &str) -> Result<(), VmmError> {
     signal(pid, tag, Signal::SIGKILL)
@@ -89,6 +105,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(is_our_process(pid, "30"));
+        assert!(find_tagged("30").contains(&pid), "found without its pid");
         assert!(!is_our_process(pid, "banger-someone-else"));
         // A wrong tag never signals.
         kill(pid, "banger-someone-else").expect("no-op");

@@ -505,6 +505,7 @@ async fn teardown_failed_create(
             .wait_exit(handle, Duration::from_secs(10))
             .await;
     }
+    power::kill_unrecorded_vmms(backends, record).await;
     if let Some(tap) = &record.tap_name
         && let Err(e) = backends.net.delete_link(tap).await
     {

@@ -148,6 +148,7 @@ pub async fn teardown(
             .wait_exit(&saved.vmm, Duration::from_secs(10))
             .await;
     }
+    kill_unrecorded_vmms(backends, record).await;
     // The durable TAP name is the fallback when the handles are gone.
     let tap = saved
         .as_ref()
@@ -162,6 +163,25 @@ pub async fn teardown(
         tracing::warn!(vm = %record.name, error = %e, "could not remove handles.json");
     }
     set_state(ctx, record, state, error);
+}
+
+/// Kills VMMs tagged with this VM's id that no handles point at: a daemon that crashed between
+/// spawning a VMM and writing `handles.json` leaves one, and it must never outlive its VM.
+pub(super) async fn kill_unrecorded_vmms(backends: &VmBackends, record: &VmRecord) {
+    let pids = backends.vmm.tagged_pids(&record.id);
+    for pid in &pids {
+        tracing::warn!(vm = %record.name, vm_pid = pid, "killing a VMM nothing had recorded");
+        if let Err(e) = backends.vmm.kill_tagged(&record.id, *pid) {
+            tracing::error!(vm = %record.name, vm_pid = pid, error = %e, "cannot kill a VMM");
+        }
+    }
+    if pids.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !backends.vmm.tagged_pids(&record.id).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts a stopped VM as an operation.

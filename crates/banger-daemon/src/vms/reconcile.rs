@@ -4,6 +4,8 @@
 //! the VM's id) is adopted again from its `handles.json`; one whose VMM is gone has its TAP
 //! released (from the handles, else the durable TAP name) and is recorded as stopped. A VM
 //! still `created` was mid-create when the daemon died: it is torn down and marked `error`.
+//! VMMs are found by their tag as well as by their handles, so one spawned just before a crash
+//! (before `handles.json` existed) is killed instead of running on, orphaned.
 //! While running, [`monitor`] repeats the liveness check every second, so a VMM killed behind
 //! the daemon's back ends with the VM stopped and its resources released.
 
@@ -47,7 +49,10 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
                 )
                 .await;
             }
-            VmState::Stopped | VmState::Error => {}
+            VmState::Stopped | VmState::Error => {
+                // A start that crashed between spawning the VMM and recording it.
+                super::power::kill_unrecorded_vmms(backends, &vm).await;
+            }
         }
     }
 }

@@ -110,6 +110,12 @@ impl FakeVmm {
         lock(&self.state).processes.values().any(|p| p.tag == tag)
     }
 
+    /// Launches VM `spec` as a daemon would, then "crashes" before anything is recorded: the
+    /// process runs, tagged, but no handles exist anywhere.
+    pub async fn spawn_unrecorded(&self, spec: &LaunchSpec) -> Result<u32, VmmError> {
+        self.launch(spec).await.map(|h| h.pid)
+    }
+
     /// Kills VM `vm_id`'s VMM behind the daemon's back (a crash).
     pub fn crash(&self, vm_id: &str) {
         let tag = tag_for(vm_id);
@@ -234,6 +240,28 @@ impl Vmm for FakeVmm {
         let ours = self.is_running(handle);
         if ours {
             end(&self.state, handle.pid);
+        }
+        Ok(())
+    }
+
+    fn tagged_pids(&self, vm_id: &str) -> Vec<u32> {
+        let tag = tag_for(vm_id);
+        lock(&self.state)
+            .processes
+            .iter()
+            .filter(|(_, p)| p.tag == tag)
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    fn kill_tagged(&self, vm_id: &str, pid: u32) -> Result<(), VmmError> {
+        lock(&self.state).calls.push(VmmCall::Kill(pid));
+        let ours = lock(&self.state)
+            .processes
+            .get(&pid)
+            .is_some_and(|p| p.tag == tag_for(vm_id));
+        if ours {
+            end(&self.state, pid);
         }
         Ok(())
     }

@@ -122,6 +122,17 @@ impl Guestbed {
         run(cmd, timeout)
     }
 
+    /// Starts `banger ARGS` inside the namespace without waiting for it (output discarded).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = self.ns.command(binary("banger"));
+        cmd.args(args);
+        self.apply(&mut cmd);
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("banger starts")
+    }
+
     /// The `HOME` the binaries get.
     pub fn home(&self) -> PathBuf {
         self.root.join("home")
@@ -218,6 +229,27 @@ impl Drop for Guestbed {
         let _ = self.banger(&["daemon", "stop"], Duration::from_secs(30));
         self.kill_daemon();
     }
+}
+
+/// Pids of live processes whose command line carries `tag` (a VM's `banger-<id>`).
+pub fn tagged_pids(tag: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
+            !zombie
+                && cmdline
+                    .split(|b| *b == 0)
+                    .any(|arg| String::from_utf8_lossy(arg).contains(tag))
+        })
+        .collect()
 }
 
 /// Runs `cmd` with a timeout; a command that overruns is killed and reported.
