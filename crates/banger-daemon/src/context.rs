@@ -33,6 +33,7 @@ struct Inner {
     vm_locks: VmLocks,
     pull_lock: tokio::sync::Mutex<()>,
     tap_pool_lock: tokio::sync::Mutex<()>,
+    registry_lock: Mutex<()>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -62,6 +63,7 @@ impl DaemonContext {
                 vm_locks: VmLocks::default(),
                 pull_lock: tokio::sync::Mutex::new(()),
                 tap_pool_lock: tokio::sync::Mutex::new(()),
+                registry_lock: Mutex::new(()),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -87,6 +89,15 @@ impl DaemonContext {
     /// claims (or a claim and a refill) must never act on the same pooled TAP at once.
     pub fn tap_pool_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.tap_pool_lock
+    }
+
+    /// Held (on the blocking pool) while a registration moves its staged files into place and
+    /// writes its record, so a name is claimed on disk and in the store as one step.
+    pub fn registry_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .registry_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Per-VM and reservation locks.

@@ -20,6 +20,7 @@ pub mod images;
 pub mod operations;
 pub mod server;
 pub mod shutdown;
+pub mod state_dir;
 pub mod vms;
 
 pub use context::DaemonContext;

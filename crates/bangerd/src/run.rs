@@ -86,6 +86,7 @@ pub fn main(args: &Args) -> Result<()> {
     runtime.block_on(async move {
         let listener = server::bind(&layout, &lock, SocketOptions::default())?;
         tokio::spawn(stop_on_signals(shutdown));
+        banger_daemon::state_dir::reconcile(&ctx);
         vms::reconcile_at_start(&ctx, &backends).await;
         tokio::spawn(vms::monitor(ctx.clone(), backends));
         tracing::info!(

@@ -1,7 +1,7 @@
 //! `GET /v1/kernels` and `GET /v1/kernels/{kernel}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 
 use banger_model::KernelRecord;
@@ -9,6 +9,8 @@ use banger_model::KernelRecord;
 use banger_proto::RegisterKernelRequest;
 
 use super::error::ApiError;
+use super::requester;
+use crate::access::PeerCred;
 use crate::context::DaemonContext;
 
 /// Every kernel.
@@ -27,9 +29,11 @@ pub async fn get(
 /// Registers existing files (copied into banger's state).
 pub async fn register(
     State(ctx): State<DaemonContext>,
+    ConnectInfo(peer): ConnectInfo<PeerCred>,
     Json(request): Json<RegisterKernelRequest>,
 ) -> Result<(StatusCode, Json<KernelRecord>), ApiError> {
-    let record = crate::images::register_kernel(&ctx, request).await?;
+    let requester = requester(peer)?;
+    let record = crate::images::register_kernel(&ctx, request, &requester).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 

@@ -93,3 +93,13 @@ async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiE
         ),
     )
 }
+
+/// The requester of a registration, from its connection's peer credentials.
+fn requester(
+    peer: crate::access::PeerCred,
+) -> Result<crate::images::validate::Requester, ApiError> {
+    let uid = peer
+        .uid
+        .ok_or_else(|| ApiError::unauthorized("the peer's credentials are unknown"))?;
+    Ok(crate::images::validate::Requester::from_peer(uid, peer.pid))
+}

@@ -244,6 +244,8 @@ pub async fn fetch_bundle(
                 vmlinux: dir_path.join("kernel"),
                 initrd: manifest.initrd.as_ref().map(|_| dir_path.join("initrd")),
             },
+            // The daemon downloaded these itself, pinned by digest.
+            &super::validate::Requester::root(),
         )
         .await?;
     }
@@ -258,6 +260,7 @@ pub async fn fetch_bundle(
                 .map(|_| dir_path.join("work-seed")),
             kernel: entry.name.clone(),
         },
+        &super::validate::Requester::root(),
     )
     .await
 }

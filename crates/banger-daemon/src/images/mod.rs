@@ -1,12 +1,17 @@
 //! Managed images and kernels: registering existing files.
 //!
-//! Registration copies the files into banger's state (`images/<id>/`, `kernels/<name>/`), so
-//! a user may delete the originals, and injects the guest agent into the image's copy (at
-//! `/usr/local/bin/banger-agent`, with debugfs: no mount, no root). A failed registration
-//! removes what it copied and writes no record.
+//! Registration first checks what it is handed ([`validate`]: readable by the requester, and
+//! really a kernel, an initrd, an ext4 image), then copies the files into a private staging
+//! dir ([`staging`]) and injects the guest agent into the image's copy (at
+//! `/usr/local/bin/banger-agent`, with debugfs: no mount, no root). Only then, under the
+//! registry lock, is the staged dir renamed to `images/<id>/` or `kernels/<name>/` and the
+//! record written. So a failed, raced or interrupted registration removes only what it made:
+//! the loser of two same-name registrations gets `already_exists` and the winner's files stay.
 
 pub mod bundle;
 pub mod pull;
+pub mod staging;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +24,7 @@ use crate::context::DaemonContext;
 use crate::ids;
 use crate::vms::cmdline::AGENT_GUEST_PATH;
 use crate::vms::disks;
+use validate::{FileKind, Requester};
 
 /// Image and kernel names: like VM names, plus `.` and `_` (`debian-bookworm`, `6.1_cloud`).
 pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
@@ -37,83 +43,106 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn absolute_file(what: &str, path: &Path) -> Result<(), ApiError> {
-    if !path.is_absolute() {
-        return Err(ApiError::bad_request(format!(
-            "{what} {} must be an absolute path",
-            path.display()
-        )));
-    }
-    if !path.is_file() {
-        return Err(ApiError::bad_request(format!(
-            "{what} {} is not a readable file",
-            path.display()
-        )));
-    }
-    Ok(())
+fn check_input(
+    what: &'static str,
+    path: &Path,
+    kind: FileKind,
+    requester: &Requester,
+) -> Result<(), ApiError> {
+    validate::check_file(what, path, kind, requester)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn copy_into(src: &Path, dir: &Path, file: &str) -> Result<PathBuf, ApiError> {
-    let dst = dir.join(file);
-    disks::sparse_copy(src, &dst).map_err(|e| ApiError::failed(&e))?;
-    Ok(dst)
+fn copy_into(src: &Path, dir: &Path, file: &str) -> Result<(), ApiError> {
+    disks::sparse_copy(src, &dir.join(file)).map_err(|e| ApiError::failed(&e))
 }
 
-/// Runs `fill` on the blocking pool to populate the new managed directory `dir`; if it fails,
-/// `dir` is removed, so a failed registration leaves nothing behind.
-async fn populate<T: Send + 'static>(
-    dir: PathBuf,
-    fill: impl FnOnce(&Path) -> Result<T, ApiError> + Send + 'static,
+/// Copies into a fresh staging dir with `fill`, then — under the registry lock — moves it to
+/// `dest` and writes the record with `record(dest)`. On any failure nothing of this
+/// registration is left: the staging dir goes, and a moved dir is removed if its record could
+/// not be written.
+async fn register_staged<T: Send + 'static>(
+    ctx: &DaemonContext,
+    kind: &'static str,
+    name: String,
+    dest: PathBuf,
+    fill: impl FnOnce(&Path) -> Result<(), ApiError> + Send + 'static,
+    record: impl FnOnce(&DaemonContext, &Path) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let ctx = ctx.clone();
     tokio::task::spawn_blocking(move || {
-        let result = std::fs::create_dir_all(&dir)
-            .map_err(|e| ApiError::failed(&e))
-            .and_then(|()| fill(&dir));
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        result
+        let staged =
+            staging::Staging::new(&ctx.layout().state_dir).map_err(|e| ApiError::failed(&e))?;
+        fill(staged.path())?;
+        let _registry = ctx.registry_lock();
+        let taken = || {
+            ApiError::new(
+                ErrorCode::AlreadyExists,
+                format!("a {kind} named {name} already exists"),
+            )
+        };
+        staged.commit(&dest).map_err(|e| match e {
+            staging::CommitError::Exists(_) => taken(),
+            other => ApiError::failed(&other),
+        })?;
+        record(&ctx, &dest).inspect_err(|_| {
+            if let Err(e) = std::fs::remove_dir_all(&dest) {
+                tracing::warn!(dir = %dest.display(), error = %e, "could not remove registered files");
+            }
+        })
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
+    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, format!("the registration crashed: {e}")))?
 }
 
 /// Registers a kernel by copying its files.
 pub async fn register_kernel(
     ctx: &DaemonContext,
     request: RegisterKernelRequest,
+    requester: &Requester,
 ) -> Result<KernelRecord, ApiError> {
     check_name("kernel", &request.name)?;
-    absolute_file("kernel", &request.vmlinux)?;
+    check_input("kernel", &request.vmlinux, FileKind::Kernel, requester)?;
     if let Some(initrd) = &request.initrd {
-        absolute_file("initrd", initrd)?;
+        check_input("initrd", initrd, FileKind::Initrd, requester)?;
     }
-    if ctx.store().kernels().get_by_name(&request.name)?.is_some() {
-        return Err(ApiError::new(
+    let taken = || {
+        ApiError::new(
             ErrorCode::AlreadyExists,
             format!("a kernel named {} already exists", request.name),
-        ));
+        )
+    };
+    if ctx.store().kernels().get_by_name(&request.name)?.is_some() {
+        return Err(taken());
     }
-    let ctx = ctx.clone();
-    populate(ctx.layout().kernels_dir().join(&request.name), move |dir| {
-        let vmlinux = copy_into(&request.vmlinux, dir, "vmlinux")?;
-        let initrd = request
-            .initrd
-            .as_deref()
-            .map(|i| copy_into(i, dir, "initrd.img"))
-            .transpose()?;
-        let record = KernelRecord {
-            id: ids::record_id(),
-            name: request.name.clone(),
-            version: None,
-            source: format!("registered from {}", request.vmlinux.display()),
-            vmlinux_path: vmlinux,
-            initrd_path: initrd,
-            created_at: ids::now_rfc3339(),
-        };
-        ctx.store().kernels().insert(&record)?;
-        Ok(record)
-    })
+    let dest = ctx.layout().kernels_dir().join(&request.name);
+    let (vmlinux, initrd) = (request.vmlinux.clone(), request.initrd.clone());
+    register_staged(
+        ctx,
+        "kernel",
+        request.name.clone(),
+        dest,
+        move |dir| {
+            copy_into(&vmlinux, dir, "vmlinux")?;
+            if let Some(initrd) = &initrd {
+                copy_into(initrd, dir, "initrd.img")?;
+            }
+            Ok(())
+        },
+        move |ctx, dir| {
+            let record = KernelRecord {
+                id: ids::record_id(),
+                name: request.name.clone(),
+                version: None,
+                source: format!("registered from {}", request.vmlinux.display()),
+                vmlinux_path: dir.join("vmlinux"),
+                initrd_path: request.initrd.as_ref().map(|_| dir.join("initrd.img")),
+                created_at: ids::now_rfc3339(),
+            };
+            ctx.store().kernels().insert(&record)?;
+            Ok(record)
+        },
+    )
     .await
 }
 
@@ -121,11 +150,12 @@ pub async fn register_kernel(
 pub async fn register_image(
     ctx: &DaemonContext,
     request: RegisterImageRequest,
+    requester: &Requester,
 ) -> Result<ImageRecord, ApiError> {
     check_name("image", &request.name)?;
-    absolute_file("rootfs", &request.rootfs)?;
+    check_input("rootfs", &request.rootfs, FileKind::Ext4, requester)?;
     if let Some(seed) = &request.work_seed {
-        absolute_file("work seed", seed)?;
+        check_input("work seed", seed, FileKind::Ext4, requester)?;
     }
     if ctx.store().images().get_by_name(&request.name)?.is_some() {
         return Err(ApiError::new(
@@ -148,28 +178,39 @@ pub async fn register_image(
         .agent_binary()
         .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))?;
     let id = ids::record_id();
-    let ctx = ctx.clone();
-    populate(ctx.layout().images_dir().join(&id), move |dir| {
-        let rootfs = copy_into(&request.rootfs, dir, "rootfs.ext4")?;
-        inject_agent(&rootfs, &agent)?;
-        let seed = request
-            .work_seed
-            .as_deref()
-            .map(|s| copy_into(s, dir, "work-seed.ext4"))
-            .transpose()?;
-        let record = ImageRecord {
-            id: id.clone(),
-            name: request.name.clone(),
-            source: format!("registered from {}", request.rootfs.display()),
-            digest: None,
-            rootfs_path: rootfs,
-            work_seed_path: seed,
-            kernel_name: Some(request.kernel.clone()),
-            created_at: ids::now_rfc3339(),
-        };
-        ctx.store().images().insert(&record)?;
-        Ok(record)
-    })
+    let dest = ctx.layout().images_dir().join(&id);
+    let (rootfs, seed) = (request.rootfs.clone(), request.work_seed.clone());
+    register_staged(
+        ctx,
+        "image",
+        request.name.clone(),
+        dest,
+        move |dir| {
+            copy_into(&rootfs, dir, "rootfs.ext4")?;
+            inject_agent(&dir.join("rootfs.ext4"), &agent)?;
+            if let Some(seed) = &seed {
+                copy_into(seed, dir, "work-seed.ext4")?;
+            }
+            Ok(())
+        },
+        move |ctx, dir| {
+            let record = ImageRecord {
+                id,
+                name: request.name.clone(),
+                source: format!("registered from {}", request.rootfs.display()),
+                digest: None,
+                rootfs_path: dir.join("rootfs.ext4"),
+                work_seed_path: request
+                    .work_seed
+                    .as_ref()
+                    .map(|_| dir.join("work-seed.ext4")),
+                kernel_name: Some(request.kernel.clone()),
+                created_at: ids::now_rfc3339(),
+            };
+            ctx.store().images().insert(&record)?;
+            Ok(record)
+        },
+    )
     .await
 }
 

@@ -11,3 +11,13 @@ mod vmm;
 
 pub use net::{FakeLink, FakeNet, NetCall};
 pub use vmm::{FakeGuest, FakeVmm, VmmCall};
+
+/// A tiny file that passes banger's kernel check as a `vmlinux` (an x86-64 ELF executable
+/// carrying the kernel's `Linux version` banner), for tests that register kernels.
+pub fn stand_in_vmlinux() -> Vec<u8> {
+    let mut bytes = vec![0u8; 64];
+    bytes[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    bytes[16..20].copy_from_slice(&[2, 0, 62, 0]); // ET_EXEC, EM_X86_64
+    bytes.extend_from_slice(b"Linux version 6.1.0-stand-in (banger tests)\n");
+    bytes
+}

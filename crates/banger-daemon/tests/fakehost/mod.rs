@@ -1,0 +1,239 @@
+//! A simulated host for the daemon's host-tier tests: a temp layout with a real store and
+//! real ext4 disks, a [`FakeVmm`] whose guests answer the agent and SSH probes on a loopback
+//! subnet, and a [`FakeNet`] with bridges and TAPs in memory.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use banger_daemon::agent_binary::AgentLocator;
+use banger_daemon::vms::{self, Timeouts, VmBackends};
+use banger_daemon::{DaemonContext, Shutdown};
+use banger_model::{Config, ImageRecord, KernelRecord, Layout, Mode, Size, VmSpec};
+use banger_net::NetPlan;
+use banger_proto::{BuildInfo, CreateVmRequest, DaemonInfo, Operation, OperationState, StageState};
+use banger_store::Store;
+use banger_testkit::fakes::{FakeNet, FakeVmm};
+
+pub const SSH_PORT: u16 = 2222;
+
+/// A distinct loopback /24 per test, so fake guests of parallel tests never share an address.
+pub fn loopback_plan() -> NetPlan {
+    static NEXT: AtomicU8 = AtomicU8::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let second = 100 + u8::try_from(std::process::id() % 100).expect("small");
+    NetPlan::new("bgtest0", &format!("127.{second}.{n}.0/24")).expect("plan")
+}
+
+/// One simulated host: layout, store, fakes, an image and a kernel.
+pub struct Host {
+    pub _dir: tempfile::TempDir,
+    pub layout: Layout,
+    pub vmm: Arc<FakeVmm>,
+    pub net: Arc<FakeNet>,
+    pub plan: NetPlan,
+    pub agent: PathBuf,
+    pub timeouts: Timeouts,
+    pub config: Config,
+}
+
+pub fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Host {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("bgl")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let layout = Layout::rooted(Mode::User, dir.path());
+        std::fs::create_dir_all(&layout.state_dir).expect("state dir");
+        let agent = dir.path().join("banger-agent");
+        std::fs::write(&agent, b"#!/bin/sh\nexit 0\n").expect("agent");
+        run(Command::new("chmod").arg("0755").arg(&agent));
+        Self {
+            _dir: dir,
+            layout,
+            vmm: Arc::new(FakeVmm::new(SSH_PORT)),
+            net: Arc::new(FakeNet::new()),
+            plan: loopback_plan(),
+            agent,
+            timeouts: Timeouts {
+                agent: Duration::from_secs(10),
+                ssh: Duration::from_secs(10),
+                stop: Duration::from_secs(2),
+            },
+            config: Config::default(),
+        }
+    }
+
+    /// A daemon over this host's store and fakes (call again to "restart" it).
+    pub fn daemon(&self) -> DaemonContext {
+        let store = Store::open(&self.layout.db_file()).expect("store");
+        let ssh_dir = self.layout.ssh_dir();
+        let backends = Arc::new(VmBackends {
+            vmm: self.vmm.clone(),
+            net: self.net.clone(),
+            plan: self.plan.clone(),
+            ssh_key: banger_ssh::ensure_keypair(&ssh_dir).expect("key"),
+            known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
+            owner_uid: 1000,
+            ssh_port: SSH_PORT,
+            timeouts: self.timeouts,
+        });
+        let info = DaemonInfo {
+            build: BuildInfo::current(),
+            pid: std::process::id(),
+            mode: Mode::User,
+            owner_uid: 1000,
+            socket: self.layout.socket(),
+            state_dir: self.layout.state_dir.clone(),
+            started_at: banger_daemon::ids::now_rfc3339(),
+        };
+        DaemonContext::new(
+            self.layout.clone(),
+            self.config.clone(),
+            store,
+            info,
+            Shutdown::new(),
+            backends,
+            AgentLocator::at(&self.agent),
+        )
+    }
+
+    /// Registers a small real ext4 image `name` and its kernel.
+    pub fn seed_image(&self, ctx: &DaemonContext, name: &str) -> ImageRecord {
+        let dir = self.layout.images_dir().join(name);
+        std::fs::create_dir_all(&dir).expect("image dir");
+        let rootfs = dir.join("rootfs.ext4");
+        let tree = dir.join("tree");
+        std::fs::create_dir_all(tree.join("usr/local/bin")).expect("tree");
+        run(Command::new("mkfs.ext4")
+            .args(["-F", "-q", "-d"])
+            .arg(&tree)
+            .arg(&rootfs)
+            .arg("16M"));
+        let kernel = KernelRecord {
+            id: format!("k-{name}"),
+            name: format!("{name}-kernel"),
+            version: None,
+            source: "test".into(),
+            vmlinux_path: dir.join("vmlinux"),
+            initrd_path: None,
+            created_at: "2026-12-02T00:00:00Z".into(),
+        };
+        std::fs::write(&kernel.vmlinux_path, b"not a real kernel").expect("vmlinux");
+        ctx.store().kernels().insert(&kernel).expect("kernel");
+        let image = ImageRecord {
+            id: format!("i-{name}"),
+            name: name.to_owned(),
+            source: "test".into(),
+            digest: None,
+            rootfs_path: rootfs,
+            work_seed_path: None,
+            kernel_name: Some(kernel.name.clone()),
+            created_at: "2026-12-02T00:00:00Z".into(),
+        };
+        ctx.store().images().insert(&image).expect("image");
+        image
+    }
+}
+
+pub fn spec() -> VmSpec {
+    VmSpec {
+        vcpu: 1,
+        memory_mib: 256,
+        disk_size: Size::from_mib(256),
+        nat: false,
+    }
+}
+
+pub fn request(name: &str, image: &str) -> CreateVmRequest {
+    CreateVmRequest {
+        name: Some(name.to_owned()),
+        image: Some(image.to_owned()),
+        spec: spec(),
+    }
+}
+
+/// Polls an operation until it ends (bounded).
+pub async fn finish(ctx: &DaemonContext, op: Operation) -> Operation {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = ctx.operations().get(&op.id).expect("operation is known");
+        if now.state != OperationState::Running {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "operation never ended: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn create(ctx: &DaemonContext, name: &str, image: &str) -> Operation {
+    let op = vms::create(ctx, request(name, image))
+        .await
+        .expect("create accepted");
+    finish(ctx, op).await
+}
+
+pub fn stage_states(op: &Operation) -> Vec<(String, StageState)> {
+    op.stages
+        .iter()
+        .map(|s| (s.name.clone(), s.state))
+        .collect()
+}
+
+pub fn failed_stage(op: &Operation) -> Option<String> {
+    let failed: Vec<_> = op
+        .stages
+        .iter()
+        .filter(|s| s.state == StageState::Failed)
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(failed.len() <= 1, "one failed stage at most: {op:?}");
+    failed.into_iter().next()
+}
+
+pub fn vm_dirs(layout: &Layout) -> Vec<String> {
+    std::fs::read_dir(layout.vms_dir())
+        .map(|rd| {
+            rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn vm_taps(net: &FakeNet) -> Vec<String> {
+    net.links()
+        .into_iter()
+        .filter(|l| l.starts_with("bgr-"))
+        .collect()
+}
+
+/// Nothing of a failed create is left: no record, no VM dir, no VM TAP, no VMM.
+pub fn assert_nothing_left(host: &Host, ctx: &DaemonContext) {
+    assert!(
+        ctx.store().vms().list().expect("list").is_empty(),
+        "a record is left"
+    );
+    assert!(
+        vm_dirs(&host.layout).is_empty(),
+        "vm dirs left: {:?}",
+        vm_dirs(&host.layout)
+    );
+    assert!(
+        vm_taps(&host.net).is_empty(),
+        "taps left: {:?}",
+        vm_taps(&host.net)
+    );
+    assert!(host.vmm.running_pids().is_empty(), "a VMM is left running");
+}
