@@ -741,3 +741,76 @@ async fn auto_pull_downloads_a_pinned_bundle_once_and_boots_from_it() {
         "the second create finds it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn specs_beyond_the_host_or_the_store_are_refused_before_anything_starts() {
+    let mut host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    let capacity = vms::capacity::probe(&host.layout.state_dir);
+    let refused = |spec: banger_model::VmSpec| {
+        let ctx = ctx.clone();
+        async move {
+            let err = vms::create(
+                &ctx,
+                banger_proto::CreateVmRequest {
+                    name: Some("big".into()),
+                    image: Some("base".into()),
+                    spec,
+                },
+            )
+            .await
+            .expect_err("refused");
+            assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}");
+            err.message
+        }
+    };
+    let base = spec();
+    let message = refused(banger_model::VmSpec {
+        vcpu: capacity.cpus + 1,
+        ..base
+    })
+    .await;
+    assert!(message.contains("CPUs"), "{message}");
+    let message = refused(banger_model::VmSpec {
+        memory_mib: capacity.memory_mib + 1024,
+        ..base
+    })
+    .await;
+    assert!(message.contains("allow_memory_overcommit"), "{message}");
+    let message = refused(banger_model::VmSpec {
+        memory_mib: u64::MAX,
+        ..base
+    })
+    .await;
+    assert!(message.contains("at most"), "{message}");
+    let message = refused(banger_model::VmSpec {
+        disk_size: Size::from_bytes(capacity.free_disk_bytes.saturating_add(1 << 30)),
+        ..base
+    })
+    .await;
+    assert!(message.contains("allow_disk_overcommit"), "{message}");
+    assert!(ctx.operations().list().is_empty(), "no operation started");
+    assert!(ctx.store().vms().list().expect("list").is_empty());
+
+    // The opt-ins let sparse disks and memory overcommit through.
+    host.config.allow_memory_overcommit = true;
+    host.config.allow_disk_overcommit = true;
+    let ctx = host.daemon();
+    let op = vms::create(
+        &ctx,
+        banger_proto::CreateVmRequest {
+            name: Some("big".into()),
+            image: Some("base".into()),
+            spec: banger_model::VmSpec {
+                memory_mib: capacity.memory_mib + 1024,
+                disk_size: Size::from_bytes(capacity.free_disk_bytes.saturating_add(1 << 30)),
+                ..base
+            },
+        },
+    )
+    .await
+    .expect("accepted with the opt-ins");
+    let op = finish(&ctx, op).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+}

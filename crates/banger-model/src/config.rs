@@ -73,6 +73,12 @@ pub struct Config {
     /// The jailer binary. Recognised so the error can say that running under the jailer is
     /// not built yet; any value is refused.
     pub jailer_bin: Option<PathBuf>,
+    /// Allow VMs more memory than the host's RAM.
+    #[serde(default)]
+    pub allow_memory_overcommit: bool,
+    /// Allow work disks (sparse) larger than the free space for VM disks.
+    #[serde(default)]
+    pub allow_disk_overcommit: bool,
     /// Defaults for new VMs.
     #[serde(default)]
     pub vm_defaults: VmDefaultsConfig,
@@ -248,6 +254,14 @@ fn invalid(field: &str, reason: String) -> ConfigError {
 }
 
 impl Config {
+    /// Which host limits a spec may exceed.
+    pub fn overcommit(&self) -> crate::spec::Overcommit {
+        crate::spec::Overcommit {
+            memory: self.allow_memory_overcommit,
+            disk: self.allow_disk_overcommit,
+        }
+    }
+
     /// `ssh_key_path` with `~/` expanded against `home`.
     pub fn ssh_key_path(&self, home: &Path) -> Option<PathBuf> {
         let key = self.ssh_key_path.as_deref()?;

@@ -24,5 +24,8 @@ pub use kernel::KernelRecord;
 pub use layout::{Env, Layout, LayoutError, Mode};
 pub use name::{NameError, VmName};
 pub use size::{Size, SizeError};
-pub use spec::{HostFacts, Provenance, ResolvedSpec, SpecError, SpecOverrides, VmSpec};
+pub use spec::{
+    CapacityError, HostCapacity, HostFacts, Overcommit, Provenance, ResolvedSpec, SpecError,
+    SpecOverrides, VmSpec,
+};
 pub use vm::{VmRecord, VmState, Workspace};

@@ -19,6 +19,11 @@ pub const VCPU_RANGE: (u32, u32) = (1, 32);
 pub const MIN_MEMORY_MIB: u64 = 128;
 /// Smallest work disk a VM may have.
 pub const MIN_DISK: Size = Size::from_mib(256);
+/// Largest memory any VM may ask for, in MiB (16 TiB): above any host, and far inside what the
+/// store's signed 64-bit integers hold.
+pub const MAX_MEMORY_MIB: u64 = 16 << 20;
+/// Largest work disk any VM may ask for (64 TiB).
+pub const MAX_DISK: Size = Size::from_gib(64 << 10);
 
 const BUILTIN_VCPU: u32 = 1;
 const BUILTIN_MEMORY_MIB: u64 = 1024;
@@ -51,6 +56,68 @@ pub enum SpecError {
     /// Disk below [`MIN_DISK`].
     #[error("disk size must be at least {MIN_DISK}, got {0}")]
     Disk(Size),
+    /// Memory above [`MAX_MEMORY_MIB`].
+    #[error("memory must be at most {MAX_MEMORY_MIB} MiB, got {0} MiB")]
+    MemoryTooLarge(u64),
+    /// Disk above [`MAX_DISK`].
+    #[error("disk size must be at most {MAX_DISK}, got {0}")]
+    DiskTooLarge(Size),
+}
+
+/// What this host can give VMs right now, read by the daemon and passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCapacity {
+    /// Online CPUs.
+    pub cpus: u32,
+    /// Total RAM in MiB.
+    pub memory_mib: u64,
+    /// Free space on the file system that holds VM disks, in bytes.
+    pub free_disk_bytes: u64,
+}
+
+/// Which limits of the host a spec may exceed (config `allow_memory_overcommit`,
+/// `allow_disk_overcommit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Overcommit {
+    /// Guest memory above the host's RAM.
+    pub memory: bool,
+    /// Work disks (sparse) larger than the free space.
+    pub disk: bool,
+}
+
+/// Why a spec does not fit this host. Messages name the limit and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapacityError {
+    /// More vCPUs than the host has.
+    #[error("vcpu {asked} is more than this host's {cpus} CPUs; ask for at most {cpus}")]
+    Vcpu {
+        /// Asked for.
+        asked: u32,
+        /// The host's.
+        cpus: u32,
+    },
+    /// More memory than the host has.
+    #[error(
+        "memory {asked} MiB is more than this host's {host} MiB of RAM; ask for less, or set \
+         allow_memory_overcommit = true in config"
+    )]
+    Memory {
+        /// Asked for.
+        asked: u64,
+        /// The host's.
+        host: u64,
+    },
+    /// A bigger work disk than there is free space.
+    #[error(
+        "disk size {asked} is more than the {free} free for VM disks; ask for less, free space, \
+         or set allow_disk_overcommit = true in config (disks are sparse)"
+    )]
+    Disk {
+        /// Asked for.
+        asked: Size,
+        /// Free now.
+        free: Size,
+    },
 }
 
 impl VmSpec {
@@ -64,6 +131,41 @@ impl VmSpec {
         }
         if self.disk_size < MIN_DISK {
             return Err(SpecError::Disk(self.disk_size));
+        }
+        if self.memory_mib > MAX_MEMORY_MIB {
+            return Err(SpecError::MemoryTooLarge(self.memory_mib));
+        }
+        if self.disk_size > MAX_DISK {
+            return Err(SpecError::DiskTooLarge(self.disk_size));
+        }
+        Ok(())
+    }
+
+    /// Checks the spec against what `host` has; `disk_growth` is how much more disk the
+    /// change needs (the whole size for a new VM, the growth for a resize).
+    pub fn check_capacity(
+        &self,
+        host: &HostCapacity,
+        overcommit: Overcommit,
+        disk_growth: Size,
+    ) -> Result<(), CapacityError> {
+        if self.vcpu > host.cpus {
+            return Err(CapacityError::Vcpu {
+                asked: self.vcpu,
+                cpus: host.cpus,
+            });
+        }
+        if !overcommit.memory && self.memory_mib > host.memory_mib {
+            return Err(CapacityError::Memory {
+                asked: self.memory_mib,
+                host: host.memory_mib,
+            });
+        }
+        if !overcommit.disk && disk_growth.bytes() > host.free_disk_bytes {
+            return Err(CapacityError::Disk {
+                asked: disk_growth,
+                free: Size::from_bytes(host.free_disk_bytes),
+            });
         }
         Ok(())
     }
@@ -195,6 +297,56 @@ fn pick<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn specs_are_bounded_above_and_by_the_host() {
+        let mut spec = VmSpec {
+            vcpu: 2,
+            memory_mib: 2048,
+            disk_size: Size::from_gib(8),
+            nat: false,
+        };
+        assert!(spec.validate().is_ok());
+        spec.memory_mib = u64::MAX;
+        assert_eq!(spec.validate(), Err(SpecError::MemoryTooLarge(u64::MAX)));
+        spec.memory_mib = 2048;
+        spec.disk_size = Size::from_gib(1 << 20);
+        assert!(matches!(spec.validate(), Err(SpecError::DiskTooLarge(_))));
+        spec.disk_size = Size::from_gib(8);
+
+        let host = HostCapacity {
+            cpus: 2,
+            memory_mib: 4096,
+            free_disk_bytes: Size::from_gib(10).bytes(),
+        };
+        let none = Overcommit::default();
+        assert!(spec.check_capacity(&host, none, spec.disk_size).is_ok());
+        let big = VmSpec { vcpu: 4, ..spec };
+        assert!(matches!(
+            big.check_capacity(&host, none, big.disk_size),
+            Err(CapacityError::Vcpu { .. })
+        ));
+        let big = VmSpec {
+            memory_mib: 8192,
+            ..spec
+        };
+        let err = big.check_capacity(&host, none, big.disk_size).unwrap_err();
+        assert!(err.to_string().contains("allow_memory_overcommit"), "{err}");
+        let memory = Overcommit {
+            memory: true,
+            ..none
+        };
+        assert!(big.check_capacity(&host, memory, big.disk_size).is_ok());
+        let err = spec
+            .check_capacity(&host, none, Size::from_gib(1024))
+            .unwrap_err();
+        assert!(err.to_string().contains("allow_disk_overcommit"), "{err}");
+        let disk = Overcommit { disk: true, ..none };
+        assert!(
+            spec.check_capacity(&host, disk, Size::from_gib(1024))
+                .is_ok()
+        );
+    }
 
     const GIB: u64 = 1024 * 1024 * 1024;
 

@@ -12,6 +12,7 @@
 //!   alive and is this VM's VMM". A monitor demotes VMs whose VMM died and releases their TAP.
 
 pub mod agent;
+pub mod capacity;
 pub mod cmdline;
 mod delete;
 pub mod disks;
@@ -191,6 +192,14 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
     request
         .spec
         .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    request
+        .spec
+        .check_capacity(
+            &capacity::probe(&ctx.layout().state_dir),
+            ctx.config().overcommit(),
+            request.spec.disk_size,
+        )
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(n) = &name
         && ctx.store().vms().get_by_name(n.as_str())?.is_some()

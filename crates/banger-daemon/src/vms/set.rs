@@ -58,6 +58,17 @@ pub async fn set(
     if spec == record.spec {
         return Ok(record);
     }
+    let growth = banger_model::Size::from_bytes(
+        spec.disk_size
+            .bytes()
+            .saturating_sub(record.spec.disk_size.bytes()),
+    );
+    spec.check_capacity(
+        &super::capacity::probe(&ctx.layout().state_dir),
+        ctx.config().overcommit(),
+        growth,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if spec.disk_size > record.spec.disk_size {
         let work = record.dir.join("work.ext4");
         let size = spec.disk_size;
