@@ -635,6 +635,32 @@ async fn a_created_vm_interrupted_by_a_restart_is_torn_down_and_marked_error() {
     assert_eq!(now.state, VmState::Error);
     assert!(now.last_error.expect("why").contains("interrupted"));
     assert!(vm_taps(&host.net).is_empty(), "its tap is released");
+    let err = vms::start(&ctx, "half")
+        .await
+        .expect_err("never fully created");
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert!(
+        err.message.contains("banger vm delete half"),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_newest_console_logs_of_failed_creates_are_kept() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    host.vmm.fail_launch(true);
+    let n = vms::FAILED_LOGS_KEPT + 3;
+    for i in 0..n {
+        let op = create(&ctx, &format!("f{i}"), "base").await;
+        assert_eq!(failed_stage(&op).as_deref(), Some("boot"));
+    }
+    let kept = std::fs::read_dir(host.layout.state_dir.join("failed"))
+        .expect("failed dir")
+        .count();
+    assert_eq!(kept, vms::FAILED_LOGS_KEPT);
 }
 
 /// Serves `files` (url path → bytes) over HTTP/1.1 on loopback; returns the base URL.

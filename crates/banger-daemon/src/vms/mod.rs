@@ -524,10 +524,12 @@ async fn teardown_failed_create(
     let kept = if console.exists() {
         let failed_dir = ctx.layout().state_dir.join("failed");
         let dst = failed_dir.join(format!("{}-{}.console.log", record.name, record.id));
-        std::fs::create_dir_all(&failed_dir)
+        let kept = std::fs::create_dir_all(&failed_dir)
             .and_then(|()| std::fs::rename(&console, &dst))
             .ok()
-            .map(|()| dst)
+            .map(|()| dst);
+        prune_failed_logs(&failed_dir, FAILED_LOGS_KEPT);
+        kept
     } else {
         None
     };
@@ -542,6 +544,29 @@ async fn teardown_failed_create(
     ctx.forget_handles(&record.id);
     ctx.vm_locks().forget(&record.id);
     kept
+}
+
+/// How many console logs of failed creates `state/failed/` keeps (the newest).
+pub const FAILED_LOGS_KEPT: usize = 20;
+
+/// Removes all but the newest `keep` files of `dir`.
+fn prune_failed_logs(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let modified = e.metadata().ok()?.modified().ok()?;
+            Some((modified, e.path()))
+        })
+        .collect();
+    logs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    for (_, old) in logs.into_iter().skip(keep) {
+        if let Err(e) = std::fs::remove_file(&old) {
+            tracing::warn!(log = %old.display(), error = %e, "could not remove an old failed-create log");
+        }
+    }
 }
 
 /// The ssh command line that reaches VM `reference`, for the CLI to run.

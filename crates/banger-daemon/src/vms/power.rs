@@ -188,6 +188,15 @@ pub(super) async fn kill_unrecorded_vmms(backends: &VmBackends, record: &VmRecor
 pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, ApiError> {
     let backends = bootable_backends(ctx)?;
     let record = ctx.store().vms().resolve(reference)?;
+    if record.state == VmState::Error
+        && record.last_error.as_deref() == Some(super::reconcile::INTERRUPTED_CREATE)
+    {
+        return Err(ApiError::bad_request(format!(
+            "vm {name} was never fully created (a daemon restart interrupted it), so it cannot \
+             start; delete it with `banger vm delete {name}` and create it again",
+            name = record.name
+        )));
+    }
     let image = ctx
         .store()
         .images()

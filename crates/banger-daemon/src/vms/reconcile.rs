@@ -15,6 +15,10 @@ use std::time::Duration;
 use banger_model::VmState;
 
 use super::{VmBackends, handles, teardown};
+
+/// `last_error` of a VM whose create a daemon restart cut short; `vm start` refuses such VMs.
+pub const INTERRUPTED_CREATE: &str =
+    "create was interrupted by a daemon restart; delete this vm and create it again";
 use crate::context::DaemonContext;
 
 /// Adopts live VMs and demotes dead ones. Run once before serving. It creates no network
@@ -40,14 +44,7 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
                 }
             },
             VmState::Created => {
-                teardown(
-                    ctx,
-                    backends,
-                    &vm,
-                    VmState::Error,
-                    Some("create was interrupted by a daemon restart; delete this vm and create it again"),
-                )
-                .await;
+                teardown(ctx, backends, &vm, VmState::Error, Some(INTERRUPTED_CREATE)).await;
             }
             VmState::Stopped | VmState::Error => {
                 // A start that crashed between spawning the VMM and recording it.
