@@ -169,13 +169,15 @@ async fn from_framework(status: StatusCode, response: Response) -> ApiError {
         s if s.is_client_error() => ErrorCode::BadRequest,
         _ => ErrorCode::OperationFailed,
     };
+    // The framework's own text is kept as it is: it may quote the user's input (a field name,
+    // a path), which must reach them as typed.
     let message = if text.is_empty() {
         status
             .canonical_reason()
             .unwrap_or("request failed")
             .to_lowercase()
     } else {
-        text.to_lowercase()
+        text
     };
     ApiError::new(code, message)
 }
