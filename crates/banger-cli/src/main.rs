@@ -20,6 +20,7 @@ mod exit;
 mod host;
 mod output;
 mod progress;
+mod prompt;
 mod render;
 mod repo;
 mod spec;

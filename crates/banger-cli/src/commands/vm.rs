@@ -42,10 +42,10 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
             vm_run::run(args, resolved, ctx).await
         }
         VmCommand::Start(args) => power::start(&args, ctx).await,
-        VmCommand::Stop(args) => power::simple(&args, ctx, routes::STOP_VM, "stopped").await,
+        VmCommand::Stop(args) => power::destroy(&args, ctx, power::STOP).await,
         VmCommand::Restart(args) => power::restart(&args, ctx).await,
-        VmCommand::Kill(args) => power::simple(&args, ctx, routes::KILL_VM, "killed").await,
-        VmCommand::Delete(args) => power::simple(&args, ctx, routes::DELETE_VM, "deleted").await,
+        VmCommand::Kill(args) => power::destroy(&args, ctx, power::KILL).await,
+        VmCommand::Delete(args) => power::destroy(&args, ctx, power::DELETE).await,
         VmCommand::Prune(args) => inspect::prune(&args, ctx).await,
         VmCommand::Logs(args) => session::logs(&args, ctx).await,
         VmCommand::Stats(args) => inspect::stats(&args, ctx).await,
