@@ -21,13 +21,22 @@ pub enum CliError {
     /// Bad arguments caught by the CLI's own validation.
     #[error("{0}")]
     Usage(String),
-    /// The config file could not be read or is invalid.
-    #[error("{}: {message}", path.display())]
+    /// The config file is invalid.
+    #[error("invalid config: {}: {message}", path.display())]
     Config {
         /// The config file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What is wrong with it: `field: reason` when the field is known.
         message: String,
+    },
+    /// The config file exists but cannot be read.
+    #[error("cannot read config {}", path.display())]
+    ConfigUnreadable {
+        /// The config file.
+        path: PathBuf,
+        /// The read error.
+        #[source]
+        source: io::Error,
     },
     /// The state layout could not be resolved from the environment.
     #[error(transparent)]
@@ -78,7 +87,7 @@ impl CliError {
     /// The documented exit code for this error.
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Usage(_) | Self::Config { .. } => Exit::Usage,
+            Self::Usage(_) | Self::Config { .. } | Self::ConfigUnreadable { .. } => Exit::Usage,
             Self::NotAvailable { .. } => Exit::NotAvailable,
             Self::Api(api) => match api {
                 ApiError::Daemon(body) => Exit::from_code(body.code),
