@@ -63,6 +63,10 @@ pub enum CliError {
         /// The system socket.
         socket: PathBuf,
     },
+    /// The daemon went away while an operation was followed and could not be reached again;
+    /// the message says what may exist and how to check.
+    #[error("{0}")]
+    DaemonLost(String),
     /// Writing to stdout failed (a closed pipe is not reported, see [`CliError::is_broken_pipe`]).
     #[error("cannot write output")]
     Output(#[source] io::Error),
@@ -98,7 +102,7 @@ impl CliError {
                 | ApiError::Http { .. }
                 | ApiError::Timeout { .. } => Exit::NoDaemon,
             },
-            Self::Start(_) | Self::SystemDaemonDown { .. } => Exit::NoDaemon,
+            Self::Start(_) | Self::SystemDaemonDown { .. } | Self::DaemonLost(_) => Exit::NoDaemon,
             Self::Layout(_) | Self::Output(_) | Self::Io { .. } | Self::Failed(_) => Exit::Failed,
             Self::Exited(_) => Exit::Failed,
         }

@@ -23,6 +23,7 @@ mod progress;
 mod prompt;
 mod render;
 mod repo;
+mod resume;
 mod spec;
 mod style;
 mod validate;

@@ -77,7 +77,7 @@ pub(super) async fn pull(
         name: name.to_owned(),
     };
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
-    let done = crate::progress::follow(&daemon.client, op).await?;
+    let done = crate::progress::follow(ctx, &daemon.client, op).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     output::info(&format!("{name} ready ({took})"));
     Ok(())

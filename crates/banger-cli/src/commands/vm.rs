@@ -80,7 +80,7 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         image: args.image,
         spec: resolved.spec,
     };
-    let done = launch(&daemon.client, &request).await?;
+    let done = launch(ctx, &daemon.client, &request).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     let target = done.target.unwrap_or_default();
     output::info(&format!(
@@ -107,7 +107,11 @@ impl From<LaunchError> for CliError {
 
 /// Creates a VM and follows the operation (stage lines on stderr) until it ends. Shared by
 /// `vm create` and `vm run`.
-pub async fn launch(client: &Client, request: &CreateVmRequest) -> Result<Operation, LaunchError> {
+pub async fn launch(
+    ctx: &Context,
+    client: &Client,
+    request: &CreateVmRequest,
+) -> Result<Operation, LaunchError> {
     let op: Operation = client
         .send(routes::CREATE_VM, &[], request)
         .await
@@ -116,7 +120,7 @@ pub async fn launch(client: &Client, request: &CreateVmRequest) -> Result<Operat
             vm: request.name.clone(),
         })?;
     let vm = op.target.clone().or_else(|| request.name.clone());
-    progress::follow(client, op)
+    progress::follow(ctx, client, op)
         .await
         .map_err(|error| LaunchError { error, vm })
 }

@@ -114,7 +114,7 @@ pub async fn start(args: &RefsArgs, ctx: &Context) -> Result<(), CliError> {
     let daemon = connect_or_start(ctx).await?;
     for vm in &args.vms {
         let op: Operation = daemon.client.send(routes::START_VM, &[vm], &()).await?;
-        let done = progress::follow(&daemon.client, op).await?;
+        let done = progress::follow(ctx, &daemon.client, op).await?;
         let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
         output::info(&format!(
             "{} running (ready in {took})",
