@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use banger_model::layout::INSTALL_METADATA;
-use banger_model::{Config, Layout, LayoutError, Mode};
+use banger_model::{Config, ConfigError, Layout, LayoutError, Mode};
 
 use crate::error::CliError;
 
@@ -68,17 +68,95 @@ fn load_config(path: &PathBuf) -> Result<Config, CliError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-        Err(e) => {
-            return Err(CliError::Config {
+        Err(source) => {
+            return Err(CliError::ConfigUnreadable {
                 path: path.clone(),
-                message: e.to_string(),
+                source,
             });
         }
     };
     Config::parse(&text).map_err(|e| CliError::Config {
         path: path.clone(),
-        message: e.to_string(),
+        message: describe(e, &text),
     })
+}
+
+/// One line for a config error: `field: reason`. TOML syntax and schema errors come as
+/// several lines (position, snippet, reason); the field is read back from the line they
+/// point at, with its table (`vm_defaults.memory`, `file_sync[1].guest`).
+fn describe(error: ConfigError, text: &str) -> String {
+    match error {
+        ConfigError::Invalid { field, reason } => format!("{field}: {reason}"),
+        ConfigError::Parse(message) => {
+            let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+            let head = lines.next().unwrap_or_default();
+            let reason = lines.next_back().unwrap_or(head);
+            let line = head
+                .strip_prefix("TOML parse error at line ")
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|n| n.parse::<usize>().ok());
+            match line {
+                Some(n) => match field_at(text, n) {
+                    Some(field) => format!("{field}: {reason} (line {n})"),
+                    None => format!("line {n}: {reason}"),
+                },
+                None => reason.to_owned(),
+            }
+        }
+    }
+}
+
+/// The dotted key set on line `n` (1-based) of a TOML text, with its table; the table itself
+/// when the line is a table header.
+fn field_at(text: &str, n: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut arrays: Vec<(String, usize)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let header = if let Some(rest) = line.strip_prefix("[[") {
+            let name = rest
+                .split("]]")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let index = match arrays.iter_mut().find(|(a, _)| *a == name) {
+                Some((_, count)) => {
+                    *count += 1;
+                    *count
+                }
+                None => {
+                    arrays.push((name.clone(), 0));
+                    0
+                }
+            };
+            Some(format!("{name}[{index}]"))
+        } else {
+            line.strip_prefix('[')
+                .map(|rest| rest.split(']').next().unwrap_or_default().trim().to_owned())
+        };
+        let is_header = header.is_some();
+        if let Some(header) = header {
+            table = header;
+        }
+        if i + 1 != n {
+            continue;
+        }
+        if is_header {
+            return Some(table);
+        }
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        if key.is_empty() || key.starts_with('#') {
+            return None;
+        }
+        return Some(if table.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{table}.{key}")
+        });
+    }
+    None
 }
 
 #[cfg(test)]
@@ -129,10 +207,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "vcpus = 2\n").unwrap();
-        let err = load_config(&path).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}: ", path.display())), "{err}");
-        assert!(err.contains("vcpus"), "{err}");
+        let err = load_config(&path).unwrap_err();
+        assert_eq!(err.exit().code(), 2);
+        let err = err.to_string();
+        assert!(
+            err.starts_with(&format!("invalid config: {}: vcpus: ", path.display())),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `vcpus`"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
         let missing = load_config(&dir.path().join("none.toml")).unwrap();
         assert_eq!(missing, Config::default());
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_and_its_table() {
+        let cases = [
+            ("vcpus = 2\n", "vcpus: unknown field `vcpus`"),
+            (
+                "vmm = \"auto\"\n[vm_defaults]\nmemory = \"lots\"\n",
+                "vm_defaults.memory: size \"lots\"",
+            ),
+            (
+                "[[file_sync]]\nhost = \"~/a\"\nguest = \"~/a\"\n[[file_sync]]\nhots = 1\n",
+                "file_sync[1].hots: unknown field `hots`",
+            ),
+            (
+                "log_level = \"loud\"\n",
+                "log_level: \"loud\" is not one of",
+            ),
+            ("vmm = \n", "vmm: string values must be quoted"),
+            ("= 1\n", "line 1: "),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse(text).unwrap_err();
+            let got = describe(err, text);
+            assert!(got.starts_with(want), "{text:?}: {got}");
+            assert!(!got.contains('\n'), "{got}");
+        }
     }
 }

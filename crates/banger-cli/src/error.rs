@@ -21,13 +21,22 @@ pub enum CliError {
     /// Bad arguments caught by the CLI's own validation.
     #[error("{0}")]
     Usage(String),
-    /// The config file could not be read or is invalid.
-    #[error("{}: {message}", path.display())]
+    /// The config file is invalid.
+    #[error("invalid config: {}: {message}", path.display())]
     Config {
         /// The config file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What is wrong with it: `field: reason` when the field is known.
         message: String,
+    },
+    /// The config file exists but cannot be read.
+    #[error("cannot read config {}", path.display())]
+    ConfigUnreadable {
+        /// The config file.
+        path: PathBuf,
+        /// The read error.
+        #[source]
+        source: io::Error,
     },
     /// The state layout could not be resolved from the environment.
     #[error(transparent)]
@@ -54,6 +63,10 @@ pub enum CliError {
         /// The system socket.
         socket: PathBuf,
     },
+    /// The daemon went away while an operation was followed and could not be reached again;
+    /// the message says what may exist and how to check.
+    #[error("{0}")]
+    DaemonLost(String),
     /// Writing to stdout failed (a closed pipe is not reported, see [`CliError::is_broken_pipe`]).
     #[error("cannot write output")]
     Output(#[source] io::Error),
@@ -78,7 +91,7 @@ impl CliError {
     /// The documented exit code for this error.
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Usage(_) | Self::Config { .. } => Exit::Usage,
+            Self::Usage(_) | Self::Config { .. } | Self::ConfigUnreadable { .. } => Exit::Usage,
             Self::NotAvailable { .. } => Exit::NotAvailable,
             Self::Api(api) => match api {
                 ApiError::Daemon(body) => Exit::from_code(body.code),
@@ -89,7 +102,7 @@ impl CliError {
                 | ApiError::Http { .. }
                 | ApiError::Timeout { .. } => Exit::NoDaemon,
             },
-            Self::Start(_) | Self::SystemDaemonDown { .. } => Exit::NoDaemon,
+            Self::Start(_) | Self::SystemDaemonDown { .. } | Self::DaemonLost(_) => Exit::NoDaemon,
             Self::Layout(_) | Self::Output(_) | Self::Io { .. } | Self::Failed(_) => Exit::Failed,
             Self::Exited(_) => Exit::Failed,
         }

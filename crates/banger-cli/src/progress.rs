@@ -16,6 +16,10 @@
 //! state machine over snapshots and instants; [`follow`] only polls and writes. A failed
 //! operation becomes the daemon's error, carrying the operation id so it can be found in the
 //! daemon log.
+//!
+//! A daemon that goes away mid-follow is not the end of the operation: [`crate::resume`]
+//! reconnects (starting a daemon the usual way) and either keeps following or, when the new
+//! daemon never heard of the operation, reports what became of its target.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -23,8 +27,10 @@ use std::time::{Duration, Instant};
 use banger_proto::{Operation, OperationState, StageState, routes};
 
 use crate::client::Client;
+use crate::context::Context;
 use crate::error::CliError;
 use crate::render::operation::{heartbeat_line, live_line, reference, stage_line, unfinished_line};
+use crate::{output, resume};
 
 /// Time between polls (and between redraws of the live line).
 const POLL_EVERY: Duration = Duration::from_millis(200);
@@ -161,10 +167,20 @@ impl Screen {
     }
 }
 
+/// How many times one follow reconnects to a daemon that went away.
+const MAX_RECONNECTS: usize = 3;
+
 /// Polls `op` until it ends; `Ok` with the final operation when it succeeded. The final
-/// operation always has a `duration_ms` (measured here when the daemon gave none).
-pub async fn follow(client: &Client, mut op: Operation) -> Result<Operation, CliError> {
+/// operation always has a `duration_ms` (measured here when the daemon gave none). `ctx` is
+/// for reconnecting when the daemon goes away meanwhile.
+pub async fn follow(
+    ctx: &Context,
+    client: &Client,
+    mut op: Operation,
+) -> Result<Operation, CliError> {
     let started = Instant::now();
+    let mut client = client.clone();
+    let mut reconnects = 0;
     let mut view = View::new(std::io::stderr().is_terminal());
     let mut screen = Screen { live: false };
     loop {
@@ -174,6 +190,24 @@ pub async fn follow(client: &Client, mut op: Operation) -> Result<Operation, Cli
                 tokio::time::sleep(POLL_EVERY).await;
                 match client.get(routes::GET_OPERATION, &[&op.id]).await {
                     Ok(next) => op = next,
+                    Err(e) if resume::is_lost(&e) => {
+                        screen.clear();
+                        if reconnects == MAX_RECONNECTS {
+                            return Err(resume::unreachable(&op, &e.into()));
+                        }
+                        reconnects += 1;
+                        output::note(&resume::lost_note(&op, &e));
+                        client = resume::reconnect(ctx)
+                            .await
+                            .map_err(|cause| resume::unreachable(&op, &cause))?;
+                    }
+                    Err(e) if resume::is_unknown(&e) => {
+                        // Operations live in the daemon's memory: this one restarted.
+                        screen.clear();
+                        let mut done = resume::settle(&client, op).await?;
+                        done.duration_ms = u64::try_from(started.elapsed().as_millis()).ok();
+                        return Ok(done);
+                    }
                     Err(e) => {
                         screen.clear();
                         return Err(e.into());

@@ -72,7 +72,8 @@ Examples:
         visible_alias = "rm",
         after_help = "\
 Examples:
-  banger image rm web-golden"
+  banger image rm web-golden
+  banger image rm -f web-g       web-g is only a prefix: delete it without asking"
     )]
     Delete(DeleteArgs),
     /// Manage the download cache (not built yet in this build: exits 7)
@@ -137,9 +138,12 @@ pub struct ShowArgs {
 /// Arguments of `image delete`.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// Images by id or name
+    /// Images by id, name or unique prefix
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<String>,
+    /// Delete an image matched only by a prefix of its name or id without asking
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// The `image cache` subcommands.

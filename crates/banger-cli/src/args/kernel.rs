@@ -57,9 +57,10 @@ Examples:
         visible_alias = "delete",
         after_help = "\
 Examples:
-  banger kernel rm old-kernel"
+  banger kernel rm old-kernel
+  banger kernel rm -f old        old is only a prefix: delete it without asking"
     )]
-    Rm(NameArgs),
+    Rm(RmArgs),
 }
 
 /// Arguments of `kernel show`.
@@ -78,6 +79,17 @@ pub struct NameArgs {
     /// Kernel name
     #[arg(value_name = "KERNEL")]
     pub kernel: String,
+}
+
+/// Arguments of `kernel rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kernel by id, name or unique prefix
+    #[arg(value_name = "KERNEL")]
+    pub kernel: String,
+    /// Delete a kernel matched only by a prefix of its name or id without asking
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// Arguments of `kernel register`.

@@ -72,8 +72,9 @@ Examples:
     #[command(after_help = "\
 Examples:
   banger vm stop web
-  banger vm stop web db")]
-    Stop(RefsArgs),
+  banger vm stop web db
+  banger vm stop -f w          w is only a prefix (of web): stop it without asking")]
+    Stop(ForceRefsArgs),
     /// Stop and start VMs again
     #[command(after_help = "\
 Examples:
@@ -83,16 +84,17 @@ Examples:
     #[command(after_help = "\
 Examples:
   banger vm kill web")]
-    Kill(RefsArgs),
+    Kill(ForceRefsArgs),
     /// Delete VMs and their disks (irreversible)
     #[command(
         visible_alias = "rm",
         after_help = "\
 Examples:
   banger vm rm web
-  banger vm delete web db"
+  banger vm delete web db
+  banger vm rm -f w            w is only a prefix (of web): delete it without asking"
     )]
-    Delete(RefsArgs),
+    Delete(ForceRefsArgs),
     /// Delete every VM that is not running
     #[command(after_help = "\
 Examples:
@@ -231,6 +233,17 @@ pub struct RefsArgs {
     /// VMs by id, name or unique prefix
     #[arg(value_name = "VM", required = true)]
     pub vms: Vec<String>,
+}
+
+/// VMs for a command that cannot be undone (stop, kill, delete).
+#[derive(Debug, Args)]
+pub struct ForceRefsArgs {
+    /// VMs by id, name or unique prefix
+    #[arg(value_name = "VM", required = true)]
+    pub vms: Vec<String>,
+    /// Act on a VM matched only by a prefix of its name or id without asking
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// One VM by id, name or unique prefix.

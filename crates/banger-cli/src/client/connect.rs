@@ -5,6 +5,11 @@
 //! - No socket, or nobody listening: in user mode start one ([`super::autostart`]); a system
 //!   install's daemon is systemd's job, so the CLI only says how to check it.
 //! - Permission denied: another user's daemon; report it and never start one.
+//!
+//! Before any of that, [`connect_or_start`] parses `config.toml`: an invalid config is a usage
+//! error (exit 2) for every command that may start a daemon, whether or not one runs.
+//! [`connect_existing`] (used where a daemon must never be started, such as `daemon stop`)
+//! does not, so a broken config never stands between the user and stopping the daemon.
 
 use banger_proto::{BuildInfo, DaemonInfo};
 
@@ -22,7 +27,12 @@ pub struct Connected {
 }
 
 /// Connects to the daemon, starting one in user mode when none runs.
+///
+/// The config file is checked first, daemon running or not: a daemon started now would
+/// refuse it, and a running one still uses the config it started with, so the edit the user
+/// just made would silently not apply. Either way the answer is exit 2 naming the field.
 pub async fn connect_or_start(ctx: &Context) -> Result<Connected, CliError> {
+    ctx.config()?;
     let layout = ctx.layout()?;
     let client = Client::new(layout.socket());
     let info = match client.ping().await {

@@ -1,9 +1,11 @@
-//! `banger image …`: list and show work now; the rest validates and refuses.
+//! `banger image …`: pull, register, list, show and rm (pinned by id, see [`super::pin`]);
+//! promote and cache validate and refuse.
 
 use banger_model::ImageRecord;
 use banger_proto::{RegisterImageRequest, routes};
 
 use super::not_available;
+use super::pin::{self, Action};
 use crate::args::common::JsonFlag;
 use crate::args::image::{CacheCommand, ImageCommand, RegisterArgs, ShowArgs};
 use crate::client::connect::connect_or_start;
@@ -36,10 +38,13 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
                 validate::reference("image", image)?;
             }
             let daemon = connect_or_start(ctx).await?;
-            for image in &args.images {
+            let pinned =
+                pin::pin_all(&daemon.client, pin::IMAGE, DELETE, &args.images, args.force).await?;
+            for image in pinned {
+                let image = image?;
                 let gone: ImageRecord = daemon
                     .client
-                    .send(routes::DELETE_IMAGE, &[image], &())
+                    .send(routes::DELETE_IMAGE, &[&image.id], &())
                     .await?;
                 output::info(&format!("deleted image {}", gone.name));
             }
@@ -48,6 +53,12 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
         ImageCommand::Cache(CacheCommand::Prune(_)) => not_available("image cache prune"),
     }
 }
+
+/// `image rm` and `kernel rm`.
+pub(super) const DELETE: Action = Action {
+    verb: "delete",
+    done: "deleted",
+};
 
 /// Whether `reference` names an OCI image (`docker.io/library/alpine:3.20`, `alpine:3`,
 /// `x@sha256:…`) rather than a catalog name, which never has `/`, `:` or `@`.
@@ -66,7 +77,7 @@ pub(super) async fn pull(
         name: name.to_owned(),
     };
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
-    let done = crate::progress::follow(&daemon.client, op).await?;
+    let done = crate::progress::follow(ctx, &daemon.client, op).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     output::info(&format!("{name} ready ({took})"));
     Ok(())

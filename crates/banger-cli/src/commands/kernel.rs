@@ -1,8 +1,10 @@
-//! `banger kernel …`: list and show work now; pull and rm validate and refuse.
+//! `banger kernel …`: list, show, pull, register and rm (pinned by id, see [`super::pin`]).
 
 use banger_model::KernelRecord;
 use banger_proto::{RegisterKernelRequest, routes};
 
+use super::image::DELETE;
+use super::pin;
 use crate::args::common::JsonFlag;
 use crate::args::kernel::{KernelCommand, RegisterArgs, ShowArgs};
 use crate::client::connect::connect_or_start;
@@ -25,11 +27,17 @@ pub async fn run(cmd: KernelCommand, ctx: &Context) -> Result<(), CliError> {
         KernelCommand::Rm(args) => {
             validate::reference("kernel", &args.kernel)?;
             let daemon = connect_or_start(ctx).await?;
-            let gone: KernelRecord = daemon
-                .client
-                .send(routes::DELETE_KERNEL, &[&args.kernel], &())
-                .await?;
-            output::info(&format!("deleted kernel {}", gone.name));
+            let refs = [args.kernel];
+            let pinned =
+                pin::pin_all(&daemon.client, pin::KERNEL, DELETE, &refs, args.force).await?;
+            for kernel in pinned {
+                let kernel = kernel?;
+                let gone: KernelRecord = daemon
+                    .client
+                    .send(routes::DELETE_KERNEL, &[&kernel.id], &())
+                    .await?;
+                output::info(&format!("deleted kernel {}", gone.name));
+            }
             Ok(())
         }
     }

@@ -10,6 +10,7 @@ mod daemon;
 mod doctor;
 mod image;
 mod kernel;
+mod pin;
 mod ssh_config;
 mod ssh_proxy;
 mod system;

@@ -42,10 +42,10 @@ pub async fn run(cmd: VmCommand, ctx: &Context) -> Result<(), CliError> {
             vm_run::run(args, resolved, ctx).await
         }
         VmCommand::Start(args) => power::start(&args, ctx).await,
-        VmCommand::Stop(args) => power::simple(&args, ctx, routes::STOP_VM, "stopped").await,
+        VmCommand::Stop(args) => power::destroy(&args, ctx, power::STOP).await,
         VmCommand::Restart(args) => power::restart(&args, ctx).await,
-        VmCommand::Kill(args) => power::simple(&args, ctx, routes::KILL_VM, "killed").await,
-        VmCommand::Delete(args) => power::simple(&args, ctx, routes::DELETE_VM, "deleted").await,
+        VmCommand::Kill(args) => power::destroy(&args, ctx, power::KILL).await,
+        VmCommand::Delete(args) => power::destroy(&args, ctx, power::DELETE).await,
         VmCommand::Prune(args) => inspect::prune(&args, ctx).await,
         VmCommand::Logs(args) => session::logs(&args, ctx).await,
         VmCommand::Stats(args) => inspect::stats(&args, ctx).await,
@@ -80,7 +80,7 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         image: args.image,
         spec: resolved.spec,
     };
-    let done = launch(&daemon.client, &request).await?;
+    let done = launch(ctx, &daemon.client, &request).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
     let target = done.target.unwrap_or_default();
     output::info(&format!(
@@ -107,7 +107,11 @@ impl From<LaunchError> for CliError {
 
 /// Creates a VM and follows the operation (stage lines on stderr) until it ends. Shared by
 /// `vm create` and `vm run`.
-pub async fn launch(client: &Client, request: &CreateVmRequest) -> Result<Operation, LaunchError> {
+pub async fn launch(
+    ctx: &Context,
+    client: &Client,
+    request: &CreateVmRequest,
+) -> Result<Operation, LaunchError> {
     let op: Operation = client
         .send(routes::CREATE_VM, &[], request)
         .await
@@ -116,7 +120,7 @@ pub async fn launch(client: &Client, request: &CreateVmRequest) -> Result<Operat
             vm: request.name.clone(),
         })?;
     let vm = op.target.clone().or_else(|| request.name.clone());
-    progress::follow(client, op)
+    progress::follow(ctx, client, op)
         .await
         .map_err(|error| LaunchError { error, vm })
 }

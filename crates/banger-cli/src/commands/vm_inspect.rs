@@ -7,8 +7,6 @@
 //!   stdin it refuses before contacting the daemon. It sends the ids it showed, so a VM that
 //!   appeared or stopped while the question was open is never deleted unseen.
 
-use std::io::IsTerminal;
-
 use banger_model::{VmRecord, VmState};
 use banger_proto::{
     PruneVmsRequest, PruneVmsResponse, SetVmRequest, VmHealth, VmPorts, VmStats, routes,
@@ -19,7 +17,7 @@ use crate::client::connect::connect_or_start;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{self, Stdout};
-use crate::{render, validate};
+use crate::{prompt, render, validate};
 
 /// `vm health`: exit 0 only when the VMM, the agent and SSH all answer.
 pub async fn health(args: &ShowArgs, ctx: &Context) -> Result<(), CliError> {
@@ -104,7 +102,7 @@ pub async fn set(args: &SetArgs, ctx: &Context) -> Result<(), CliError> {
 
 /// `vm prune`.
 pub async fn prune(args: &PruneArgs, ctx: &Context) -> Result<(), CliError> {
-    let interactive = std::io::stdin().is_terminal();
+    let interactive = prompt::interactive();
     if !args.force && !interactive {
         return Err(CliError::Usage(
             "vm prune asks before deleting, but stdin is not a terminal; \
@@ -135,7 +133,7 @@ pub async fn prune(args: &PruneArgs, ctx: &Context) -> Result<(), CliError> {
             candidates.len(),
             if candidates.len() == 1 { "" } else { "s" }
         );
-        if !confirm(&question).await? {
+        if !prompt::confirm(&question).await? {
             output::note("nothing deleted");
             return Ok(());
         }
@@ -171,30 +169,6 @@ fn report_prune(answer: &PruneVmsResponse) -> Result<(), CliError> {
     }
 }
 
-/// Asks `question` on stderr and reads one line from stdin: `y` or `yes` is a yes.
-async fn confirm(question: &str) -> Result<bool, CliError> {
-    use std::io::Write;
-    let mut err = anstream::stderr();
-    let _ = write!(err, "{question}");
-    let _ = err.flush();
-    let line = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
-    })
-    .await
-    .map_err(|e| CliError::Failed(format!("cannot read the answer: {e}")))?
-    .map_err(|source| CliError::Io {
-        what: "cannot read the answer from stdin".to_owned(),
-        source,
-    })?;
-    Ok(is_yes(&line))
-}
-
-/// Whether an answer means yes.
-fn is_yes(answer: &str) -> bool {
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,16 +200,6 @@ mod tests {
         );
         assert_eq!(set_request(&set_args(true, false)).nat, Some(true));
         assert_eq!(set_request(&set_args(false, true)).nat, Some(false));
-    }
-
-    #[test]
-    fn only_y_and_yes_confirm() {
-        for yes in ["y\n", "Y", " yes \n", "YES"] {
-            assert!(is_yes(yes), "{yes:?}");
-        }
-        for no in ["", "\n", "n", "no", "yep", "sure"] {
-            assert!(!is_yes(no), "{no:?}");
-        }
     }
 
     #[test]

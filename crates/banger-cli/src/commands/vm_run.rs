@@ -86,7 +86,7 @@ pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result
         image: args.image.clone(),
         spec: resolved.spec,
     };
-    let done = match launch(client, &request).await {
+    let done = match launch(ctx, client, &request).await {
         Ok(done) => done,
         Err(e) => {
             // SSH never came up: the VM (if the daemon kept it) stays, even with --rm, so

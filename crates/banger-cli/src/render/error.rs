@@ -118,9 +118,12 @@ mod tests {
         assert_eq!(message(&err), "cannot connect to bangerd at /s: boom");
         let err = CliError::Config {
             path: "/c.toml".into(),
-            message: "invalid config: x".into(),
+            message: "vcpus: unknown field".into(),
         };
-        assert_eq!(message(&err), "/c.toml: invalid config: x");
+        assert_eq!(
+            message(&err),
+            "invalid config: /c.toml: vcpus: unknown field"
+        );
     }
 
     #[test]

@@ -25,15 +25,27 @@ pub struct Request {
     pub body: String,
 }
 
-/// Answers `(status, body)` for a request.
+/// Answers `(status, body)` for a request. Status [`HANG_UP`] closes the connection without
+/// an answer, as a daemon that dies in the middle of a request does.
 pub type Script = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
 
-/// A running fake daemon; it lives as long as the test process.
+/// The status that makes the fake hang up instead of answering.
+pub const HANG_UP: u16 = 0;
+
+/// A running fake daemon; it lives as long as the test process, or until [`FakeDaemon::stop`].
+#[derive(Clone)]
 pub struct FakeDaemon {
     seen: Arc<Mutex<Vec<Request>>>,
+    socket: std::path::PathBuf,
 }
 
 impl FakeDaemon {
+    /// Takes the fake off its socket, as a daemon that died: new connections find no
+    /// socket, and a new fake can be served on the same path.
+    pub fn stop(&self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
     /// Every request after the pings, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.seen.lock().expect("request log").clone()
@@ -85,7 +97,7 @@ pub fn serve(
             let _ = answer(stream, &info, &script, &log);
         }
     });
-    FakeDaemon { seen }
+    FakeDaemon { seen, socket }
 }
 
 /// Reads one request and writes the scripted answer.
@@ -125,6 +137,9 @@ fn answer(
         }
         script(&request)
     };
+    if status == HANG_UP {
+        return Ok(());
+    }
     write!(
         stream,
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
@@ -136,6 +151,14 @@ fn answer(
 /// A running VM record named `name`, as JSON.
 pub fn vm_record(name: &str, nat: bool) -> String {
     serde_json::to_string(&record(name, nat)).expect("encode VmRecord")
+}
+
+/// A VM record named `name` in `state` with `last_error`, as JSON.
+pub fn vm_record_in(name: &str, state: banger_model::VmState, last_error: Option<&str>) -> String {
+    let mut vm = record(name, false);
+    vm.state = state;
+    vm.last_error = last_error.map(String::from);
+    serde_json::to_string(&vm).expect("encode VmRecord")
 }
 
 /// A running VM record named `name` with a workspace prepared at commit `aaaa…`, as JSON.
