@@ -5,37 +5,20 @@
 //! read when it is accepted, and each request from a uid other than the owner's or root's is
 //! refused with `unauthorized`. A peer whose credentials cannot be read is refused too.
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
-use tokio::net::UnixListener;
 
 use crate::api::error::ApiError;
 
-/// The credentials of a connected client, read once per connection.
+/// The credentials of a connected client, read once per connection
+/// ([`crate::connection::handle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
     /// The client's uid, when the kernel told us.
     pub uid: Option<u32>,
     /// The client's pid, when the kernel told us.
     pub pid: Option<i32>,
-}
-
-impl Connected<IncomingStream<'_, UnixListener>> for PeerCred {
-    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(cred) => Self {
-                uid: Some(cred.uid()),
-                pid: cred.pid(),
-            },
-            Err(_) => Self {
-                uid: None,
-                pid: None,
-            },
-        }
-    }
 }
 
 /// The rule: the owner and root may connect; nobody else.

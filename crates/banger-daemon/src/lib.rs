@@ -14,6 +14,7 @@
 pub mod access;
 pub mod agent_binary;
 pub mod api;
+pub mod connection;
 pub mod context;
 pub mod ids;
 pub mod images;

@@ -7,7 +7,8 @@
 //! 2. Only the lock holder removes a leftover socket file and [`bind`]s a new one, then sets
 //!    its mode (0600 in production).
 //! 3. [`serve`] answers until the shutdown signal, drains in-flight requests (bounded), and
-//!    removes the socket file.
+//!    removes the socket file. Each connection is read within bounds first
+//!    ([`crate::connection`]).
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -19,7 +20,7 @@ use tokio::net::UnixListener;
 
 use banger_model::Layout;
 
-use crate::access::{AccessPolicy, PeerCred};
+use crate::access::AccessPolicy;
 use crate::context::DaemonContext;
 
 /// Longest path an `AF_UNIX` socket address can hold (without the trailing NUL).
@@ -153,29 +154,47 @@ pub async fn serve(
     ctx: DaemonContext,
     policy: AccessPolicy,
 ) -> Result<(), ServeError> {
+    serve_with(listener, ctx, policy, crate::connection::Limits::default()).await
+}
+
+/// [`serve`] with explicit bounds on request heads (tests shorten the timeout).
+pub async fn serve_with(
+    listener: UnixListener,
+    ctx: DaemonContext,
+    policy: AccessPolicy,
+    limits: crate::connection::Limits,
+) -> Result<(), ServeError> {
     let socket = ctx.layout().socket();
     let shutdown = ctx.shutdown().clone();
     let app = crate::api::router(ctx, policy);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<PeerCred>(),
-    )
-    .with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move { shutdown.wait().await }
-    });
     tracing::info!(socket = %socket.display(), "listening");
-    let drained = async {
-        shutdown.wait().await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    let result = tokio::select! {
-        r = server => r.map_err(io_err("serve on", &socket)),
-        () = drained => {
-            tracing::warn!("in-flight requests did not finish in time; closing them");
-            Ok(())
+    let mut connections = tokio::task::JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            () = shutdown.wait() => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(crate::connection::handle(stream, app.clone(), limits));
+                }
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => break Err(io_err("serve on", &socket)(e)),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     };
+    // No new connections; in-flight requests get a bounded time to finish.
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight requests did not finish in time; closing them");
+        connections.abort_all();
+    }
     if let Err(e) = std::fs::remove_file(&socket)
         && e.kind() != std::io::ErrorKind::NotFound
     {
@@ -183,4 +202,17 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Accept errors that a busy server recovers from (out of fds, an aborted connection).
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(code) if code == nix::libc::EMFILE
+            || code == nix::libc::ENFILE
+            || code == nix::libc::ECONNABORTED
+            || code == nix::libc::EINTR
+            || code == nix::libc::ENOBUFS
+            || code == nix::libc::ENOMEM
+    )
 }

@@ -32,6 +32,19 @@ pub struct TestDaemon {
 
 impl TestDaemon {
     pub async fn start(options: SocketOptions, policy: AccessPolicy) -> Self {
+        Self::start_with(
+            options,
+            policy,
+            banger_daemon::connection::Limits::default(),
+        )
+        .await
+    }
+
+    pub async fn start_with(
+        options: SocketOptions,
+        policy: AccessPolicy,
+        limits: banger_daemon::connection::Limits,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("bgd")
             .tempdir_in("/tmp")
@@ -60,7 +73,7 @@ impl TestDaemon {
             AgentLocator::at(dir.path().join("no-agent-here")),
         );
         let listener = server::bind(&layout, &lock, options).expect("bind");
-        let task = tokio::spawn(server::serve(listener, ctx.clone(), policy));
+        let task = tokio::spawn(server::serve_with(listener, ctx.clone(), policy, limits));
         Self {
             dir,
             layout,
