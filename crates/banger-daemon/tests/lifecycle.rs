@@ -134,8 +134,13 @@ async fn a_failure_at_each_create_stage_tears_down_that_stage_and_the_earlier_on
     assert!(message.contains("injected launch failure"), "{message}");
     let kept: Vec<_> = std::fs::read_dir(host.layout.state_dir.join("failed"))
         .expect("failed dir")
+        .map(|e| e.expect("entry").path())
         .collect();
     assert_eq!(kept.len(), 1, "the console log is kept for the user");
+    let kept = kept[0].display().to_string();
+    assert_eq!(message.matches("console log: ").count(), 1, "one console path: {message}");
+    assert!(!message.contains("/vms/"), "no path that is gone: {message}");
+    assert!(message.contains(&kept), "the path that exists: {message}");
 
     // wait for agent: the guest never answers.
     let mut host = Host::new();

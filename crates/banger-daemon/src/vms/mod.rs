@@ -376,13 +376,18 @@ async fn run_create(
         return;
     }
     let kept_log = teardown_failed_create(ctx, backends, &record, launched.as_ref()).await;
-    let log_note = kept_log
-        .map(|p| format!("; console log: {}", p.display()))
-        .unwrap_or_default();
-    op.fail(
-        err.code(),
-        &format!("create {} {err}{log_note}", record.name),
-    );
+    // One console-log path per error, the one that exists: the log moved to state/failed/.
+    let mut message = format!("create {} {err}", record.name);
+    if let Some(kept) = kept_log {
+        let old = console.display().to_string();
+        let new = kept.display().to_string();
+        if message.contains(&old) {
+            message = message.replace(&old, &new);
+        } else {
+            message.push_str(&format!("; console log: {new}"));
+        }
+    }
+    op.fail(err.code(), &message);
 }
 
 async fn create_stages(
