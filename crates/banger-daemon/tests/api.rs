@@ -178,6 +178,24 @@ async fn create_checks_the_request_before_anything_else() {
     assert_eq!(status, 400);
     assert_envelope(&body, "bad_request");
 
+    // The framework's message quotes the input as typed, never lowercased.
+    let (status, body) = d
+        .call_raw(
+            "POST",
+            "/v1/vms",
+            r#"{"name": "x", "spec": {"vcpu": "TwoCPUs", "memory_mib": 512, "disk_size": "8G", "nat": false}}"#,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_envelope(&body, "bad_request");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TwoCPUs"),
+        "{body}"
+    );
+
     d.seed_image();
     d.ctx
         .store()

@@ -138,8 +138,15 @@ async fn a_failure_at_each_create_stage_tears_down_that_stage_and_the_earlier_on
         .collect();
     assert_eq!(kept.len(), 1, "the console log is kept for the user");
     let kept = kept[0].display().to_string();
-    assert_eq!(message.matches("console log: ").count(), 1, "one console path: {message}");
-    assert!(!message.contains("/vms/"), "no path that is gone: {message}");
+    assert_eq!(
+        message.matches("console log: ").count(),
+        1,
+        "one console path: {message}"
+    );
+    assert!(
+        !message.contains("/vms/"),
+        "no path that is gone: {message}"
+    );
     assert!(message.contains(&kept), "the path that exists: {message}");
 
     // wait for agent: the guest never answers.
@@ -426,21 +433,21 @@ async fn parallel_creates_never_share_an_address_or_tap_and_a_name_is_won_once()
         assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
     }
     let vms = ctx.store().vms().list().expect("list");
-    assert_eq!(vms.len(), 6);
+    assert_eq!(vms.len(), 8);
     let mut ips: Vec<Ipv4Addr> = vms
         .iter()
         .map(|v| v.guest_ip.as_deref().expect("ip").parse().expect("ipv4"))
         .collect();
     ips.sort();
     ips.dedup();
-    assert_eq!(ips.len(), 6, "distinct addresses");
+    assert_eq!(ips.len(), 8, "distinct addresses");
     let mut taps: Vec<_> = vms
         .iter()
         .map(|v| v.tap_name.clone().expect("tap"))
         .collect();
     taps.sort();
     taps.dedup();
-    assert_eq!(taps.len(), 6, "distinct taps");
+    assert_eq!(taps.len(), 8, "distinct taps");
     for tap in &taps {
         assert!(host.net.link(tap).is_some(), "{tap} exists and is attached");
     }
@@ -466,7 +473,7 @@ async fn parallel_creates_never_share_an_address_or_tap_and_a_name_is_won_once()
         }
     }
     assert_eq!(winners, 1);
-    assert_eq!(ctx.store().vms().list().expect("list").len(), 7);
+    assert_eq!(ctx.store().vms().list().expect("list").len(), 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
