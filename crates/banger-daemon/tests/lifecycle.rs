@@ -422,7 +422,7 @@ async fn parallel_creates_never_share_an_address_or_tap_and_a_name_is_won_once()
     let ctx = host.daemon();
     host.seed_image(&ctx, "base");
     let mut tasks = Vec::new();
-    for i in 0..6 {
+    for i in 0..8 {
         let ctx = ctx.clone();
         tasks.push(tokio::spawn(async move {
             create(&ctx, &format!("p{i}"), "base").await
