@@ -20,6 +20,7 @@ pub mod ids;
 pub mod images;
 pub mod operations;
 pub mod server;
+mod service_error;
 pub mod shutdown;
 pub mod state_dir;
 pub mod vms;

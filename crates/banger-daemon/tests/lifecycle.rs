@@ -239,11 +239,11 @@ async fn a_missing_agent_is_refused_before_anything_is_made() {
     let err = vms::create(&ctx, request("vm7", "base"))
         .await
         .expect_err("refused");
-    assert_eq!(err.code, ErrorCode::HostProblem);
+    assert_eq!(err.code(), ErrorCode::HostProblem);
     assert!(
-        err.message.contains(&host.agent.display().to_string()),
+        err.to_string().contains(&host.agent.display().to_string()),
         "{}",
-        err.message
+        err.to_string()
     );
     assert!(
         ctx.operations().list().is_empty(),
@@ -460,7 +460,7 @@ async fn parallel_creates_never_share_an_address_or_tap_and_a_name_is_won_once()
             match vms::create(&ctx, request("same", "base")).await {
                 Ok(op) => finish(&ctx, op).await.state == OperationState::Succeeded,
                 Err(e) => {
-                    assert_eq!(e.code, ErrorCode::AlreadyExists, "{e:?}");
+                    assert_eq!(e.code(), ErrorCode::AlreadyExists, "{e:?}");
                     false
                 }
             }
@@ -582,7 +582,7 @@ async fn set_changes_stopped_vms_and_prune_deletes_the_ones_not_running() {
     )
     .await
     .expect_err("running VMs are not changed");
-    assert_eq!(running.code, ErrorCode::BadRequest);
+    assert_eq!(running.code(), ErrorCode::BadRequest);
     let changed = vms::set(
         &ctx,
         "old",
@@ -650,11 +650,11 @@ async fn a_created_vm_interrupted_by_a_restart_is_torn_down_and_marked_error() {
     let err = vms::start(&ctx, "half")
         .await
         .expect_err("never fully created");
-    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert_eq!(err.code(), ErrorCode::BadRequest);
     assert!(
-        err.message.contains("banger vm delete half"),
+        err.to_string().contains("banger vm delete half"),
         "{}",
-        err.message
+        err.to_string()
     );
 }
 
@@ -799,8 +799,8 @@ async fn specs_beyond_the_host_or_the_store_are_refused_before_anything_starts()
             )
             .await
             .expect_err("refused");
-            assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}");
-            err.message
+            assert_eq!(err.code(), ErrorCode::BadRequest, "{err:?}");
+            err.to_string()
         }
     };
     let base = spec();

@@ -66,7 +66,7 @@ async fn three_parallel_registrations_of_one_kernel_name_have_one_winner_with_it
     for task in tasks {
         match task.await.expect("task") {
             Ok(k) => winners.push(k),
-            Err(e) => assert_eq!(e.code, ErrorCode::AlreadyExists, "{e:?}"),
+            Err(e) => assert_eq!(e.code(), ErrorCode::AlreadyExists, "{e:?}"),
         }
     }
     assert_eq!(winners.len(), 1);
@@ -121,7 +121,7 @@ async fn three_parallel_registrations_of_one_image_name_have_one_winner() {
                 won += 1;
                 assert!(image.rootfs_path.is_file());
             }
-            Err(e) => assert_eq!(e.code, ErrorCode::AlreadyExists, "{e:?}"),
+            Err(e) => assert_eq!(e.code(), ErrorCode::AlreadyExists, "{e:?}"),
         }
     }
     assert_eq!(won, 1);
@@ -152,8 +152,8 @@ async fn registrations_refuse_files_that_are_not_what_they_claim() {
         )
         .await
         .expect_err("refused");
-        assert_eq!(err.code, ErrorCode::BadRequest, "{err:?}");
-        assert!(err.message.contains("is not a kernel"), "{}", err.message);
+        assert_eq!(err.code(), ErrorCode::BadRequest, "{err:?}");
+        assert!(err.to_string().contains("is not a kernel"), "{err}");
     }
     let err = images::register_kernel(
         &ctx,
@@ -166,7 +166,7 @@ async fn registrations_refuse_files_that_are_not_what_they_claim() {
     )
     .await
     .expect_err("refused");
-    assert!(err.message.contains("initramfs"), "{}", err.message);
+    assert!(err.to_string().contains("initramfs"), "{err}");
     let err = images::register_image(
         &ctx,
         RegisterImageRequest {
@@ -179,8 +179,8 @@ async fn registrations_refuse_files_that_are_not_what_they_claim() {
     )
     .await
     .expect_err("refused");
-    assert!(err.message.contains("work seed"), "{}", err.message);
-    assert!(err.message.contains("ext4"), "{}", err.message);
+    assert!(err.to_string().contains("work seed"), "{err}");
+    assert!(err.to_string().contains("ext4"), "{err}");
 
     // A file only its owner may read is refused for anyone else, before it is read.
     let private = elf(src.path(), "private-vmlinux");
@@ -201,9 +201,9 @@ async fn registrations_refuse_files_that_are_not_what_they_claim() {
     .await
     .expect_err("refused");
     assert!(
-        err.message.contains("not readable by you"),
+        err.to_string().contains("not readable by you"),
         "{}",
-        err.message
+        err.to_string()
     );
     assert_eq!(
         ctx.store().kernels().list().expect("list").len(),

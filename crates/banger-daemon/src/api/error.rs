@@ -90,6 +90,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::vms::VmError> for ApiError {
+    fn from(err: crate::vms::VmError) -> Self {
+        Self::new(err.code(), chain(&err))
+    }
+}
+
+impl From<crate::images::ImageError> for ApiError {
+    fn from(err: crate::images::ImageError) -> Self {
+        Self::new(err.code(), chain(&err))
+    }
+}
+
 impl From<LookupError> for ApiError {
     fn from(err: LookupError) -> Self {
         match err {

@@ -19,8 +19,8 @@ use tokio::io::AsyncWriteExt;
 use banger_model::{CatalogBundle, ImageRecord};
 use banger_proto::{RegisterImageRequest, RegisterKernelRequest};
 
-use crate::api::error::ApiError;
 use crate::context::DaemonContext;
+use crate::images::ImageError;
 use crate::operations::OperationHandle;
 
 /// One file of a bundle.
@@ -226,16 +226,16 @@ pub async fn fetch_bundle(
     ctx: &DaemonContext,
     entry: &CatalogBundle,
     op: &OperationHandle,
-) -> Result<ImageRecord, ApiError> {
+) -> Result<ImageRecord, ImageError> {
     let downloads = ctx.layout().cache_dir.join("downloads");
-    std::fs::create_dir_all(&downloads).map_err(|e| ApiError::failed(&e))?;
+    std::fs::create_dir_all(&downloads).map_err(|e| ImageError::failed(&e))?;
     let dir = tempfile::Builder::new()
         .prefix("bundle-")
         .tempdir_in(&downloads)
-        .map_err(|e| ApiError::failed(&e))?;
+        .map_err(|e| ImageError::failed(&e))?;
     let (dir_path, manifest) = fetch_all(entry, dir.path(), op)
         .await
-        .map_err(|e| ApiError::failed(&e))?;
+        .map_err(|e| ImageError::failed(&e))?;
     if ctx.store().kernels().get_by_name(&entry.name)?.is_none() {
         super::register_kernel(
             ctx,

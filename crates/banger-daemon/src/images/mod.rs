@@ -9,9 +9,12 @@
 //! the loser of two same-name registrations gets `already_exists` and the winner's files stay.
 
 pub mod bundle;
+mod error;
 pub mod pull;
 pub mod staging;
 pub mod validate;
+
+pub use error::ImageError;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +22,6 @@ use std::process::Command;
 use banger_model::{ImageRecord, KernelRecord};
 use banger_proto::{ErrorCode, RegisterImageRequest, RegisterKernelRequest};
 
-use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 use crate::ids;
 use crate::vms::cmdline::AGENT_GUEST_PATH;
@@ -27,7 +29,7 @@ use crate::vms::disks;
 use validate::{FileKind, Requester};
 
 /// Image and kernel names: like VM names, plus `.` and `_` (`debian-bookworm`, `6.1_cloud`).
-pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
+pub fn check_name(kind: &str, name: &str) -> Result<(), ImageError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|b| {
@@ -37,7 +39,7 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!(
+        Err(ImageError::invalid(format!(
             "{kind} name {name:?} must be 1-63 characters of lowercase letters, digits, '-', '.' or '_', starting with a letter or digit"
         )))
     }
@@ -48,13 +50,13 @@ fn check_input(
     path: &Path,
     kind: FileKind,
     requester: &Requester,
-) -> Result<(), ApiError> {
+) -> Result<(), ImageError> {
     validate::check_file(what, path, kind, requester)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+        .map_err(|e| ImageError::invalid(e.to_string()))
 }
 
-fn copy_into(src: &Path, dir: &Path, file: &str) -> Result<(), ApiError> {
-    disks::sparse_copy(src, &dir.join(file)).map_err(|e| ApiError::failed(&e))
+fn copy_into(src: &Path, dir: &Path, file: &str) -> Result<(), ImageError> {
+    disks::sparse_copy(src, &dir.join(file)).map_err(|e| ImageError::failed(&e))
 }
 
 /// Copies into a fresh staging dir with `fill`, then — under the registry lock — moves it to
@@ -66,24 +68,24 @@ async fn register_staged<T: Send + 'static>(
     kind: &'static str,
     name: String,
     dest: PathBuf,
-    fill: impl FnOnce(&Path) -> Result<(), ApiError> + Send + 'static,
-    record: impl FnOnce(&DaemonContext, &Path) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+    fill: impl FnOnce(&Path) -> Result<(), ImageError> + Send + 'static,
+    record: impl FnOnce(&DaemonContext, &Path) -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, ImageError> {
     let ctx = ctx.clone();
     tokio::task::spawn_blocking(move || {
         let staged =
-            staging::Staging::new(&ctx.layout().state_dir).map_err(|e| ApiError::failed(&e))?;
+            staging::Staging::new(&ctx.layout().state_dir).map_err(|e| ImageError::failed(&e))?;
         fill(staged.path())?;
         let _registry = ctx.registry_lock();
         let taken = || {
-            ApiError::new(
+            ImageError::new(
                 ErrorCode::AlreadyExists,
                 format!("a {kind} named {name} already exists"),
             )
         };
         staged.commit(&dest).map_err(|e| match e {
             staging::CommitError::Exists(_) => taken(),
-            other => ApiError::failed(&other),
+            other => ImageError::failed(&other),
         })?;
         record(&ctx, &dest).inspect_err(|_| {
             if let Err(e) = std::fs::remove_dir_all(&dest) {
@@ -92,7 +94,7 @@ async fn register_staged<T: Send + 'static>(
         })
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, format!("the registration crashed: {e}")))?
+    .map_err(|e| ImageError::new(ErrorCode::OperationFailed, format!("the registration crashed: {e}")))?
 }
 
 /// Registers a kernel by copying its files.
@@ -100,14 +102,14 @@ pub async fn register_kernel(
     ctx: &DaemonContext,
     request: RegisterKernelRequest,
     requester: &Requester,
-) -> Result<KernelRecord, ApiError> {
+) -> Result<KernelRecord, ImageError> {
     check_name("kernel", &request.name)?;
     check_input("kernel", &request.vmlinux, FileKind::Kernel, requester)?;
     if let Some(initrd) = &request.initrd {
         check_input("initrd", initrd, FileKind::Initrd, requester)?;
     }
     let taken = || {
-        ApiError::new(
+        ImageError::new(
             ErrorCode::AlreadyExists,
             format!("a kernel named {} already exists", request.name),
         )
@@ -151,14 +153,14 @@ pub async fn register_image(
     ctx: &DaemonContext,
     request: RegisterImageRequest,
     requester: &Requester,
-) -> Result<ImageRecord, ApiError> {
+) -> Result<ImageRecord, ImageError> {
     check_name("image", &request.name)?;
     check_input("rootfs", &request.rootfs, FileKind::Ext4, requester)?;
     if let Some(seed) = &request.work_seed {
         check_input("work seed", seed, FileKind::Ext4, requester)?;
     }
     if ctx.store().images().get_by_name(&request.name)?.is_some() {
-        return Err(ApiError::new(
+        return Err(ImageError::new(
             ErrorCode::AlreadyExists,
             format!("an image named {} already exists", request.name),
         ));
@@ -169,14 +171,14 @@ pub async fn register_image(
         .get_by_name(&request.kernel)?
         .is_none()
     {
-        return Err(ApiError::not_found(format!(
+        return Err(ImageError::not_found(format!(
             "kernel {} is not registered; see `banger kernel ls`",
             request.kernel
         )));
     }
     let agent = ctx
         .agent_binary()
-        .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))?;
+        .map_err(|e| ImageError::new(ErrorCode::HostProblem, e.to_string()))?;
     let id = ids::record_id();
     let dest = ctx.layout().images_dir().join(&id);
     let (rootfs, seed) = (request.rootfs.clone(), request.work_seed.clone());
@@ -215,32 +217,32 @@ pub async fn register_image(
 }
 
 /// Writes the agent binary into an ext4 image at [`AGENT_GUEST_PATH`] (0755, root-owned).
-pub fn inject_agent(rootfs: &Path, agent: &Path) -> Result<(), ApiError> {
+pub fn inject_agent(rootfs: &Path, agent: &Path) -> Result<(), ImageError> {
     let script = format!(
         "mkdir /usr/local\nmkdir /usr/local/bin\nrm {AGENT_GUEST_PATH}\nwrite {} {AGENT_GUEST_PATH}\n\
          sif {AGENT_GUEST_PATH} mode 0100755\nsif {AGENT_GUEST_PATH} uid 0\nsif {AGENT_GUEST_PATH} gid 0\n",
         agent.display()
     );
-    let dir = tempfile::tempdir().map_err(|e| ApiError::failed(&e))?;
+    let dir = tempfile::tempdir().map_err(|e| ImageError::failed(&e))?;
     let script_file = dir.path().join("inject");
-    std::fs::write(&script_file, script).map_err(|e| ApiError::failed(&e))?;
+    std::fs::write(&script_file, script).map_err(|e| ImageError::failed(&e))?;
     let out = Command::new("debugfs")
         .arg("-w")
         .arg("-f")
         .arg(&script_file)
         .arg(rootfs)
         .output()
-        .map_err(|e| ApiError::failed(&e))?;
+        .map_err(|e| ImageError::failed(&e))?;
     let check = Command::new("debugfs")
         .arg("-R")
         .arg(format!("stat {AGENT_GUEST_PATH}"))
         .arg(rootfs)
         .output()
-        .map_err(|e| ApiError::failed(&e))?;
+        .map_err(|e| ImageError::failed(&e))?;
     let size = std::fs::metadata(agent).map(|m| m.len()).unwrap_or(0);
     let stat = String::from_utf8_lossy(&check.stdout);
     if !out.status.success() || !stat.contains(&format!("Size: {size}")) {
-        return Err(ApiError::new(
+        return Err(ImageError::new(
             ErrorCode::OperationFailed,
             format!(
                 "cannot inject the agent into {}: {}",
@@ -265,12 +267,12 @@ fn remove_managed_dir(root: &Path, file: &Path) {
 }
 
 /// Deletes an image no VM uses, with its files.
-pub fn delete_image(ctx: &DaemonContext, reference: &str) -> Result<ImageRecord, ApiError> {
+pub fn delete_image(ctx: &DaemonContext, reference: &str) -> Result<ImageRecord, ImageError> {
     let image = ctx.store().images().resolve(reference)?;
     match ctx.store().images().delete(&image.id) {
         Ok(_) => {}
         Err(banger_store::StoreError::ImageInUse { vms, .. }) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ImageError::invalid(format!(
                 "image {} is used by {}; delete those vms first",
                 image.name,
                 vms.join(", ")
@@ -283,7 +285,7 @@ pub fn delete_image(ctx: &DaemonContext, reference: &str) -> Result<ImageRecord,
 }
 
 /// Deletes a kernel no image uses, with its files.
-pub fn delete_kernel(ctx: &DaemonContext, reference: &str) -> Result<KernelRecord, ApiError> {
+pub fn delete_kernel(ctx: &DaemonContext, reference: &str) -> Result<KernelRecord, ImageError> {
     let kernel = ctx.store().kernels().resolve(reference)?;
     let users: Vec<String> = ctx
         .store()
@@ -294,7 +296,7 @@ pub fn delete_kernel(ctx: &DaemonContext, reference: &str) -> Result<KernelRecor
         .map(|i| i.name)
         .collect();
     if !users.is_empty() {
-        return Err(ApiError::bad_request(format!(
+        return Err(ImageError::invalid(format!(
             "kernel {} is used by image {}; delete those images first",
             kernel.name,
             users.join(", ")

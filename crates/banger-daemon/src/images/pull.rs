@@ -11,18 +11,18 @@ use banger_image::{Catalog, ImageRecipe, KernelRecipe, Progress};
 use banger_model::{ImageRecord, KernelRecord};
 use banger_proto::{ErrorCode, Operation};
 
-use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 use crate::ids;
+use crate::images::ImageError;
 use crate::operations::OperationHandle;
 use crate::vms::cmdline::AGENT_GUEST_PATH;
 
 /// The catalog: built in (config may extend it later).
-pub fn catalog() -> Result<Catalog, ApiError> {
-    Catalog::builtin().map_err(|e| ApiError::failed(&e))
+pub fn catalog() -> Result<Catalog, ImageError> {
+    Catalog::builtin().map_err(|e| ImageError::failed(&e))
 }
 
-fn kernel_recipe(catalog: &Catalog, name: &str) -> Result<KernelRecipe, ApiError> {
+fn kernel_recipe(catalog: &Catalog, name: &str) -> Result<KernelRecipe, ImageError> {
     catalog
         .kernels
         .iter()
@@ -30,7 +30,7 @@ fn kernel_recipe(catalog: &Catalog, name: &str) -> Result<KernelRecipe, ApiError
         .cloned()
         .ok_or_else(|| {
             let known: Vec<_> = catalog.kernels.iter().map(|k| k.name.as_str()).collect();
-            ApiError::not_found(format!(
+            ImageError::not_found(format!(
                 "kernel {name:?} is not in the catalog (known: {})",
                 known.join(", ")
             ))
@@ -133,11 +133,11 @@ pub async fn ensure_image(
 ) -> (OperationHandle, StepResult<ImageRecord>) {
     let catalog = match catalog() {
         Ok(c) => c,
-        Err(e) => return (op, Err((e.code, e.message))),
+        Err(e) => return (op, Err((e.code(), crate::api::error::chain(&e)))),
     };
     let kernel = match kernel_recipe(&catalog, &recipe.kernel) {
         Ok(k) => k,
-        Err(e) => return (op, Err((e.code, e.message))),
+        Err(e) => return (op, Err((e.code(), crate::api::error::chain(&e)))),
     };
     let (op, kernel) = ensure_kernel(ctx, &kernel, op).await;
     if let Err(e) = kernel {
@@ -222,17 +222,17 @@ fn finish<T>(op: OperationHandle, result: StepResult<T>) {
 }
 
 /// `POST /v1/images/pull`: starts pulling catalog image `name`.
-pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, ApiError> {
+pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, ImageError> {
     let catalog = catalog()?;
     let recipe = image_recipe(&catalog, name).ok_or_else(|| {
         let known: Vec<_> = catalog.images.iter().map(|i| i.name.as_str()).collect();
-        ApiError::not_found(format!(
+        ImageError::not_found(format!(
             "image {name:?} is not in the catalog (known: {}); use `banger image register` for your own files",
             known.join(", ")
         ))
     })?;
     ctx.agent_binary()
-        .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))?;
+        .map_err(|e| ImageError::new(ErrorCode::HostProblem, e.to_string()))?;
     let op = ctx.operations().begin("image.pull", Some(name));
     let snapshot = op.snapshot();
     let ctx = ctx.clone();
@@ -245,7 +245,7 @@ pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, Ap
 }
 
 /// `POST /v1/kernels/pull`: starts pulling catalog kernel `name`.
-pub async fn pull_kernel(ctx: &DaemonContext, name: &str) -> Result<Operation, ApiError> {
+pub async fn pull_kernel(ctx: &DaemonContext, name: &str) -> Result<Operation, ImageError> {
     let recipe = kernel_recipe(&catalog()?, name)?;
     let op = ctx.operations().begin("kernel.pull", Some(name));
     let snapshot = op.snapshot();

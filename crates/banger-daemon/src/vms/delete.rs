@@ -3,12 +3,12 @@
 
 use banger_model::{VmRecord, VmState};
 
+use super::VmError;
 use super::teardown;
-use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 
 /// Deletes the VM `reference` and returns the record it had.
-pub async fn delete(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiError> {
+pub async fn delete(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, VmError> {
     let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     let lock = ctx.vm_locks().lock(&record.id).await;
@@ -16,7 +16,7 @@ pub async fn delete(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, Ap
     if let Err(e) = std::fs::remove_dir_all(&record.dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        return Err(ApiError::failed(&e));
+        return Err(VmError::failed(&e));
     }
     let mut hosts = vec![record.dns_name()];
     hosts.extend(record.guest_ip.clone());

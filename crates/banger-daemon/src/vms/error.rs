@@ -70,6 +70,9 @@ pub enum StageFailure {
     /// A disk could not be prepared.
     #[error("a disk could not be prepared")]
     Disk(#[from] super::disks::DiskError),
+    /// The agent could not be written into the VM's disk.
+    #[error("the guest agent could not be written into the VM's disk")]
+    Image(#[from] crate::images::ImageError),
     /// The guest agent binary is not installed.
     #[error(transparent)]
     AgentMissing(#[from] AgentMissing),
@@ -145,6 +148,17 @@ impl StageError {
             text.push_str(&hint);
         }
         text
+    }
+}
+
+crate::service_error::service_error! {
+    /// Why a VM operation failed: the kinds every service error has, a failed stage of a
+    /// create or start, or an image failure met on the way.
+    VmError {
+        /// A stage of a create or start failed.
+        Stage(StageError) => StageError::code,
+        /// An image or kernel operation failed.
+        Image(crate::images::ImageError) => crate::images::ImageError::code,
     }
 }
 

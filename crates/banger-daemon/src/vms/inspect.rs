@@ -21,9 +21,10 @@ use banger_proto::{
 };
 use banger_vmm::AgentEndpoint;
 
+use super::VmError;
 use super::handles::{self, VmHandles};
 use super::{agent, ssh_addr};
-use crate::api::error::{ApiError, chain};
+use crate::api::error::chain;
 use crate::context::DaemonContext;
 
 /// Bound on one agent call made by these commands.
@@ -52,7 +53,7 @@ fn not_running(record: &VmRecord) -> String {
 }
 
 /// VMM, agent and SSH of VM `reference`, checked at once.
-pub async fn health(ctx: &DaemonContext, reference: &str) -> Result<VmHealth, ApiError> {
+pub async fn health(ctx: &DaemonContext, reference: &str) -> Result<VmHealth, VmError> {
     let record = ctx.store().vms().resolve(reference)?;
     let Some(live) = live_handles(ctx, &record) else {
         let skipped = HealthCheck {
@@ -254,7 +255,7 @@ pub fn disk_usage(vm_dir: &Path) -> Vec<DiskUsage> {
 
 /// What VM `reference` costs the host: its VMM's CPU time and memory (when running) and its
 /// disks.
-pub async fn stats(ctx: &DaemonContext, reference: &str) -> Result<VmStats, ApiError> {
+pub async fn stats(ctx: &DaemonContext, reference: &str) -> Result<VmStats, VmError> {
     let record = ctx.store().vms().resolve(reference)?;
     let handles = live_handles(ctx, &record);
     let pid = handles.as_ref().map(|h| h.vmm.pid);
@@ -269,11 +270,11 @@ pub async fn stats(ctx: &DaemonContext, reference: &str) -> Result<VmStats, ApiE
         (process, disk_usage(&dir))
     })
     .await
-    .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?;
+    .map_err(|e| VmError::new(ErrorCode::OperationFailed, e.to_string()))?;
     let process = match process {
         Some(Ok(p)) => Some(p),
         Some(Err(e)) if e.is_gone() => None,
-        Some(Err(e)) => return Err(ApiError::failed(&e)),
+        Some(Err(e)) => return Err(VmError::failed(&e)),
         None => None,
     };
     Ok(VmStats {
@@ -295,16 +296,16 @@ struct AgentPorts {
 }
 
 /// The TCP and UDP ports VM `reference` listens on, as its agent reports them.
-pub async fn ports(ctx: &DaemonContext, reference: &str) -> Result<VmPorts, ApiError> {
+pub async fn ports(ctx: &DaemonContext, reference: &str) -> Result<VmPorts, VmError> {
     let record = ctx.store().vms().resolve(reference)?;
     let Some(live) = live_handles(ctx, &record) else {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "vm {} is not running; start it with `banger vm start {}`",
             record.name, record.name
         )));
     };
     let failed = |what: String| {
-        ApiError::new(
+        VmError::new(
             ErrorCode::OperationFailed,
             format!("cannot list the ports of {}: {what}", record.name),
         )
@@ -312,7 +313,7 @@ pub async fn ports(ctx: &DaemonContext, reference: &str) -> Result<VmPorts, ApiE
     let body = match agent::call(&live.vmm.agent, "GET", "/ports", AGENT_TIMEOUT).await {
         Ok((200, body)) => body,
         Ok((404, _)) => {
-            return Err(ApiError::new(
+            return Err(VmError::new(
                 ErrorCode::Unavailable,
                 format!(
                     "the agent in {} is older than this banger and cannot list ports; \

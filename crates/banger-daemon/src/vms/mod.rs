@@ -37,13 +37,13 @@ use banger_net::{NetOps, NetPlan};
 use banger_proto::{CreateVmRequest, ErrorCode, Operation};
 use banger_vmm::{DiskSpec, LaunchSpec, NetSpec, Vmm};
 
-use crate::api::error::ApiError;
+use crate::api::error::chain;
 use crate::context::DaemonContext;
 use crate::ids;
 use crate::operations::OperationHandle;
 
 pub use delete::delete;
-pub use error::{Stage, StageError, StageFailure};
+pub use error::{Stage, StageError, StageFailure, VmError};
 pub use inspect::{health, ports, stats};
 pub use power::{kill, start, stop, teardown};
 pub use reconcile::{monitor, reconcile_at_start};
@@ -96,11 +96,11 @@ pub fn vm_dir(ctx: &DaemonContext, id: &str) -> PathBuf {
 }
 
 /// The backends, when they can boot VMs; otherwise a host problem naming the fix.
-fn bootable_backends(ctx: &DaemonContext) -> Result<Arc<VmBackends>, ApiError> {
+fn bootable_backends(ctx: &DaemonContext) -> Result<Arc<VmBackends>, VmError> {
     let backends = ctx.backends();
     match backends.vmm.unavailable_reason() {
         None => Ok(backends),
-        Some(reason) => Err(ApiError::new(
+        Some(reason) => Err(VmError::new(
             ErrorCode::HostProblem,
             format!(
                 "no VMM can boot VMs on this host: {reason}; then restart the daemon (`banger daemon stop`)"
@@ -110,9 +110,9 @@ fn bootable_backends(ctx: &DaemonContext) -> Result<Arc<VmBackends>, ApiError> {
 }
 
 /// The guest agent binary, or a host problem listing where it was looked for.
-fn agent_binary(ctx: &DaemonContext) -> Result<PathBuf, ApiError> {
+fn agent_binary(ctx: &DaemonContext) -> Result<PathBuf, VmError> {
     ctx.agent_binary()
-        .map_err(|e| ApiError::new(ErrorCode::HostProblem, e.to_string()))
+        .map_err(|e| VmError::new(ErrorCode::HostProblem, e.to_string()))
 }
 
 /// The image and kernel a VM boots.
@@ -121,31 +121,31 @@ struct BootSource {
     kernel: KernelRecord,
 }
 
-fn resolve_boot_source(ctx: &DaemonContext, image_ref: &str) -> Result<BootSource, ApiError> {
+fn resolve_boot_source(ctx: &DaemonContext, image_ref: &str) -> Result<BootSource, VmError> {
     let image = ctx.store().images().resolve(image_ref).map_err(|e| {
-        let mut err = ApiError::from(e);
-        if err.code == ErrorCode::NotFound {
-            err.message = format!(
-                "{}; pull it first with `banger image pull {image_ref}`",
-                err.message
-            );
+        let err = VmError::from(e);
+        if err.code() == ErrorCode::NotFound {
+            VmError::not_found(format!(
+                "{err}; pull it first with `banger image pull {image_ref}`"
+            ))
+        } else {
+            err
         }
-        err
     })?;
     boot_source_for(ctx, image)
 }
 
-fn boot_source_for(ctx: &DaemonContext, image: ImageRecord) -> Result<BootSource, ApiError> {
+fn boot_source_for(ctx: &DaemonContext, image: ImageRecord) -> Result<BootSource, VmError> {
     let kernel_name = image
         .kernel_name
         .clone()
-        .ok_or_else(|| ApiError::bad_request(format!("image {} names no kernel", image.name)))?;
+        .ok_or_else(|| VmError::invalid(format!("image {} names no kernel", image.name)))?;
     let kernel = ctx
         .store()
         .kernels()
         .get_by_name(&kernel_name)?
         .ok_or_else(|| {
-            ApiError::not_found(format!(
+            VmError::not_found(format!(
                 "kernel {kernel_name} of image {} is missing; run `banger kernel pull {kernel_name}`",
                 image.name
             ))
@@ -163,10 +163,10 @@ enum ImagePlan {
     Bundle(banger_model::CatalogBundle),
 }
 
-fn plan_image(ctx: &DaemonContext, image_ref: &str) -> Result<ImagePlan, ApiError> {
+fn plan_image(ctx: &DaemonContext, image_ref: &str) -> Result<ImagePlan, VmError> {
     match resolve_boot_source(ctx, image_ref) {
         Ok(source) => Ok(ImagePlan::Ready(source)),
-        Err(e) if e.code == ErrorCode::NotFound => {
+        Err(e) if e.code() == ErrorCode::NotFound => {
             if let Some(bundle) = ctx.config().catalog.iter().find(|b| b.name == image_ref) {
                 return Ok(ImagePlan::Bundle(bundle.clone()));
             }
@@ -182,17 +182,17 @@ fn plan_image(ctx: &DaemonContext, image_ref: &str) -> Result<ImagePlan, ApiErro
 
 /// Checks the request and starts the create operation: (auto-pull), reserve name/IP/TAP by
 /// inserting the record, then the boot stages. Returns the operation's first snapshot.
-pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Operation, ApiError> {
+pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Operation, VmError> {
     let name = request
         .name
         .as_deref()
         .map(VmName::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| VmError::invalid(e.to_string()))?;
     request
         .spec
         .validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| VmError::invalid(e.to_string()))?;
     request
         .spec
         .check_capacity(
@@ -200,7 +200,7 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
             ctx.config().overcommit(),
             request.spec.disk_size,
         )
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| VmError::invalid(e.to_string()))?;
     if let Some(n) = &name
         && ctx.store().vms().get_by_name(n.as_str())?.is_some()
     {
@@ -230,7 +230,7 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
                 let _pull = ctx.pull_lock().lock().await;
                 let (op, result) = crate::images::pull::ensure_image(&ctx, &recipe, op).await;
                 let source = result
-                    .map_err(|(code, message)| ApiError::new(code, message))
+                    .map_err(|(code, message)| VmError::new(code, message))
                     .and_then(|image| boot_source_for(&ctx, image));
                 (op, source)
             }
@@ -239,7 +239,9 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
                 let _pull = ctx.pull_lock().lock().await;
                 let source = match ctx.store().images().get_by_name(&bundle.name) {
                     Ok(Some(image)) => Ok(image),
-                    _ => crate::images::bundle::fetch_bundle(&ctx, &bundle, &op).await,
+                    _ => crate::images::bundle::fetch_bundle(&ctx, &bundle, &op)
+                        .await
+                        .map_err(VmError::from),
                 }
                 .and_then(|image| boot_source_for(&ctx, image));
                 (op, source)
@@ -249,8 +251,8 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
             Ok(s) => s,
             Err(e) => {
                 op.fail(
-                    e.code,
-                    &format!("auto-pull {image_ref} failed: {}", e.message),
+                    e.code(),
+                    &format!("auto-pull {image_ref} failed: {}", chain(&e)),
                 );
                 return;
             }
@@ -258,7 +260,7 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
         let record = match reserve(&ctx, &backends, name, &source, request.spec).await {
             Ok(r) => r,
             Err(e) => {
-                op.fail(e.code, &e.message);
+                op.fail(e.code(), &chain(&e));
                 return;
             }
         };
@@ -278,7 +280,7 @@ async fn reserve(
     name: Option<VmName>,
     source: &BootSource,
     spec: banger_model::VmSpec,
-) -> Result<VmRecord, ApiError> {
+) -> Result<VmRecord, VmError> {
     let _reservation = ctx.vm_locks().reserve().await;
     let vms = ctx.store().vms().list()?;
     let name = match name {
@@ -297,7 +299,7 @@ async fn reserve(
     let ip = backends
         .plan
         .allocate(&used)
-        .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?;
+        .map_err(|e| VmError::new(ErrorCode::OperationFailed, e.to_string()))?;
     let id = ids::record_id();
     let now = ids::now_rfc3339();
     let record = VmRecord {
@@ -318,8 +320,8 @@ async fn reserve(
     Ok(record)
 }
 
-fn taken(name: &VmName) -> ApiError {
-    ApiError::new(
+fn taken(name: &VmName) -> VmError {
+    VmError::new(
         ErrorCode::AlreadyExists,
         format!("a vm named {name} already exists; pick another name or delete it"),
     )
@@ -411,7 +413,7 @@ async fn create_stages(
             .map_err(StageFailure::from)?;
         // Every VM runs this daemon's agent, whatever agent its image was built with.
         crate::images::inject_agent(&dir.join("rootfs.ext4"), &agent)
-            .map_err(|e| StageFailure::Other(e.message))?;
+            .map_err(StageFailure::from)?;
         Ok::<(), StageFailure>(())
     })
     .await
@@ -579,11 +581,11 @@ pub fn ssh_command(
     ctx: &DaemonContext,
     reference: &str,
     request: banger_proto::SshRequest,
-) -> Result<banger_proto::SshCommandLine, ApiError> {
+) -> Result<banger_proto::SshCommandLine, VmError> {
     let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     if record.state != VmState::Running {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "vm {} is {}; start it with `banger vm start {}`",
             record.name, record.state, record.name
         )));
@@ -591,7 +593,7 @@ pub fn ssh_command(
     let ip = record
         .guest_ip
         .clone()
-        .ok_or_else(|| ApiError::bad_request(format!("vm {} has no address", record.name)))?;
+        .ok_or_else(|| VmError::invalid(format!("vm {} has no address", record.name)))?;
     let mut cmd = banger_ssh::SshCommand::new(ip, &backends.ssh_key.private, &backends.known_hosts);
     cmd.batch = false;
     cmd.tty = if request.remote.is_empty() && request.tty {
@@ -602,7 +604,7 @@ pub fn ssh_command(
     cmd.remote = request.remote;
     let args = cmd
         .args()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .map_err(|e| VmError::invalid(e.to_string()))?
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -618,7 +620,7 @@ pub fn console_log(
     ctx: &DaemonContext,
     reference: &str,
     offset: Option<u64>,
-) -> Result<banger_proto::LogChunk, ApiError> {
+) -> Result<banger_proto::LogChunk, VmError> {
     use std::io::{Read, Seek, SeekFrom};
     const CHUNK: u64 = 64 * 1024;
     let record = ctx.store().vms().resolve(reference)?;
@@ -633,16 +635,16 @@ pub fn console_log(
                 text: String::new(),
             });
         }
-        Err(e) => return Err(ApiError::failed(&e)),
+        Err(e) => return Err(VmError::failed(&e)),
     };
-    let len = file.metadata().map_err(|e| ApiError::failed(&e))?.len();
+    let len = file.metadata().map_err(|e| VmError::failed(&e))?.len();
     let start = offset.unwrap_or(len.saturating_sub(CHUNK)).min(len);
     file.seek(SeekFrom::Start(start))
-        .map_err(|e| ApiError::failed(&e))?;
+        .map_err(|e| VmError::failed(&e))?;
     let mut buf = Vec::new();
     file.take(CHUNK)
         .read_to_end(&mut buf)
-        .map_err(|e| ApiError::failed(&e))?;
+        .map_err(|e| VmError::failed(&e))?;
     Ok(banger_proto::LogChunk {
         path,
         offset: start,

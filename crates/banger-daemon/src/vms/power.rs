@@ -6,10 +6,10 @@ use banger_model::{KernelRecord, VmRecord, VmState};
 use banger_proto::{ErrorCode, Operation};
 use banger_vmm::VmmHandle;
 
+use super::VmError;
 use super::{
     Stage, StageError, VmBackends, agent, bootable_backends, handles, launch_spec, ssh_addr,
 };
-use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 use crate::ids;
 use crate::operations::OperationHandle;
@@ -185,13 +185,13 @@ pub(super) async fn kill_unrecorded_vmms(backends: &VmBackends, record: &VmRecor
 }
 
 /// Starts a stopped VM as an operation.
-pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, ApiError> {
+pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, VmError> {
     let backends = bootable_backends(ctx)?;
     let record = ctx.store().vms().resolve(reference)?;
     if record.state == VmState::Error
         && record.last_error.as_deref() == Some(super::reconcile::INTERRUPTED_CREATE)
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "vm {name} was never fully created (a daemon restart interrupted it), so it cannot \
              start; delete it with `banger vm delete {name}` and create it again",
             name = record.name
@@ -201,7 +201,7 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Ap
         .store()
         .images()
         .get(&record.image_id)?
-        .ok_or_else(|| ApiError::not_found(format!("the image of {} is gone", record.name)))?;
+        .ok_or_else(|| VmError::not_found(format!("the image of {} is gone", record.name)))?;
     let source = super::boot_source_for(ctx, image)?;
     let op = ctx
         .operations()
@@ -239,7 +239,7 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Ap
 }
 
 /// Stops a VM: agent power-off, then the VMM's own request, then a kill after the timeout.
-pub async fn stop(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiError> {
+pub async fn stop(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, VmError> {
     let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     let _lock = ctx.vm_locks().lock(&record.id).await;
@@ -273,7 +273,7 @@ pub async fn stop(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiE
 }
 
 /// Kills a VM's VMM at once and releases what it held.
-pub async fn kill(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, ApiError> {
+pub async fn kill(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, VmError> {
     let backends = ctx.backends();
     let record = ctx.store().vms().resolve(reference)?;
     let _lock = ctx.vm_locks().lock(&record.id).await;

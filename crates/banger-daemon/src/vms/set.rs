@@ -15,9 +15,10 @@ use std::time::Duration;
 use banger_model::{VmRecord, VmState};
 use banger_proto::{ErrorCode, PruneFailure, PruneVmsRequest, PruneVmsResponse, SetVmRequest};
 
+use super::VmError;
 use super::disks::{self, DiskError};
 use super::inspect::live_handles;
-use crate::api::error::{ApiError, chain};
+use crate::api::error::chain;
 use crate::context::DaemonContext;
 use crate::ids;
 
@@ -26,9 +27,9 @@ pub async fn set(
     ctx: &DaemonContext,
     reference: &str,
     request: SetVmRequest,
-) -> Result<VmRecord, ApiError> {
+) -> Result<VmRecord, VmError> {
     if request.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(VmError::invalid(
             "nothing to change; give vcpu, memory_mib, disk_size or nat",
         ));
     }
@@ -39,18 +40,18 @@ pub async fn set(
         .store()
         .vms()
         .get(&found.id)?
-        .ok_or_else(|| ApiError::not_found(format!("vm {} was deleted", found.name)))?;
+        .ok_or_else(|| VmError::not_found(format!("vm {} was deleted", found.name)))?;
     let name = &record.name;
     if record.state == VmState::Running || live_handles(ctx, &record).is_some() {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "vm {name} is running; stop it first with `banger vm stop {name}`"
         )));
     }
     let spec = request.apply(record.spec);
     spec.validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| VmError::invalid(e.to_string()))?;
     if spec.disk_size < record.spec.disk_size {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "the disk of {name} is {}; disks only grow, so it cannot become {}",
             record.spec.disk_size, spec.disk_size
         )));
@@ -68,16 +69,16 @@ pub async fn set(
         ctx.config().overcommit(),
         growth,
     )
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    .map_err(|e| VmError::invalid(e.to_string()))?;
     if spec.disk_size > record.spec.disk_size {
         let work = record.dir.join("work.ext4");
         let size = spec.disk_size;
         tokio::task::spawn_blocking(move || disks::grow_work_disk(&work, size))
             .await
-            .map_err(|e| ApiError::new(ErrorCode::OperationFailed, e.to_string()))?
+            .map_err(|e| VmError::new(ErrorCode::OperationFailed, e.to_string()))?
             .map_err(|e| match e {
-                DiskError::Shrink { .. } => ApiError::bad_request(chain(&e)),
-                other => ApiError::new(
+                DiskError::Shrink { .. } => VmError::invalid(chain(&e)),
+                other => VmError::new(
                     ErrorCode::OperationFailed,
                     format!("cannot grow the disk of {name}: {}", chain(&other)),
                 ),
@@ -90,7 +91,7 @@ pub async fn set(
         ..record.clone()
     };
     if !ctx.store().vms().update(&updated)? {
-        return Err(ApiError::not_found(format!("vm {name} was deleted")));
+        return Err(VmError::not_found(format!("vm {name} was deleted")));
     }
     tracing::info!(vm = %name, spec = %spec.summary(), "vm spec changed");
     Ok(updated)
@@ -100,7 +101,7 @@ pub async fn set(
 pub async fn prune(
     ctx: &DaemonContext,
     request: PruneVmsRequest,
-) -> Result<PruneVmsResponse, ApiError> {
+) -> Result<PruneVmsResponse, VmError> {
     let wanted = request
         .ids
         .map(|ids| ids.into_iter().collect::<HashSet<_>>());
@@ -152,7 +153,7 @@ pub async fn prune(
             }
             Err(e) => out.failed.push(PruneFailure {
                 vm: vm.name.to_string(),
-                message: e.message,
+                message: crate::api::error::chain(&e),
             }),
         }
     }

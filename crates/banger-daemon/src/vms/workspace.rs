@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 
 use banger_model::{VmRecord, Workspace};
 
-use crate::api::error::ApiError;
+use super::VmError;
 use crate::context::DaemonContext;
 use crate::ids;
 
@@ -20,7 +20,7 @@ pub async fn set(
     ctx: &DaemonContext,
     reference: &str,
     workspace: Option<Workspace>,
-) -> Result<VmRecord, ApiError> {
+) -> Result<VmRecord, VmError> {
     let workspace = workspace.map(validate).transpose()?;
     let found = ctx.store().vms().resolve(reference)?;
     let _lock = ctx.vm_locks().lock(&found.id).await;
@@ -29,7 +29,7 @@ pub async fn set(
         .store()
         .vms()
         .get(&found.id)?
-        .ok_or_else(|| ApiError::not_found(format!("vm {} was deleted", found.name)))?;
+        .ok_or_else(|| VmError::not_found(format!("vm {} was deleted", found.name)))?;
     if record.workspace == workspace {
         return Ok(record);
     }
@@ -39,7 +39,7 @@ pub async fn set(
         ..record
     };
     if !ctx.store().vms().update(&updated)? {
-        return Err(ApiError::not_found(format!(
+        return Err(VmError::not_found(format!(
             "vm {} was deleted",
             updated.name
         )));
@@ -48,28 +48,28 @@ pub async fn set(
 }
 
 /// Checks a workspace a client sent; returns it with `head` in lower case.
-pub fn validate(mut workspace: Workspace) -> Result<Workspace, ApiError> {
+pub fn validate(mut workspace: Workspace) -> Result<Workspace, VmError> {
     let guest = &workspace.guest_path;
     if !is_plain_absolute(guest) || !guest.starts_with("/root") || guest == Path::new("/root") {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "workspace guest_path {:?} must be an absolute path under /root without `.` or `..`",
             guest.display().to_string()
         )));
     }
     if !is_plain_absolute(&workspace.host_path) {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "workspace host_path {:?} must be an absolute path without `.` or `..`",
             workspace.host_path.display().to_string()
         )));
     }
     let head = &workspace.head;
     if head.len() != 40 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::bad_request(format!(
+        return Err(VmError::invalid(format!(
             "workspace head {head:?} must be a full commit id (40 hex characters)"
         )));
     }
     if workspace.prepared_at.trim().is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(VmError::invalid(
             "workspace prepared_at must be an RFC 3339 time",
         ));
     }
