@@ -183,10 +183,34 @@ fn failed_creates_leave_nothing_behind() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("vcpu"));
 
-    // A kernel that cannot boot: the create fails, names the stage and the log, keeps nothing.
+    // Garbage is refused at registration: it is not a kernel.
     let dir = tempfile_dir();
+    let junk = dir.join("junk-kernel");
+    std::fs::write(&junk, vec![0x5a_u8; 1 << 20]).expect("write");
+    let out = bed.banger(
+        &[
+            "kernel",
+            "register",
+            "e2e-junk",
+            "--vmlinux",
+            junk.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a kernel"));
+
+    // A kernel that passes the checks but cannot boot: the create fails, names the stage and
+    // the log, keeps nothing.
     let garbage = dir.join("garbage-kernel");
-    std::fs::write(&garbage, vec![0x5a_u8; 1 << 20]).expect("write");
+    let mut bytes = banger_testkit::fakes::stand_in_vmlinux();
+    bytes.resize(1 << 20, 0x5a);
+    std::fs::write(&garbage, bytes).expect("write");
     let image: Value =
         serde_json::from_str(&bed.ok(&["image", "show", "debian-bookworm", "--json"]))
             .expect("json");
