@@ -257,14 +257,8 @@ async fn reconcile_adopts_live_vms_and_demotes_dead_ones_releasing_taps_by_durab
     let host = Host::new();
     let ctx = host.daemon();
     host.seed_image(&ctx, "base");
-    assert_eq!(
-        create(&ctx, "alive", "base").await.state,
-        OperationState::Succeeded
-    );
-    assert_eq!(
-        create(&ctx, "dead", "base").await.state,
-        OperationState::Succeeded
-    );
+    create_ok(&ctx, "alive", "base").await;
+    create_ok(&ctx, "dead", "base").await;
     let alive = ctx.store().vms().resolve("alive").expect("alive");
     let dead = ctx.store().vms().resolve("dead").expect("dead");
     drop(ctx);
@@ -391,10 +385,7 @@ async fn the_monitor_notices_a_vmm_killed_behind_the_daemons_back() {
     let host = Host::new();
     let ctx = host.daemon();
     host.seed_image(&ctx, "base");
-    assert_eq!(
-        create(&ctx, "web", "base").await.state,
-        OperationState::Succeeded
-    );
+    create_ok(&ctx, "web", "base").await;
     let vm = ctx.store().vms().resolve("web").expect("vm");
     let monitor = tokio::spawn(vms::monitor(ctx.clone(), ctx.backends()));
     host.vmm.crash(&vm.id);
@@ -562,14 +553,8 @@ async fn set_changes_stopped_vms_and_prune_deletes_the_ones_not_running() {
     let host = Host::new();
     let ctx = host.daemon();
     host.seed_image(&ctx, "base");
-    assert_eq!(
-        create(&ctx, "keep", "base").await.state,
-        OperationState::Succeeded
-    );
-    assert_eq!(
-        create(&ctx, "old", "base").await.state,
-        OperationState::Succeeded
-    );
+    create_ok(&ctx, "keep", "base").await;
+    create_ok(&ctx, "old", "base").await;
     vms::stop(&ctx, "old").await.expect("stop");
 
     let running = vms::set(

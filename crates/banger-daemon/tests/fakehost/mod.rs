@@ -185,6 +185,13 @@ pub async fn create(ctx: &DaemonContext, name: &str, image: &str) -> Operation {
     finish(ctx, op).await
 }
 
+/// Creates VM `name`, asserting that the create succeeded; returns its record.
+pub async fn create_ok(ctx: &DaemonContext, name: &str, image: &str) -> banger_model::VmRecord {
+    let op = create(ctx, name, image).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    ctx.store().vms().resolve(name).expect("the created vm")
+}
+
 pub fn stage_states(op: &Operation) -> Vec<(String, StageState)> {
     op.stages
         .iter()
