@@ -7,6 +7,8 @@
 //! - `banger-cli` and `banger-helper` use only model and proto (so the CLI cannot reach SQLite
 //!   or a VMM directly).
 //! - `banger-testkit` appears only in `[dev-dependencies]`.
+//! - Leaves (`banger-util`, shared helpers) depend on no banger crate, and every crate may use
+//!   them.
 //!
 //! Build-dependencies follow the same rules as normal ones.
 
@@ -29,6 +31,8 @@ const ADAPTERS: [&str; 6] = [
     "banger-update",
 ];
 const TESTKIT: &str = "banger-testkit";
+/// Leaf crates: they depend on no banger crate, and anyone may use them.
+const LEAVES: [&str; 1] = ["banger-util"];
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +120,12 @@ fn broken_rule(package: &str, dep: &str, is_dev: bool) -> Option<&'static str> {
         return (!is_dev).then_some("the testkit is for [dev-dependencies] only");
     }
     if is_dev {
+        return None;
+    }
+    if LEAVES.contains(&package) {
+        return Some("leaf crates depend on no banger crate");
+    }
+    if LEAVES.contains(&dep) {
         return None;
     }
     match package {
@@ -226,6 +236,23 @@ mod tests {
             )))
             .is_empty()
         );
+    }
+
+    #[test]
+    fn leaves_serve_everyone_and_use_nothing_of_ours() {
+        for user in ["banger-model", "banger-proto", "banger-cli", "banger-store"] {
+            let v = check(&meta(&[
+                ("banger-util", &[]),
+                (user, &[("banger-util", None)]),
+            ]));
+            assert!(v.is_empty(), "{user}: {v:?}");
+        }
+        let v = check(&meta(&[
+            ("banger-model", &[]),
+            ("banger-util", &[("banger-model", None)]),
+        ]));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].package, "banger-util");
     }
 
     #[test]

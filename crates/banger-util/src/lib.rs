@@ -1,0 +1,17 @@
+//! Helpers that more than one banger crate needs, in one place instead of a copy per crate.
+//!
+//! A leaf crate: it depends on no other banger crate (so the model, the adapters, the daemon,
+//! the CLI and the guest agent may all use it) and only on `std`, so using it costs the tiny
+//! guest agent nothing.
+//!
+//! - [`error::chain`]: an error and its causes as one line, the way banger shows errors;
+//! - [`tail`]: the last lines of a tool's output or of a log file, for error messages;
+//! - [`path`]: finding an executable on `PATH` (and in extra directories).
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod path;
+pub mod tail;
+
+pub use error::chain;
+pub use path::find_on_path;
