@@ -11,13 +11,13 @@ pub mod pull;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use banger_guest::paths::AGENT_PATH as AGENT_GUEST_PATH;
 use banger_model::{ImageRecord, KernelRecord};
 use banger_proto::{ErrorCode, RegisterImageRequest, RegisterKernelRequest};
 
 use crate::api::error::ApiError;
 use crate::context::DaemonContext;
 use crate::ids;
-use crate::vms::cmdline::AGENT_GUEST_PATH;
 use crate::vms::disks;
 
 /// Image and kernel names: like VM names, plus `.` and `_` (`debian-bookworm`, `6.1_cloud`).

@@ -39,8 +39,8 @@ use crate::launch::{
     AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for,
 };
 
-/// The guest agent's vsock port (`banger_agent::VSOCK_PORT`).
-pub const AGENT_VSOCK_PORT: u32 = 52;
+/// The guest agent's vsock port.
+pub use banger_guest::agent::VSOCK_PORT as AGENT_VSOCK_PORT;
 
 /// The guest's vsock context id (the smallest the spec allows; each VM has its own device).
 pub const GUEST_CID: u32 = MIN_GUEST_CID;
