@@ -74,6 +74,16 @@ fn program_name(cmd: &Command) -> String {
         .unwrap_or_default()
 }
 
+/// Runs `cmd` to completion and returns its whole output whatever the exit status, for tools
+/// whose stderr matters even on success (debugfs).
+pub(crate) fn output(cmd: &mut Command) -> Result<std::process::Output, CommandError> {
+    let program = program_name(cmd);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|source| CommandError::Io { program, source })
+}
+
 /// Runs `cmd` to completion and returns its stdout; `ok_codes` lists the accepted exit codes.
 pub(crate) fn run(cmd: &mut Command, ok_codes: &[i32]) -> Result<Vec<u8>, CommandError> {
     let program = program_name(cmd);
@@ -96,7 +106,7 @@ pub(crate) fn run(cmd: &mut Command, ok_codes: &[i32]) -> Result<Vec<u8>, Comman
 }
 
 /// Keeps the last [`STDERR_TAIL_LINES`] non-empty lines of `text`, joined by `; `.
-fn tail(text: &str) -> String {
+pub(crate) fn tail(text: &str) -> String {
     banger_util::tail::last_lines(text, STDERR_TAIL_LINES)
         .join("; ")
         .trim()
