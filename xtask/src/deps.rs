@@ -7,6 +7,9 @@
 //! - `banger-cli` and `banger-helper` use only model and proto (so the CLI cannot reach SQLite
 //!   or a VMM directly).
 //! - `banger-testkit` appears only in `[dev-dependencies]`.
+//! - Leaves (`banger-util`, shared helpers; `banger-guest`, the host-guest contract) depend on
+//!   no banger crate, and every crate may use them.
+//! - `banger-agent` (the guest agent) uses only the leaves, so it stays small.
 //!
 //! Build-dependencies follow the same rules as normal ones.
 
@@ -29,6 +32,8 @@ const ADAPTERS: [&str; 6] = [
     "banger-update",
 ];
 const TESTKIT: &str = "banger-testkit";
+/// Leaf crates: they depend on no banger crate, and anyone may use them.
+const LEAVES: [&str; 2] = ["banger-util", "banger-guest"];
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +123,12 @@ fn broken_rule(package: &str, dep: &str, is_dev: bool) -> Option<&'static str> {
     if is_dev {
         return None;
     }
+    if LEAVES.contains(&package) {
+        return Some("leaf crates depend on no banger crate");
+    }
+    if LEAVES.contains(&dep) {
+        return None;
+    }
     match package {
         "banger-model" => Some("the model depends on no banger crate"),
         "banger-proto" => (dep != "banger-model").then_some("proto depends only on the model"),
@@ -127,6 +138,7 @@ fn broken_rule(package: &str, dep: &str, is_dev: bool) -> Option<&'static str> {
         p if ADAPTERS.contains(&p) => {
             (!CORE.contains(&dep)).then_some("adapters use only model and proto, never each other")
         }
+        "banger-agent" => Some("the guest agent uses only the leaf crates"),
         "banger-testkit" => None,
         _ => None,
     }
@@ -226,6 +238,29 @@ mod tests {
             )))
             .is_empty()
         );
+    }
+
+    #[test]
+    fn leaves_serve_everyone_and_use_nothing_of_ours() {
+        for user in ["banger-model", "banger-proto", "banger-cli", "banger-agent"] {
+            let v = check(&meta(&[
+                ("banger-util", &[]),
+                ("banger-guest", &[]),
+                (user, &[("banger-util", None), ("banger-guest", None)]),
+            ]));
+            assert!(v.is_empty(), "{user}: {v:?}");
+        }
+        let v = check(&meta(&[
+            ("banger-proto", &[]),
+            ("banger-agent", &[("banger-proto", None)]),
+        ]));
+        assert_eq!(v.len(), 1, "the agent uses only leaves");
+        let v = check(&meta(&[
+            ("banger-model", &[]),
+            ("banger-util", &[("banger-model", None)]),
+        ]));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].package, "banger-util");
     }
 
     #[test]

@@ -22,6 +22,8 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use banger_guest::agent::{HEALTHZ, PORTS, SHUTDOWN};
+
 use crate::http::{self, Next, Rejection, Request, RequestReader, Response};
 use crate::json::Object;
 
@@ -41,9 +43,9 @@ pub enum Route {
 /// Maps a request to its route.
 pub fn route(req: &Request) -> Route {
     match (req.method.as_str(), req.path()) {
-        ("GET", "/healthz") => Route::Healthz,
-        ("GET", "/ports") => Route::Ports,
-        ("POST", "/shutdown") => Route::Shutdown,
+        ("GET", HEALTHZ) => Route::Healthz,
+        ("GET", PORTS) => Route::Ports,
+        ("POST", SHUTDOWN) => Route::Shutdown,
         _ => Route::NotFound,
     }
 }

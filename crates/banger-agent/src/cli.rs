@@ -122,7 +122,7 @@ pub fn decide_mode(is_pid1: bool, opts: &Options, cmdline: &str) -> Result<Mode,
         return Ok(Mode::Init);
     }
     if opts.force_init {
-        if !crate::cmdline::is_banger_guest(cmdline) {
+        if !banger_guest::boot::is_banger_guest(cmdline) {
             return Err(UsageError::InitOutsideGuest);
         }
         if opts.exit_on_shutdown {

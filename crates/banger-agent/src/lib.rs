@@ -10,7 +10,8 @@
 //!   (Firecracker) or a virtio-serial port (QEMU).
 //!
 //! The agent is deliberately tiny: std, `nix` and `thiserror`, no async runtime, hand-written
-//! JSON. Everything that can be a pure function (command-line parsing, the HTTP parser, file
+//! JSON. What it shares with the host (the `banger.*` kernel parameters, its ports and routes,
+//! guest paths) comes from `banger-guest`, which the daemon uses too. Everything that can be a pure function (command-line parsing, the HTTP parser, file
 //! rendering, mount and power-off plans) is one, and carries the unit tests; the code that touches
 //! the system only sequences those plans.
 #![deny(missing_docs)]
@@ -18,7 +19,6 @@
 pub mod api;
 pub mod backoff;
 pub mod cli;
-pub mod cmdline;
 pub mod files;
 pub mod http;
 pub mod init;
@@ -30,13 +30,3 @@ pub mod transport;
 
 /// The agent's version, reported by `GET /healthz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The vsock port the agent listens on. Firecracker's hybrid vsock forwards a host
-/// `CONNECT 52\n` on the VM's vsock Unix socket to this port.
-pub const VSOCK_PORT: u32 = 52;
-
-/// The name of the QEMU virtio-serial port the agent serves (`-device virtserialport,name=…`).
-pub const VIRTIO_PORT_NAME: &str = "banger.agent";
-
-/// Where udev (when it runs) links the named virtio-serial port.
-pub const VIRTIO_PORT_LINK: &str = "/dev/virtio-ports/banger.agent";

@@ -5,7 +5,6 @@
 //! `banger-agent:` prefix. Logging must never fail the caller (a panic in PID 1 would end in a
 //! kernel panic), so write errors are ignored instead of using `eprintln!`.
 
-use std::error::Error;
 use std::fmt;
 use std::io::Write;
 
@@ -27,16 +26,7 @@ macro_rules! log {
 }
 
 /// Renders an error and its `source()` chain as `outer: inner: innermost`.
-pub fn chain(err: &dyn Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+pub use banger_util::chain;
 
 #[cfg(test)]
 mod tests {

@@ -52,17 +52,12 @@ pub enum CommandError {
 
 /// Finds `name` on `PATH`, then in [`FALLBACK_DIRS`].
 pub(crate) fn find_program(name: &str) -> Result<PathBuf, CommandError> {
-    let from_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    from_path
+    let dirs = banger_util::path::path_dirs()
         .into_iter()
-        .chain(FALLBACK_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| CommandError::NotFound {
-            program: name.to_owned(),
-        })
+        .chain(FALLBACK_DIRS.iter().map(PathBuf::from));
+    banger_util::path::find_in(name, dirs).ok_or_else(|| CommandError::NotFound {
+        program: name.to_owned(),
+    })
 }
 
 /// A command for `program`, resolved with [`find_program`], with a C locale.
@@ -77,6 +72,16 @@ fn program_name(cmd: &Command) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Runs `cmd` to completion and returns its whole output whatever the exit status, for tools
+/// whose stderr matters even on success (debugfs).
+pub(crate) fn output(cmd: &mut Command) -> Result<std::process::Output, CommandError> {
+    let program = program_name(cmd);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|source| CommandError::Io { program, source })
 }
 
 /// Runs `cmd` to completion and returns its stdout; `ok_codes` lists the accepted exit codes.
@@ -101,10 +106,11 @@ pub(crate) fn run(cmd: &mut Command, ok_codes: &[i32]) -> Result<Vec<u8>, Comman
 }
 
 /// Keeps the last [`STDERR_TAIL_LINES`] non-empty lines of `text`, joined by `; `.
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
-    lines[start..].join("; ").trim().to_owned()
+pub(crate) fn tail(text: &str) -> String {
+    banger_util::tail::last_lines(text, STDERR_TAIL_LINES)
+        .join("; ")
+        .trim()
+        .to_owned()
 }
 
 enum Stream {

@@ -18,8 +18,9 @@ use banger_daemon::agent_binary::AgentLocator;
 use banger_daemon::vms::{Timeouts, VmBackends};
 use banger_model::{Config, Layout, VmmChoice};
 use banger_net::{LinuxNet, NetPlan};
+use banger_util::find_on_path;
 use banger_vmm::firecracker::FirecrackerVmm;
-use banger_vmm::qemu::{HostCpu, QemuVmm, detect_accel, find_on_path, host_tsc_khz};
+use banger_vmm::qemu::{HostCpu, QemuVmm, detect_accel, host_tsc_khz};
 use banger_vmm::{Vmm, VmmKind};
 
 /// What the host offers, as far as choosing a VMM goes.

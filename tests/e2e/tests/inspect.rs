@@ -18,8 +18,8 @@ use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(900);
 const VM: &str = "e2e-inspect";
-/// Where images carry the agent (`banger_daemon::vms::cmdline::AGENT_GUEST_PATH`).
-const AGENT_GUEST_PATH: &str = "/usr/local/bin/banger-agent";
+/// Where images carry the agent.
+const AGENT_GUEST_PATH: &str = banger_guest::paths::AGENT_PATH;
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not json ({e}): {text}"))

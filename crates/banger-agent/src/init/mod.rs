@@ -7,7 +7,7 @@
 //! 1. block the signals it handles (before any thread exists, so all threads inherit the mask);
 //! 2. mount the API filesystems that are missing and remount `/` read-write ([`mounts`]);
 //! 3. disable Ctrl-Alt-Del reboot, so the kernel sends SIGINT to PID 1 instead;
-//! 4. read the `banger.*` parameters from `/proc/cmdline` ([`crate::cmdline`]);
+//! 4. read the `banger.*` parameters from `/proc/cmdline` ([`banger_guest::boot`]);
 //! 5. start the API transports (the host's "wait for agent" stage can pass from here on);
 //! 6. hostname, `/etc/hosts`, the work disk at `/root`, `/etc/resolv.conf`, network ([`net`]);
 //! 7. host keys and `/run/sshd`, then supervise `sshd -D -e` ([`sshd`]) while reaping every
@@ -36,10 +36,11 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::api::{Api, SystemInfo};
-use crate::cmdline::{self, BootParams};
 use crate::log::chain;
 use crate::transport::{self, Transports};
 use crate::{files, log};
+use banger_guest::GuestBoot;
+use banger_guest::paths::WORK_MOUNT;
 
 /// `PATH` given to every program init starts.
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -293,19 +294,19 @@ fn ensure_console() {
     }
 }
 
-fn read_params() -> BootParams {
+fn read_params() -> GuestBoot {
     let text = match std::fs::read_to_string("/proc/cmdline") {
         Ok(t) => t,
         Err(e) => {
             log!("cannot read /proc/cmdline: {e}; no banger.* settings");
-            return BootParams::default();
+            return GuestBoot::default();
         }
     };
-    let parsed = cmdline::parse(&text);
+    let parsed = GuestBoot::parse(&text);
     for e in &parsed.errors {
         log!("{e}");
     }
-    let p = &parsed.params;
+    let p = &parsed.boot;
     log!(
         "boot parameters: hostname={} ip={} gw={} dns={} work={}",
         p.hostname.as_deref().unwrap_or("-"),
@@ -314,7 +315,7 @@ fn read_params() -> BootParams {
         p.dns.map_or("-".into(), |v| v.to_string()),
         p.work.as_deref().unwrap_or("-"),
     );
-    parsed.params
+    parsed.boot
 }
 
 fn write_file(path: &str, contents: &str) -> Result<(), StepError> {
@@ -332,7 +333,7 @@ fn report(step: &str, res: Result<(), StepError>) {
 }
 
 /// Applies the boot parameters: hostname and files, work disk, network, sshd prerequisites.
-fn configure(p: &BootParams) {
+fn configure(p: &GuestBoot) {
     if let Some(name) = &p.hostname {
         report(
             &format!("hostname {name}"),
@@ -349,7 +350,7 @@ fn configure(p: &BootParams) {
     }
     match &p.work {
         Some(dev) => report(
-            &format!("mount work disk {dev} at /root"),
+            &format!("mount work disk {dev} at {WORK_MOUNT}"),
             mounts::mount_work(dev),
         ),
         None => log!("no banger.work; keeping /root from the root filesystem"),
@@ -366,7 +367,7 @@ fn configure(p: &BootParams) {
     }
 }
 
-fn configure_network(p: &BootParams) {
+fn configure_network(p: &GuestBoot) {
     let iface = match p.ip {
         Some(_) => {
             let i = net::wait_for_interface(Path::new("/sys/class/net"), DEVICE_WAIT);

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::cmdline::Ipv4Cidr;
+use banger_guest::Ipv4Cidr;
 
 /// iproute2.
 pub const IP: &str = "/usr/sbin/ip";

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use banger_guest::agent::{VIRTIO_PORT_LINK, VIRTIO_PORT_NAME};
+
 use crate::api::{self, Api, StreamEnd};
 use crate::backoff::Backoff;
 use crate::log;
@@ -45,10 +47,10 @@ pub fn find_port(link: &Path, sys_class: &Path, dev_dir: &Path, name: &str) -> O
 /// Finds the agent port on this guest.
 pub fn locate() -> Option<PathBuf> {
     find_port(
-        Path::new(crate::VIRTIO_PORT_LINK),
+        Path::new(VIRTIO_PORT_LINK),
         Path::new("/sys/class/virtio-ports"),
         Path::new("/dev"),
-        crate::VIRTIO_PORT_NAME,
+        VIRTIO_PORT_NAME,
     )
 }
 
@@ -72,7 +74,7 @@ pub fn run(api: Arc<Api>) {
         if checks >= PORT_CHECKS {
             log!(
                 "no virtio-serial port {}; virtio-serial transport disabled",
-                crate::VIRTIO_PORT_NAME
+                VIRTIO_PORT_NAME
             );
             return;
         }

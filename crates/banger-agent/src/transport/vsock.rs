@@ -1,7 +1,7 @@
 //! The AF_VSOCK transport (Firecracker).
 //!
 //! Firecracker exposes the guest's vsock to the host as a Unix socket ("hybrid vsock"): the host
-//! writes `CONNECT 52\n` there and Firecracker connects to guest port [`crate::VSOCK_PORT`]. The
+//! writes `CONNECT 52\n` there and Firecracker connects to guest port [`VSOCK_PORT`]. The
 //! agent listens on that port for any CID. The vsock transport is a kernel module in Debian's
 //! cloud kernel, so the listener waits a bounded time for `/dev/vsock` (the initramfs loads the
 //! module) and gives up, logged, when the guest has no vsock device (e.g. under QEMU).
@@ -21,6 +21,8 @@ use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, VsockAddr, setsockopt, sockopt,
 };
 use nix::sys::time::{TimeVal, TimeValLike};
+
+use banger_guest::agent::VSOCK_PORT;
 
 use super::{ConnLimit, IDLE_TIMEOUT};
 use crate::api::{self, Api};
@@ -84,25 +86,22 @@ pub fn run(api: Arc<Api>) {
     let mut attempt = 0;
     let listener = loop {
         attempt += 1;
-        match listen(crate::VSOCK_PORT) {
+        match listen(VSOCK_PORT) {
             Ok(l) => break l,
             Err(e) if attempt < BIND_ATTEMPTS => {
-                log!(
-                    "vsock listen on port {} failed: {e}; retrying",
-                    crate::VSOCK_PORT
-                );
+                log!("vsock listen on port {} failed: {e}; retrying", VSOCK_PORT);
                 std::thread::sleep(retry.next_delay());
             }
             Err(e) => {
                 log!(
                     "vsock listen on port {} failed: {e}; vsock transport disabled",
-                    crate::VSOCK_PORT
+                    VSOCK_PORT
                 );
                 return;
             }
         }
     };
-    log!("api listening on vsock port {}", crate::VSOCK_PORT);
+    log!("api listening on vsock port {}", VSOCK_PORT);
     let limit = Arc::new(ConnLimit::default());
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut failures = 0;

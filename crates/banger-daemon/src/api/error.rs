@@ -69,16 +69,7 @@ impl ApiError {
 }
 
 /// `err: cause: cause…`, the way the CLI shows it.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use banger_util::chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -17,14 +17,15 @@ pub mod validate;
 pub use error::ImageError;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use banger_guest::paths::AGENT_PATH as AGENT_GUEST_PATH;
+use banger_image::ext4;
 use banger_model::{ImageRecord, KernelRecord};
 use banger_proto::{ErrorCode, RegisterImageRequest, RegisterKernelRequest};
 
+use crate::api::error::chain;
 use crate::context::DaemonContext;
 use crate::ids;
-use crate::vms::cmdline::AGENT_GUEST_PATH;
 use crate::vms::disks;
 use validate::{FileKind, Requester};
 
@@ -218,40 +219,22 @@ pub async fn register_image(
 
 /// Writes the agent binary into an ext4 image at [`AGENT_GUEST_PATH`] (0755, root-owned).
 pub fn inject_agent(rootfs: &Path, agent: &Path) -> Result<(), ImageError> {
-    let script = format!(
-        "mkdir /usr/local\nmkdir /usr/local/bin\nrm {AGENT_GUEST_PATH}\nwrite {} {AGENT_GUEST_PATH}\n\
-         sif {AGENT_GUEST_PATH} mode 0100755\nsif {AGENT_GUEST_PATH} uid 0\nsif {AGENT_GUEST_PATH} gid 0\n",
-        agent.display()
-    );
-    let dir = tempfile::tempdir().map_err(|e| ImageError::failed(&e))?;
-    let script_file = dir.path().join("inject");
-    std::fs::write(&script_file, script).map_err(|e| ImageError::failed(&e))?;
-    let out = Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&script_file)
-        .arg(rootfs)
-        .output()
-        .map_err(|e| ImageError::failed(&e))?;
-    let check = Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("stat {AGENT_GUEST_PATH}"))
-        .arg(rootfs)
-        .output()
-        .map_err(|e| ImageError::failed(&e))?;
-    let size = std::fs::metadata(agent).map(|m| m.len()).unwrap_or(0);
-    let stat = String::from_utf8_lossy(&check.stdout);
-    if !out.status.success() || !stat.contains(&format!("Size: {size}")) {
-        return Err(ImageError::new(
+    let mut edits = ext4::Edits::new();
+    edits
+        .mkdir_p("/usr/local/bin")
+        .put(agent, AGENT_GUEST_PATH)
+        .mode(AGENT_GUEST_PATH, ext4::Kind::File, 0o755)
+        .owner(AGENT_GUEST_PATH, 0, 0);
+    ext4::apply(rootfs, &edits).map_err(|e| {
+        ImageError::new(
             ErrorCode::OperationFailed,
             format!(
                 "cannot inject the agent into {}: {}",
                 rootfs.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
+                chain(&e)
             ),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Removes the directory that holds a managed file, if it is inside `root`.

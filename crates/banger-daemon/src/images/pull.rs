@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use banger_guest::paths::AGENT_PATH as AGENT_GUEST_PATH;
 use banger_image::{Catalog, ImageRecipe, KernelRecipe, Progress};
 use banger_model::{ImageRecord, KernelRecord};
 use banger_proto::{ErrorCode, Operation};
@@ -15,7 +16,6 @@ use crate::context::DaemonContext;
 use crate::ids;
 use crate::images::ImageError;
 use crate::operations::OperationHandle;
-use crate::vms::cmdline::AGENT_GUEST_PATH;
 
 /// The catalog: built in (config may extend it later).
 pub fn catalog() -> Result<Catalog, ImageError> {

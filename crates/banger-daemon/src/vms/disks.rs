@@ -12,14 +12,15 @@
 //!   `/root/.hushlogin`. Each write is read back, because debugfs reports some failures only on
 //!   stderr.
 //!
-//! All tools run with fixed argv; no shell.
+//! Every e2fsprogs call goes through `banger_image::ext4` (the one e2fsprogs layer, shared
+//! with the image builder); this module decides what to do, that one how.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use banger_image::ext4::{self, Edits, Ext4Error, Kind};
 use banger_model::Size;
 
 /// How the system disk was made.
@@ -39,15 +40,14 @@ pub enum DiskError {
         #[source]
         source: std::io::Error,
     },
-    /// A tool failed.
-    #[error("{tool} failed on {}: {stderr}", path.display())]
-    Tool {
-        /// Which tool.
-        tool: &'static str,
-        /// On which image.
+    /// An ext4 operation (mkfs, check, resize, debugfs) failed.
+    #[error("cannot prepare the ext4 filesystem of a vm disk")]
+    Ext4(#[from] Ext4Error),
+    /// The key read back from the work disk is not the one written.
+    #[error("the authorized key did not land in {}", path.display())]
+    KeyNotWritten {
+        /// The work disk.
         path: PathBuf,
-        /// What it said.
-        stderr: String,
     },
     /// A disk would have to shrink.
     #[error("{} is already {current}; disks only grow, so it cannot become {requested}", path.display())]
@@ -119,21 +119,6 @@ pub fn sparse_copy(src: &Path, dst: &Path) -> Result<(), DiskError> {
     output.sync_all().map_err(io("sync", dst))
 }
 
-fn run(tool: &'static str, args: &[&std::ffi::OsStr], image: &Path) -> Result<String, DiskError> {
-    let out = Command::new(tool)
-        .args(args)
-        .output()
-        .map_err(io("run", Path::new(tool)))?;
-    if !out.status.success() {
-        return Err(DiskError::Tool {
-            tool,
-            path: image.to_path_buf(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Makes the work disk at `dst` of `size`: the seed grown to size, or a fresh ext4.
 pub fn make_work_disk(seed: Option<&Path>, dst: &Path, size: Size) -> Result<(), DiskError> {
     match seed {
@@ -148,21 +133,7 @@ pub fn make_work_disk(seed: Option<&Path>, dst: &Path, size: Size) -> Result<(),
             sparse_copy(seed, dst)?;
             grow_work_disk(dst, size)?;
         }
-        None => {
-            let size_arg = format!("{}k", size.bytes() / 1024);
-            run(
-                "mkfs.ext4",
-                &[
-                    "-F".as_ref(),
-                    "-q".as_ref(),
-                    "-L".as_ref(),
-                    "work".as_ref(),
-                    dst.as_os_str(),
-                    size_arg.as_ref(),
-                ],
-                dst,
-            )?;
-        }
+        None => ext4::mkfs(None, dst, size.bytes(), "work")?,
     }
     Ok(())
 }
@@ -182,25 +153,7 @@ pub fn grow_work_disk(path: &Path, size: Size) -> Result<(), DiskError> {
     if size.bytes() == current {
         return Ok(());
     }
-    File::options()
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_len(size.bytes()))
-        .map_err(io("grow", path))?;
-    let fsck = Command::new("e2fsck")
-        .args(["-f", "-y"])
-        .arg(path)
-        .output()
-        .map_err(io("run", Path::new("e2fsck")))?;
-    // e2fsck: 0 clean, 1 errors corrected; anything else is a real failure.
-    if !matches!(fsck.status.code(), Some(0 | 1)) {
-        return Err(DiskError::Tool {
-            tool: "e2fsck",
-            path: path.to_path_buf(),
-            stderr: String::from_utf8_lossy(&fsck.stderr).trim().to_owned(),
-        });
-    }
-    run("resize2fs", &[path.as_os_str()], path)?;
+    ext4::grow(path, size.bytes())?;
     Ok(())
 }
 
@@ -212,49 +165,22 @@ pub fn write_guest_login(work_disk: &Path, authorized_key: &str) -> Result<(), D
     std::fs::write(&key_file, format!("{}\n", authorized_key.trim()))
         .map_err(io("write", &key_file))?;
     std::fs::write(&empty, b"").map_err(io("write", &empty))?;
-    let script = format!(
-        "mkdir .ssh\n\
-         rm .ssh/authorized_keys\n\
-         write {key} .ssh/authorized_keys\n\
-         sif .ssh mode 040700\n\
-         sif .ssh uid 0\n\
-         sif .ssh gid 0\n\
-         sif .ssh/authorized_keys mode 0100600\n\
-         sif .ssh/authorized_keys uid 0\n\
-         sif .ssh/authorized_keys gid 0\n\
-         rm .hushlogin\n\
-         write {empty} .hushlogin\n\
-         sif .hushlogin uid 0\n\
-         sif .hushlogin gid 0\n",
-        key = key_file.display(),
-        empty = empty.display(),
-    );
-    let script_file = dir.path().join("script");
-    std::fs::write(&script_file, script).map_err(io("write", &script_file))?;
-    run(
-        "debugfs",
-        &[
-            "-w".as_ref(),
-            "-f".as_ref(),
-            script_file.as_os_str(),
-            work_disk.as_os_str(),
-        ],
-        work_disk,
-    )?;
-    let written = run(
-        "debugfs",
-        &[
-            "-R".as_ref(),
-            "cat /.ssh/authorized_keys".as_ref(),
-            work_disk.as_os_str(),
-        ],
-        work_disk,
-    )?;
-    if written.trim() != authorized_key.trim() {
-        return Err(DiskError::Tool {
-            tool: "debugfs",
+    let (ssh, key) = ("/.ssh", "/.ssh/authorized_keys");
+    let mut edits = Edits::new();
+    edits
+        .mkdir_p(ssh)
+        .put(&key_file, key)
+        .mode(ssh, Kind::Dir, 0o700)
+        .owner(ssh, 0, 0)
+        .mode(key, Kind::File, 0o600)
+        .owner(key, 0, 0)
+        .put(&empty, "/.hushlogin")
+        .owner("/.hushlogin", 0, 0);
+    ext4::apply(work_disk, &edits)?;
+    let written = ext4::read_file(work_disk, key)?;
+    if String::from_utf8_lossy(&written).trim() != authorized_key.trim() {
+        return Err(DiskError::KeyNotWritten {
             path: work_disk.to_path_buf(),
-            stderr: "the authorized key did not land in the work disk".to_owned(),
         });
     }
     Ok(())
@@ -295,51 +221,19 @@ mod tests {
         std::fs::create_dir(&seed_dir).unwrap();
         std::fs::write(seed_dir.join("keep.txt"), "from the image").unwrap();
         let seed = dir.path().join("seed.ext4");
-        let out = Command::new("mkfs.ext4")
-            .args(["-F", "-q", "-d"])
-            .arg(&seed_dir)
-            .arg(&seed)
-            .arg("16M")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ext4::mkfs(Some(&seed_dir), &seed, 16 << 20, "seed").unwrap();
         let work = dir.path().join("work.ext4");
         make_work_disk(Some(&seed), &work, Size::from_mib(64)).unwrap();
         assert_eq!(std::fs::metadata(&work).unwrap().len(), 64 << 20);
         write_guest_login(&work, "ssh-ed25519 AAAATEST banger").unwrap();
-        let ls = run(
-            "debugfs",
-            &[
-                "-R".as_ref(),
-                "stat /.ssh/authorized_keys".as_ref(),
-                work.as_os_str(),
-            ],
-            &work,
-        )
-        .unwrap();
-        assert!(ls.contains("Mode:  0600"), "{ls}");
-        assert!(ls.contains("User:     0"), "{ls}");
-        let kept = run(
-            "debugfs",
-            &["-R".as_ref(), "cat /keep.txt".as_ref(), work.as_os_str()],
-            &work,
-        )
-        .unwrap();
-        assert_eq!(kept, "from the image");
-        let df = run("dumpe2fs", &["-h".as_ref(), work.as_os_str()], &work).unwrap();
-        let blocks: u64 = df
-            .lines()
-            .find_map(|l| l.strip_prefix("Block count:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap();
-        assert!(
-            blocks * 1024 >= 60 << 20 || blocks * 4096 >= 60 << 20,
-            "{blocks}"
-        );
+        let key = ext4::stat(&work, "/.ssh/authorized_keys").unwrap().unwrap();
+        assert_eq!((key.mode, key.uid, key.gid), (0o600, 0, 0));
+        let ssh = ext4::stat(&work, "/.ssh").unwrap().unwrap();
+        assert_eq!((ssh.is_dir, ssh.mode, ssh.uid), (true, 0o700, 0));
+        assert!(ext4::stat(&work, "/.hushlogin").unwrap().is_some());
+        let kept = ext4::read_file(&work, "/keep.txt").unwrap();
+        assert_eq!(kept, b"from the image");
+        assert_eq!(ext4::geometry(&work).unwrap().bytes(), 64 << 20);
         assert!(matches!(
             make_work_disk(Some(&seed), &dir.path().join("tiny"), Size::from_mib(8)),
             Err(DiskError::TooSmall { .. })
@@ -347,21 +241,9 @@ mod tests {
         // Growing keeps the data and fills the new size; shrinking is refused.
         grow_work_disk(&work, Size::from_mib(96)).unwrap();
         assert_eq!(std::fs::metadata(&work).unwrap().len(), 96 << 20);
-        let kept = run(
-            "debugfs",
-            &["-R".as_ref(), "cat /keep.txt".as_ref(), work.as_os_str()],
-            &work,
-        )
-        .unwrap();
-        assert_eq!(kept, "from the image");
-        let df = run("dumpe2fs", &["-h".as_ref(), work.as_os_str()], &work).unwrap();
-        let field = |name: &str| -> u64 {
-            df.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap()
-        };
-        assert_eq!(field("Block count:") * field("Block size:"), 96 << 20);
+        let kept = ext4::read_file(&work, "/keep.txt").unwrap();
+        assert_eq!(kept, b"from the image");
+        assert_eq!(ext4::geometry(&work).unwrap().bytes(), 96 << 20);
         grow_work_disk(&work, Size::from_mib(96)).unwrap();
         assert!(matches!(
             grow_work_disk(&work, Size::from_mib(64)),
@@ -371,5 +253,10 @@ mod tests {
         let fresh = dir.path().join("fresh.ext4");
         make_work_disk(None, &fresh, Size::from_mib(32)).unwrap();
         write_guest_login(&fresh, "ssh-ed25519 AAAB banger").unwrap();
+        assert_eq!(ext4::geometry(&fresh).unwrap().bytes(), 32 << 20);
+        assert!(matches!(
+            write_guest_login(&dir.path().join("not-a-disk"), "ssh-ed25519 AAAC banger"),
+            Err(DiskError::Ext4(_))
+        ));
     }
 }

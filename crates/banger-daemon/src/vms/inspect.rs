@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use banger_guest::agent::{HEALTHZ, PORTS};
 use banger_model::{VmRecord, VmState};
 use banger_proto::{
     DiskUsage, ErrorCode, HealthCheck, ListeningPort, ProcessStats, VmHealth, VmPorts, VmStats,
@@ -83,7 +84,7 @@ pub async fn health(ctx: &DaemonContext, reference: &str) -> Result<VmHealth, Vm
 
 async fn check_agent(endpoint: &AgentEndpoint) -> HealthCheck {
     let started = Instant::now();
-    match agent::call(endpoint, "GET", "/healthz", AGENT_TIMEOUT).await {
+    match agent::call(endpoint, "GET", HEALTHZ, AGENT_TIMEOUT).await {
         Ok((200, body)) => {
             let mut detail = format!("answered in {} ms", started.elapsed().as_millis());
             if let Some(version) = body["version"].as_str() {
@@ -310,7 +311,7 @@ pub async fn ports(ctx: &DaemonContext, reference: &str) -> Result<VmPorts, VmEr
             format!("cannot list the ports of {}: {what}", record.name),
         )
     };
-    let body = match agent::call(&live.vmm.agent, "GET", "/ports", AGENT_TIMEOUT).await {
+    let body = match agent::call(&live.vmm.agent, "GET", PORTS, AGENT_TIMEOUT).await {
         Ok((200, body)) => body,
         Ok((404, _)) => {
             return Err(VmError::new(

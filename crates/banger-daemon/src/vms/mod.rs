@@ -13,7 +13,6 @@
 
 pub mod agent;
 pub mod capacity;
-pub mod cmdline;
 mod delete;
 pub mod disks;
 pub mod error;
@@ -468,13 +467,18 @@ fn launch_spec(
         .tap_name
         .clone()
         .ok_or_else(|| StageError::other(Stage::Network, "the vm has no tap name"))?;
-    let line = cmdline::kernel_cmdline(&cmdline::GuestBoot {
-        hostname: record.name.as_str(),
-        ip,
-        prefix: backends.plan.prefix,
-        gateway: backends.plan.gateway(),
-        work_disk: true,
-    });
+    let line = banger_guest::GuestBoot {
+        hostname: Some(record.name.as_str().to_owned()),
+        ip: Some(banger_guest::Ipv4Cidr {
+            addr: ip,
+            prefix: backends.plan.prefix,
+        }),
+        gw: Some(backends.plan.gateway()),
+        dns: None,
+        work: Some(banger_guest::paths::WORK_DEVICE.to_owned()),
+    }
+    .to_cmdline()
+    .map_err(|e| StageError::other(Stage::Boot, e.to_string()))?;
     Ok(LaunchSpec {
         vm_id: record.id.clone(),
         vcpu: record.spec.vcpu,

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use banger_guest::agent::{HEALTHZ, SHUTDOWN};
 use banger_model::{KernelRecord, VmRecord, VmState};
 use banger_proto::{ErrorCode, Operation};
 use banger_vmm::VmmHandle;
@@ -102,7 +103,7 @@ async fn wait_for_agent(backends: &VmBackends, handle: &VmmHandle) -> Result<(),
                 "the VM stopped while booting",
             ));
         }
-        match agent::call(&handle.agent, "GET", "/healthz", Duration::from_secs(2)).await {
+        match agent::call(&handle.agent, "GET", HEALTHZ, Duration::from_secs(2)).await {
             Ok((200, _)) => return Ok(()),
             Ok((status, body)) => last = format!("agent answered {status}: {body}"),
             Err(e) => last = e.to_string(),
@@ -249,14 +250,9 @@ pub async fn stop(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, VmEr
     if let Some(saved) = &saved
         && backends.vmm.is_running(&saved.vmm)
     {
-        let asked = agent::call(
-            &saved.vmm.agent,
-            "POST",
-            "/shutdown",
-            Duration::from_secs(5),
-        )
-        .await
-        .is_ok();
+        let asked = agent::call(&saved.vmm.agent, "POST", SHUTDOWN, Duration::from_secs(5))
+            .await
+            .is_ok();
         if !asked && let Err(e) = backends.vmm.request_shutdown(&saved.vmm).await {
             tracing::warn!(vm = %record.name, error = %e, "graceful shutdown request failed");
         }

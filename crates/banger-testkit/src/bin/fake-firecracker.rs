@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use banger_guest::agent::{HEALTHZ, SHUTDOWN};
 use banger_testkit::fake_firecracker::{
     EventHook, FAKE_INSTANCE_ID, FAKE_VMM_VERSION, FakeEvent, FakeFirecracker,
 };
@@ -29,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// The guest agent's vsock port.
-const AGENT_PORT: u32 = 52;
+const AGENT_PORT: u32 = banger_guest::agent::VSOCK_PORT;
 
 /// The fake exits on its own after this long, whatever happens.
 const MAX_LIFETIME: Duration = Duration::from_secs(600);
@@ -287,7 +288,7 @@ async fn agent(
             let mut words = head.lines().next().unwrap_or_default().split_whitespace();
             let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
             let (status, reason, body, shutdown) = match (method, path) {
-                ("GET", "/healthz") => (
+                ("GET", HEALTHZ) => (
                     200,
                     "OK",
                     json!({
@@ -299,9 +300,7 @@ async fn agent(
                     }),
                     false,
                 ),
-                ("POST", "/shutdown") => {
-                    (202, "Accepted", json!({"status": "shutting_down"}), true)
-                }
+                ("POST", SHUTDOWN) => (202, "Accepted", json!({"status": "shutting_down"}), true),
                 _ => (
                     404,
                     "Not Found",

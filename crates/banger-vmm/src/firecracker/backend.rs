@@ -23,6 +23,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use banger_util::chain;
+
 use super::api::{BootSource, Drive, LogLevel, Logger, MachineConfig, Metrics, NetworkInterface};
 use super::client::FirecrackerClient;
 use super::command::{FirecrackerArgs, MAX_INSTANCE_ID, command_line, is_valid_instance_id};
@@ -37,8 +39,8 @@ use crate::launch::{
     AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for,
 };
 
-/// The guest agent's vsock port (`banger_agent::VSOCK_PORT`).
-pub const AGENT_VSOCK_PORT: u32 = 52;
+/// The guest agent's vsock port.
+pub use banger_guest::agent::VSOCK_PORT as AGENT_VSOCK_PORT;
 
 /// The guest's vsock context id (the smallest the spec allows; each VM has its own device).
 pub const GUEST_CID: u32 = MIN_GUEST_CID;
@@ -236,7 +238,7 @@ impl FirecrackerVmm {
 
     /// `firecracker` from `PATH`.
     pub fn detect() -> Result<Self, VmmError> {
-        crate::qemu::find_on_path("firecracker")
+        banger_util::find_on_path("firecracker")
             .map(Self::new)
             .ok_or_else(|| VmmError::MissingBinary {
                 binary: "firecracker".to_owned(),
@@ -296,7 +298,7 @@ impl Vmm for FirecrackerVmm {
                 .map_err(|e| VmmError::Control {
                     kind: KIND,
                     socket: handle.control_socket.clone(),
-                    message: error_chain(&e),
+                    message: chain(&e),
                 })
         })
     }
@@ -417,7 +419,7 @@ async fn configure(
             )));
         }
         ready = wait_for_api_socket(&sockets.api, API_SOCKET_TIMEOUT) => {
-            ready.map_err(|e| Failure(error_chain(&e)))?;
+            ready.map_err(|e| Failure(chain(&e)))?;
         }
     }
     let client = FirecrackerClient::new(&sockets.api).with_timeout(API_CALL_TIMEOUT);
@@ -429,7 +431,7 @@ async fn configure(
                 call.path(),
                 step + 1,
                 plan.len(),
-                error_chain(&e)
+                chain(&e)
             )));
         }
     }
@@ -473,18 +475,6 @@ fn drop_link(link: Option<&ShortLink>) {
     }
 }
 
-/// An error and its sources, `: `-joined.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// The last lines of the console log and of Firecracker's own log.
 fn log_tails(files: &FirecrackerFiles) -> String {
     let mut parts = Vec::new();
@@ -492,8 +482,7 @@ fn log_tails(files: &FirecrackerFiles) -> String {
         ("console", &files.console_log, 10),
         ("vmm log", &files.vmm_log, 5),
     ] {
-        let text = std::fs::read(path).unwrap_or_default();
-        let tail = tail(&text, lines);
+        let tail = banger_util::tail::file_tail(path, 0, lines).join(" | ");
         if !tail.is_empty() {
             parts.push(format!("{label}: {tail}"));
         }
@@ -503,12 +492,6 @@ fn log_tails(files: &FirecrackerFiles) -> String {
     } else {
         parts.join("; ")
     }
-}
-
-fn tail(text: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(text);
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join(" | ")
 }
 
 #[cfg(test)]
@@ -689,10 +672,9 @@ mod tests {
     }
 
     #[test]
-    fn tails_and_chains() {
-        assert_eq!(tail(b"a\n\nb\nc\n", 2), "b | c");
+    fn failures_read_as_chains() {
         let e = std::io::Error::other("inner");
         let outer = VmmError::io("outer")(e);
-        assert_eq!(error_chain(&outer), "outer: inner");
+        assert_eq!(chain(&outer), "outer: inner");
     }
 }

@@ -1,8 +1,10 @@
 //! HTTP/1.1 client of one Firecracker process's API socket.
 //!
 //! Why its own client: the API is a dozen JSON calls over a Unix socket, and the existing SDK
-//! crates are young or stale (see CRATES.md). hyper's low-level `client::conn::http1` over a
-//! tokio `UnixStream` is enough.
+//! crates are young or stale (see CRATES.md). The exchange itself (hyper's low-level
+//! `client::conn::http1` over a tokio `UnixStream`, bounded in time and size) is
+//! `banger_util::uds_http`, shared with the CLI's daemon client; this module adds the API's
+//! calls, its success rule and its errors.
 //!
 //! Invariants:
 //! - Every call opens its own connection and is bounded as a whole (connect, send, read) by the
@@ -14,14 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
-use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use banger_util::uds_http::{self, Answer, Call, ExchangeError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixStream;
 
 use super::api::{
     Action, ActionType, BootSource, Drive, InstanceInfo, Logger, MachineConfig, Metrics,
@@ -184,20 +181,6 @@ struct FaultBody {
     fault_message: String,
 }
 
-struct Answer {
-    status: u16,
-    body: Bytes,
-}
-
-/// Aborts the connection driver when the call ends, including when its timeout drops it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl FirecrackerClient {
     /// A client of the API socket at `api_socket_path`, with [`DEFAULT_REQUEST_TIMEOUT`].
     pub fn new(api_socket_path: impl Into<PathBuf>) -> Self {
@@ -340,80 +323,44 @@ impl FirecrackerClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, FirecrackerApiError> {
-        match tokio::time::timeout(self.timeout, self.exchange_unbounded(method, path, body)).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(FirecrackerApiError::Timeout {
-                method,
-                path: path.to_owned(),
-                timeout: self.timeout,
-            }),
-        }
-    }
-
-    async fn exchange_unbounded(
-        &self,
-        name: &'static str,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Answer, FirecrackerApiError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|source| {
-            FirecrackerApiError::Connect {
-                socket: self.socket.clone(),
-                method: name,
-                path: path.to_owned(),
-                source,
-            }
-        })?;
-        let http = |source| FirecrackerApiError::Http {
-            method: name,
-            path: path.to_owned(),
-            source,
+        let call = Call {
+            method,
+            path,
+            body: body.as_deref(),
         };
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        uds_http::exchange(&self.socket, call, MAX_RESPONSE_BODY, self.timeout)
             .await
-            .map_err(http)?;
-        // The driver moves bytes on the socket; its errors surface through `send_request`.
-        let _driver = AbortOnDrop(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
-
-        let mut builder = Request::builder()
-            .method(http_method(name))
-            .uri(path)
-            .header(HOST, "localhost")
-            .header(ACCEPT, "application/json");
-        if body.is_some() {
-            builder = builder.header(CONTENT_TYPE, "application/json");
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|source| FirecrackerApiError::Request {
-                method: name,
-                path: path.to_owned(),
-                source,
-            })?;
-        let response = sender.send_request(request).await.map_err(http)?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
-            .collect()
-            .await
-            .map_err(|source| FirecrackerApiError::ReadBody {
-                method: name,
-                path: path.to_owned(),
-                source,
-            })?
-            .to_bytes();
-        Ok(Answer { status, body })
-    }
-}
-
-fn http_method(name: &'static str) -> Method {
-    match name {
-        "GET" => Method::GET,
-        "PATCH" => Method::PATCH,
-        "DELETE" => Method::DELETE,
-        _ => Method::PUT,
+            .map_err(|e| {
+                let path = path.to_owned();
+                match e {
+                    ExchangeError::Connect { socket, source } => FirecrackerApiError::Connect {
+                        socket,
+                        method,
+                        path,
+                        source,
+                    },
+                    ExchangeError::Request(source) => FirecrackerApiError::Request {
+                        method,
+                        path,
+                        source,
+                    },
+                    ExchangeError::Http(source) => FirecrackerApiError::Http {
+                        method,
+                        path,
+                        source,
+                    },
+                    ExchangeError::ReadBody(source) => FirecrackerApiError::ReadBody {
+                        method,
+                        path,
+                        source,
+                    },
+                    ExchangeError::Timeout(timeout) => FirecrackerApiError::Timeout {
+                        method,
+                        path,
+                        timeout,
+                    },
+                }
+            })
     }
 }
 

@@ -46,7 +46,7 @@ pub enum Accel {
 }
 
 /// Name of the agent's virtio-serial port inside the guest (`/dev/virtio-ports/<name>`).
-pub const AGENT_PORT_NAME: &str = "banger.agent";
+pub use banger_guest::agent::VIRTIO_PORT_NAME as AGENT_PORT_NAME;
 
 /// Host facts that shape the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

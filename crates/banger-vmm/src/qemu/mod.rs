@@ -37,8 +37,10 @@ impl QemuVmm {
 
     /// `qemu-system-x86_64` from `PATH`, with acceleration and TSC read from this host.
     pub fn detect() -> Result<Self, VmmError> {
-        let binary = find_on_path("qemu-system-x86_64").ok_or_else(|| VmmError::MissingBinary {
-            binary: "qemu-system-x86_64".to_owned(),
+        let binary = banger_util::find_on_path("qemu-system-x86_64").ok_or_else(|| {
+            VmmError::MissingBinary {
+                binary: "qemu-system-x86_64".to_owned(),
+            }
         })?;
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         Ok(Self::new(
@@ -61,23 +63,8 @@ impl QemuVmm {
     }
 }
 
-/// The first executable `name` on `PATH`.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
 fn tail(text: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(text);
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join(" | ")
+    banger_util::tail::joined(text, lines, " | ")
 }
 
 impl Vmm for QemuVmm {

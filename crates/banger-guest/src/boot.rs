@@ -1,8 +1,9 @@
-//! The `banger.*` kernel command-line parameters.
+//! The `banger.*` kernel command-line parameters: the daemon writes them, the agent reads them.
 //!
-//! The daemon passes per-VM settings to the guest's init on the kernel command line, because that
-//! works identically under Firecracker (`boot_args`) and QEMU (`-append`) and needs no channel
-//! before the network is up. Recognised parameters (later occurrences win, as in the kernel):
+//! Per-VM settings travel on the kernel command line because that works identically under
+//! Firecracker (`boot_args`) and QEMU (`-append`) and needs no channel before the network is
+//! up (the Debian cloud kernel ignores `ip=`, so the network travels here too). Parameters
+//! (later occurrences win, as in the kernel):
 //!
 //! | parameter | meaning |
 //! |---|---|
@@ -12,12 +13,101 @@
 //! | `banger.dns=A.B.C.D` | resolver for `/etc/resolv.conf` (optional) |
 //! | `banger.work=/dev/vdX` | work disk mounted (ext4) at `/root` (optional) |
 //!
-//! Quoting follows the kernel: `"key=value with spaces"` and `key="value"` are both accepted, and
-//! the quotes are removed. Invalid values are kept out of [`BootParams`] and reported as
-//! [`ParamError`]s, so one bad value disables only its own step.
+//! [`GuestBoot::to_cmdline`] writes the whole line (console, root disk, `init=` the agent, then
+//! the parameters) and refuses values the parser would reject, so no value can smuggle in a
+//! parameter of its own. [`GuestBoot::parse`] reads it back: quoting follows the kernel
+//! (`"key=value with spaces"` and `key="value"` are both accepted and the quotes removed);
+//! invalid values are kept out of [`GuestBoot`] and reported as [`ParamError`]s, so one bad
+//! value disables only its own step. A property test checks that parse(write(x)) == x.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
+
+use crate::paths::{AGENT_PATH, ROOT_DEVICE};
+
+/// The prefix every banger parameter shares.
+pub const PREFIX: &str = "banger.";
+/// The hostname parameter.
+pub const HOSTNAME: &str = "banger.hostname";
+/// The guest address parameter (`A.B.C.D/PREFIX`).
+pub const IP: &str = "banger.ip";
+/// The gateway parameter.
+pub const GW: &str = "banger.gw";
+/// The resolver parameter.
+pub const DNS: &str = "banger.dns";
+/// The work-disk parameter.
+pub const WORK: &str = "banger.work";
+
+/// Kernel parameters every banger guest boots with, before `root=`, `init=` and the
+/// `banger.*` ones: the serial console (the VM's console log), and reboot and panic behaviour
+/// that end the VMM process instead of hanging it.
+pub const BASE: [&str; 3] = ["console=ttyS0", "reboot=k", "panic=1"];
+
+/// A value [`GuestBoot::to_cmdline`] refused to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot put {key}={value:?} on the kernel command line: {reason}")]
+pub struct InvalidBoot {
+    /// The parameter name, e.g. `banger.hostname`.
+    pub key: &'static str,
+    /// The refused value.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: &'static str,
+}
+
+impl GuestBoot {
+    /// The whole kernel command line for this guest: [`BASE`], `root=`[`ROOT_DEVICE`] `rw`,
+    /// `init=`[`AGENT_PATH`], then each parameter that is set. Refuses a hostname or work device that [`parse`] would
+    /// reject (which also keeps whitespace and quotes out of the line).
+    pub fn to_cmdline(&self) -> Result<String, InvalidBoot> {
+        let mut parts: Vec<String> = BASE.iter().map(|s| (*s).to_owned()).collect();
+        parts.push(format!("root={ROOT_DEVICE}"));
+        parts.push("rw".to_owned());
+        parts.push(format!("init={AGENT_PATH}"));
+        if let Some(hostname) = &self.hostname {
+            if !valid_hostname(hostname) {
+                return Err(InvalidBoot {
+                    key: HOSTNAME,
+                    value: hostname.clone(),
+                    reason: "invalid hostname",
+                });
+            }
+            parts.push(format!("{HOSTNAME}={hostname}"));
+        }
+        if let Some(ip) = self.ip {
+            if ip.prefix > 32 {
+                return Err(InvalidBoot {
+                    key: IP,
+                    value: ip.to_string(),
+                    reason: "prefix length above 32",
+                });
+            }
+            parts.push(format!("{IP}={ip}"));
+        }
+        if let Some(gw) = self.gw {
+            parts.push(format!("{GW}={gw}"));
+        }
+        if let Some(dns) = self.dns {
+            parts.push(format!("{DNS}={dns}"));
+        }
+        if let Some(work) = &self.work {
+            if !valid_device(work) {
+                return Err(InvalidBoot {
+                    key: WORK,
+                    value: work.clone(),
+                    reason: "not a path under /dev/",
+                });
+            }
+            parts.push(format!("{WORK}={work}"));
+        }
+        Ok(parts.join(" "))
+    }
+
+    /// Parses the `banger.*` parameters out of a kernel command line (`/proc/cmdline`).
+    pub fn parse(cmdline: &str) -> Parsed {
+        parse(cmdline)
+    }
+}
 
 /// An IPv4 address with its prefix length (`10.0.0.2/24`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +141,10 @@ impl FromStr for Ipv4Cidr {
     }
 }
 
-/// The settings read from the kernel command line. Absent or invalid parameters are `None`.
+/// What the kernel command line tells one guest. `None` is an absent parameter (or, after
+/// [`GuestBoot::parse`], a rejected one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootParams {
+pub struct GuestBoot {
     /// `banger.hostname`.
     pub hostname: Option<String>,
     /// `banger.ip`.
@@ -78,11 +169,11 @@ pub struct ParamError {
     pub reason: &'static str,
 }
 
-/// The result of [`parse`]: what was understood and what was rejected.
+/// The result of [`GuestBoot::parse`]: what was understood and what was rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {
     /// Accepted settings.
-    pub params: BootParams,
+    pub boot: GuestBoot,
     /// Rejected `banger.*` parameters (unknown `banger.*` keys included).
     pub errors: Vec<ParamError>,
 }
@@ -138,14 +229,14 @@ pub fn valid_device(dev: &str) -> bool {
         && !dev.contains(|c: char| c.is_whitespace() || c.is_control())
 }
 
-/// Parses the `banger.*` parameters out of a kernel command line.
+/// Parses the `banger.*` parameters out of a kernel command line (same as [`GuestBoot::parse`]).
 pub fn parse(cmdline: &str) -> Parsed {
     let mut out = Parsed::default();
     for arg in split(cmdline) {
         let Some((key, value)) = arg.split_once('=') else {
             continue;
         };
-        if !key.starts_with("banger.") {
+        if !key.starts_with(PREFIX) {
             continue;
         }
         let reject = |reason| ParamError {
@@ -153,9 +244,9 @@ pub fn parse(cmdline: &str) -> Parsed {
             value: value.to_owned(),
             reason,
         };
-        let p = &mut out.params;
+        let p = &mut out.boot;
         let res: Result<(), ParamError> = match key {
-            "banger.hostname" => {
+            HOSTNAME => {
                 if valid_hostname(value) {
                     p.hostname = Some(value.to_owned());
                     Ok(())
@@ -163,19 +254,19 @@ pub fn parse(cmdline: &str) -> Parsed {
                     Err(reject("invalid hostname"))
                 }
             }
-            "banger.ip" => value
+            IP => value
                 .parse::<Ipv4Cidr>()
                 .map(|v| p.ip = Some(v))
                 .map_err(reject),
-            "banger.gw" => value
+            GW => value
                 .parse::<Ipv4Addr>()
                 .map(|v| p.gw = Some(v))
                 .map_err(|_| reject("invalid IPv4 address")),
-            "banger.dns" => value
+            DNS => value
                 .parse::<Ipv4Addr>()
                 .map(|v| p.dns = Some(v))
                 .map_err(|_| reject("invalid IPv4 address")),
-            "banger.work" => {
+            WORK => {
                 if valid_device(value) {
                     p.work = Some(value.to_owned());
                     Ok(())
@@ -195,12 +286,14 @@ pub fn parse(cmdline: &str) -> Parsed {
 /// Whether the command line carries any `banger.*` parameter, i.e. whether this kernel was booted
 /// by banger. Used to refuse `--init` on a machine that is not a banger guest.
 pub fn is_banger_guest(cmdline: &str) -> bool {
-    split(cmdline).iter().any(|a| a.starts_with("banger."))
+    split(cmdline).iter().any(|a| a.starts_with(PREFIX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::paths::WORK_DEVICE;
+    use proptest::prelude::*;
 
     const FULL: &str = "console=ttyS0 reboot=k panic=1 init=/usr/local/bin/banger-agent \
         banger.hostname=dev-box banger.ip=172.16.0.2/24 banger.gw=172.16.0.1 \
@@ -211,8 +304,8 @@ mod tests {
         let p = parse(FULL);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert_eq!(
-            p.params,
-            BootParams {
+            p.boot,
+            GuestBoot {
                 hostname: Some("dev-box".into()),
                 ip: Some(Ipv4Cidr {
                     addr: Ipv4Addr::new(172, 16, 0, 2),
@@ -229,12 +322,12 @@ mod tests {
     fn missing_params_are_none() {
         let p = parse("console=ttyS0 banger.hostname=a");
         assert!(p.errors.is_empty());
-        assert_eq!(p.params.hostname.as_deref(), Some("a"));
-        assert_eq!(p.params.ip, None);
-        assert_eq!(p.params.gw, None);
-        assert_eq!(p.params.dns, None);
-        assert_eq!(p.params.work, None);
-        assert_eq!(parse("").params, BootParams::default());
+        assert_eq!(p.boot.hostname.as_deref(), Some("a"));
+        assert_eq!(p.boot.ip, None);
+        assert_eq!(p.boot.gw, None);
+        assert_eq!(p.boot.dns, None);
+        assert_eq!(p.boot.work, None);
+        assert_eq!(parse("").boot, GuestBoot::default());
     }
 
     #[test]
@@ -245,11 +338,11 @@ mod tests {
         );
         let p = parse(r#"banger.hostname="box1" "banger.work=/dev/vdc""#);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
-        assert_eq!(p.params.hostname.as_deref(), Some("box1"));
-        assert_eq!(p.params.work.as_deref(), Some("/dev/vdc"));
+        assert_eq!(p.boot.hostname.as_deref(), Some("box1"));
+        assert_eq!(p.boot.work.as_deref(), Some("/dev/vdc"));
         // A quoted value with a space is not a valid hostname.
         let p = parse(r#"banger.hostname="a b""#);
-        assert_eq!(p.params.hostname, None);
+        assert_eq!(p.boot.hostname, None);
         assert_eq!(p.errors[0].value, "a b");
         // Empty quotes give an empty argument.
         assert_eq!(split(r#"x="" """#), vec!["x=", ""]);
@@ -258,7 +351,7 @@ mod tests {
     #[test]
     fn later_occurrence_wins() {
         let p = parse("banger.hostname=a banger.hostname=b");
-        assert_eq!(p.params.hostname.as_deref(), Some("b"));
+        assert_eq!(p.boot.hostname.as_deref(), Some("b"));
     }
 
     #[test]
@@ -267,7 +360,7 @@ mod tests {
             "banger.ip=10.0.0.2 banger.gw=nope banger.dns=1.2.3 banger.work=/etc/passwd \
              banger.hostname=-x banger.bogus=1 banger.ip=10.0.0.300/24",
         );
-        assert_eq!(p.params, BootParams::default());
+        assert_eq!(p.boot, GuestBoot::default());
         let keys: Vec<&str> = p.errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(
             keys,
@@ -321,5 +414,109 @@ mod tests {
         assert!(!is_banger_guest(
             "BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet"
         ));
+    }
+
+    fn sandbox() -> GuestBoot {
+        GuestBoot {
+            hostname: Some("web".into()),
+            ip: Some(Ipv4Cidr {
+                addr: Ipv4Addr::new(172, 30, 0, 2),
+                prefix: 24,
+            }),
+            gw: Some(Ipv4Addr::new(172, 30, 0, 1)),
+            dns: None,
+            work: Some(WORK_DEVICE.into()),
+        }
+    }
+
+    #[test]
+    fn writes_everything_the_agent_reads() {
+        assert_eq!(
+            sandbox().to_cmdline().expect("valid"),
+            "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent \
+             banger.hostname=web banger.ip=172.30.0.2/24 banger.gw=172.30.0.1 banger.work=/dev/vdb"
+        );
+        assert_eq!(
+            GuestBoot::default().to_cmdline().expect("valid"),
+            "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent"
+        );
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_parser_would_reject() {
+        let mut boot = sandbox();
+        boot.hostname = Some("x banger.work=/dev/sda".into());
+        let err = boot.to_cmdline().expect_err("injection");
+        assert_eq!(err.key, HOSTNAME);
+        let mut boot = sandbox();
+        boot.work = Some("/etc/shadow".into());
+        assert_eq!(boot.to_cmdline().expect_err("not a device").key, WORK);
+        let mut boot = sandbox();
+        boot.ip = Some(Ipv4Cidr {
+            addr: Ipv4Addr::LOCALHOST,
+            prefix: 33,
+        });
+        assert_eq!(boot.to_cmdline().expect_err("prefix").key, IP);
+    }
+
+    fn hostname() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9]([A-Za-z0-9.-]{0,62}[A-Za-z0-9])?"
+    }
+
+    fn device() -> impl Strategy<Value = String> {
+        "/dev/[a-z0-9]{1,8}(/[A-Za-z0-9_.-]{1,12}){0,2}"
+            .prop_filter("no `..` component", |d| !d.split('/').any(|c| c == ".."))
+    }
+
+    fn cidr() -> impl Strategy<Value = Ipv4Cidr> {
+        (any::<u32>(), 0u8..=32).prop_map(|(addr, prefix)| Ipv4Cidr {
+            addr: Ipv4Addr::from(addr),
+            prefix,
+        })
+    }
+
+    fn boot() -> impl Strategy<Value = GuestBoot> {
+        (
+            proptest::option::of(hostname()),
+            proptest::option::of(cidr()),
+            proptest::option::of(any::<u32>().prop_map(Ipv4Addr::from)),
+            proptest::option::of(any::<u32>().prop_map(Ipv4Addr::from)),
+            proptest::option::of(device()),
+        )
+            .prop_map(|(hostname, ip, gw, dns, work)| GuestBoot {
+                hostname,
+                ip,
+                gw,
+                dns,
+                work,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_parser_reads_back_what_the_writer_wrote(boot in boot()) {
+            let line = boot.to_cmdline().expect("generated values are valid");
+            let parsed = GuestBoot::parse(&line);
+            prop_assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+            prop_assert_eq!(&parsed.boot, &boot);
+            prop_assert!(is_banger_guest(&line) || boot == GuestBoot::default());
+        }
+
+        #[test]
+        fn the_writer_never_emits_what_the_parser_rejects(
+            hostname in "\\PC{0,20}",
+            work in "\\PC{0,20}",
+        ) {
+            let boot = GuestBoot {
+                hostname: Some(hostname),
+                work: Some(work),
+                ..GuestBoot::default()
+            };
+            if let Ok(line) = boot.to_cmdline() {
+                let parsed = GuestBoot::parse(&line);
+                prop_assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+                prop_assert_eq!(parsed.boot, boot);
+            }
+        }
     }
 }
