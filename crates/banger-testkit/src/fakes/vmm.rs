@@ -192,7 +192,7 @@ impl Vmm for FakeVmm {
                 && let Some(ip) = guest_ip(&spec.cmdline)
             {
                 let addr = SocketAddr::from((ip, self.ssh_port));
-                let listener = tokio::net::TcpListener::bind(addr)
+                let listener = bind_retrying(addr)
                     .await
                     .map_err(VmmErrorIo::bind(Path::new(&addr.to_string())))?;
                 tasks.push(tokio::spawn(serve_banner(listener)));
@@ -277,6 +277,23 @@ impl Vmm for FakeVmm {
             }
             true
         })
+    }
+}
+
+/// Binds `addr`, retrying for a moment while an earlier guest's listener (aborted, but not
+/// yet dropped by its task) still holds it.
+async fn bind_retrying(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
     }
 }
 
