@@ -224,14 +224,7 @@ fn lock_holder(lock_file: &Path) -> Option<u32> {
 
 /// The last lines the daemon wrote to its log since `start`.
 fn log_tail(log: &Path, start: u64) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(log) else {
-        return Vec::new();
-    };
-    let from = usize::try_from(start).unwrap_or(0).min(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[from..]);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let skip = lines.len().saturating_sub(TAIL_LINES);
-    lines[skip..].iter().map(|l| (*l).to_owned()).collect()
+    banger_util::tail::file_tail(log, start, TAIL_LINES)
 }
 
 fn format_tail(lines: &[String]) -> String {

@@ -7,12 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 
 use super::error::ApiError;
 
@@ -27,7 +22,8 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Sends one request and reads the whole answer, within `limit`.
+/// Sends one request and reads the whole answer, within `limit` (the exchange itself is
+/// `banger_util::uds_http`, shared with the Firecracker client).
 pub async fn exchange(
     socket: &Path,
     method: &'static str,
@@ -35,77 +31,38 @@ pub async fn exchange(
     body: Option<Vec<u8>>,
     limit: Duration,
 ) -> Result<Answer, ApiError> {
-    match tokio::time::timeout(limit, exchange_unbounded(socket, method, path, body)).await {
-        Ok(result) => result,
-        Err(_) => Err(ApiError::Timeout {
-            method,
-            path: path.to_owned(),
-            secs: limit.as_secs(),
-        }),
-    }
-}
-
-async fn exchange_unbounded(
-    socket: &Path,
-    method: &'static str,
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<Answer, ApiError> {
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|e| ApiError::from_connect(socket.to_path_buf(), e))?;
-    let http = |source| ApiError::Http {
+    use banger_util::uds_http::{self, Call, ExchangeError};
+    let call = Call {
         method,
-        path: path.to_owned(),
-        source,
+        path,
+        body: body.as_deref(),
     };
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http)?;
-    // The connection future drives the socket; it ends when the exchange is done or the
-    // sender is dropped. Its own errors surface through `send_request`.
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-
-    let request = build_request(method, path, body).map_err(|detail| ApiError::Unexpected {
+    let unexpected = |detail: String| ApiError::Unexpected {
         method,
         path: path.to_owned(),
         status: 0,
         detail,
-    })?;
-    let response = sender.send_request(request).await.map_err(http)?;
-    let status = response.status().as_u16();
-    let body = Limited::new(response.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| ApiError::Unexpected {
+    };
+    match uds_http::exchange(socket, call, MAX_BODY, limit).await {
+        Ok(answer) => Ok(Answer {
+            status: answer.status,
+            body: answer.body,
+        }),
+        Err(ExchangeError::Connect { socket, source }) => {
+            Err(ApiError::from_connect(socket, source))
+        }
+        Err(ExchangeError::Http(source)) => Err(ApiError::Http {
             method,
             path: path.to_owned(),
-            status,
-            detail: format!("cannot read the body: {e}"),
-        })?
-        .to_bytes();
-    drop(sender);
-    driver.abort();
-    Ok(Answer { status, body })
-}
-
-fn build_request(
-    method: &'static str,
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<Request<Full<Bytes>>, String> {
-    let method = Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(HOST, "localhost")
-        .header(ACCEPT, "application/json");
-    if body.is_some() {
-        builder = builder.header(CONTENT_TYPE, "application/json");
+            source,
+        }),
+        Err(ExchangeError::Timeout(_)) => Err(ApiError::Timeout {
+            method,
+            path: path.to_owned(),
+            secs: limit.as_secs(),
+        }),
+        Err(e @ (ExchangeError::Request(_) | ExchangeError::ReadBody(_))) => {
+            Err(unexpected(banger_util::chain(&e)))
+        }
     }
-    builder
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(|e| e.to_string())
 }

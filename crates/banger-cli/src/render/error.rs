@@ -30,17 +30,7 @@ pub fn label(code: ErrorCode) -> Option<&'static str> {
 /// An error and its causes, joined with `: `; a cause already spelled out by the message
 /// before it is not repeated.
 pub fn chain(err: &dyn Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
+    banger_util::chain(err)
 }
 
 /// The message part: label and chain, unstyled.

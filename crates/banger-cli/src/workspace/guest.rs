@@ -6,7 +6,7 @@
 //! user's command words reach `"$@"` verbatim.
 
 /// Where a workspace lives in the guest.
-pub const GUEST_PATH: &str = "/root/repo";
+pub const GUEST_PATH: &str = banger_guest::paths::WORKSPACE_DIR;
 
 /// Where the git bundle is parked in the guest between the two prepare steps.
 pub const BUNDLE: &str = "/tmp/banger-ws.bundle";
