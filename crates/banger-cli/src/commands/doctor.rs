@@ -264,6 +264,11 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// The rendering without colour codes (the output stream strips them off a terminal).
+    fn plain(checks: &[Check], summary: &str, verbose: bool) -> String {
+        anstream::adapter::strip_str(&render(checks, summary, verbose)).to_string()
+    }
+
     fn build(commit: &str) -> BuildInfo {
         BuildInfo {
             version: "0.1.0".into(),
@@ -279,10 +284,10 @@ mod tests {
             Check::info("dns", "not built yet"),
         ];
         assert_eq!(
-            render(&checks, "vmm: qemu, kvm: not usable, tcg", false),
+            plain(&checks, "vmm: qemu, kvm: not usable, tcg", false),
             "banger doctor: all 2 checks passed (vmm: qemu, kvm: not usable, tcg)\n"
         );
-        let verbose = render(&checks, "vmm: qemu", true);
+        let verbose = plain(&checks, "vmm: qemu", true);
         assert!(
             verbose.starts_with("ok    kvm  usable\ninfo  dns  not built yet\n"),
             "{verbose}"
@@ -300,7 +305,7 @@ mod tests {
             Check::fail("vmm", "no VMM", "install QEMU"),
             Check::warn("store", "no state yet", "nothing to do"),
         ];
-        let text = render(&checks, "vmm: none", false);
+        let text = plain(&checks, "vmm: none", false);
         assert_eq!(
             text,
             "fail  vmm    no VMM\n             fix: install QEMU\n\
