@@ -119,18 +119,28 @@ Examples:
         arg_required_else_help = true
     )]
     Daemon(DaemonCommand),
-    /// Check the host (not built yet in this build: exits 7)
+    /// Check that this host can run VMs, and say how to fix what is missing
     #[command(
         long_about = "Check that this host can run VMs, and say how to fix what is missing.\n\n\
-            NOT BUILT YET in this build: `banger doctor` exits 7. What it will do:\n\n\
-            Checks KVM, the VMM binaries, networking, DNS, the default image and kernel, disk \
-            tools, the store and versions. A healthy host prints one line; otherwise only \
-            warnings and failures are shown (all checks with -v). Exits non-zero when a \
-            check fails.\n\nNext: fix what it reports, then `banger vm run -- echo hi`.",
+            Checks KVM (and PVM-only KVM), the VMMs and their versions and which one `vmm` \
+            picks and why, the jailer, vhost-vsock, the bridge, NAT tooling, the DNS listener, \
+            the default image and kernel, disk and image-build tools, the overlay strategy, \
+            the store (opened read-only), the VM defaults and where each comes from, the \
+            ssh_config include, the guest agent, and whether banger, bangerd and a running \
+            daemon come from one build. Features not built yet (jailer, NAT, DNS) are listed \
+            as info, not passed off as working.\n\n\
+            A healthy host prints one line; otherwise only warnings and failures are shown, \
+            each with its fix, and a summary (-v shows every check). --json prints every \
+            check as an array of {name, status, detail, fix}; status is ok, info, warn or \
+            fail. Exits 9 when a check fails, 0 otherwise.\n\n\
+            It creates and changes nothing, and never starts the daemon: the checks run in \
+            `bangerd doctor --json`, with the bangerd that banger would start.\n\n\
+            Next: fix what it reports, then `banger vm run -- echo hi`.",
         after_help = "\
 Examples:
   banger doctor
-  banger doctor -v"
+  banger doctor -v
+  banger doctor --json | jq -r '.[] | select(.status == \"fail\") | .fix'"
     )]
     Doctor(DoctorArgs),
     /// Let plain `ssh NAME.vm` reach your VMs

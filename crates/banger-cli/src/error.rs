@@ -82,7 +82,8 @@ pub enum CliError {
     /// A step failed for a reason with no better category.
     #[error("{0}")]
     Failed(String),
-    /// A command run in the guest exited with this code; banger exits with it, silently.
+    /// A command run in the guest exited with this code, or `doctor` found a failing check
+    /// (exit 9, after printing its rows); banger exits with it, silently.
     #[error("exited with {0}")]
     Exited(u8),
 }

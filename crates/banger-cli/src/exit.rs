@@ -11,7 +11,7 @@
 //! | 6 | `bad_version` or `unknown_method`: client and daemon do not match |
 //! | 7 | not available yet in this build (`unavailable`) |
 //! | 8 | could not reach or start the daemon |
-//! | 9 | `host_problem`: the host lacks something (a VMM, the guest agent, privileges); the message names the fix |
+//! | 9 | `host_problem`: the host lacks something (a VMM, the guest agent, privileges); the message names the fix. Also `banger doctor` when a check failed |
 //!
 //! The same table is printed at the end of `banger --help` ([`HELP`]); a unit test keeps the
 //! two in step. Daemon error codes map through [`Exit::from_code`], so every client of the API
@@ -83,7 +83,8 @@ Exit codes:
   6  client and daemon do not match (bad_version, unknown_method)
   7  not available yet in this build
   8  could not reach or start the daemon
-  9  the host lacks something banger needs (a VMM, the guest agent, privileges)";
+  9  the host lacks something banger needs (a VMM, the guest agent, privileges),
+     or `banger doctor` found a failing check";
 
 #[cfg(test)]
 mod tests {

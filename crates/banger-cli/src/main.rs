@@ -7,7 +7,8 @@
 //!
 //! Exit codes are a documented contract, listed in [`exit`] and at the end of
 //! `banger --help`: 0 ok, 1 failed, 2 usage/`bad_request`, 3 not found, 4 already exists,
-//! 5 unauthorized, 6 client/daemon mismatch, 7 not available yet, 8 daemon unreachable.
+//! 5 unauthorized, 6 client/daemon mismatch, 7 not available yet, 8 daemon unreachable,
+//! 9 host problem (also `doctor` with a failing check).
 //! Only this file decides the process's exit status, and nothing calls `process::exit`.
 
 mod args;

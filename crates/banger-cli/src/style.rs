@@ -20,3 +20,5 @@ pub const OK: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor:
 pub fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
+/// A warning.
+pub const WARN: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));

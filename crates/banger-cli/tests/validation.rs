@@ -111,7 +111,6 @@ fn commands_not_in_this_build_exit_7_without_side_effects() {
     let commands: &[&[&str]] = &[
         &["image", "pull", "docker.io/library/alpine:3.20"],
         &["image", "cache", "prune", "--dry-run"],
-        &["doctor", "-v"],
         &["system", "install"],
         &["update", "--check"],
     ];

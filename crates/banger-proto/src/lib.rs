@@ -7,12 +7,14 @@
 #![deny(missing_docs)]
 
 pub mod build_info;
+pub mod doctor;
 pub mod error;
 pub mod operation;
 pub mod routes;
 pub mod types;
 
 pub use build_info::BuildInfo;
+pub use doctor::{Check, CheckStatus, DoctorReport};
 pub use error::{ErrorBody, ErrorCode};
 pub use operation::{Operation, OperationState, Stage, StageState};
 pub use types::{

@@ -4,7 +4,8 @@
 //! - `bangerd` serves the API for the current user (started on demand by the CLI);
 //! - `bangerd --system` serves a system install (systemd, `/var/lib/banger`);
 //! - `bangerd --check-migrations [--system]` classifies the store's schema for an upgrade and
-//!   exits 0 (compatible), 1 (migrations needed) or 2 (incompatible), touching nothing.
+//!   exits 0 (compatible), 1 (migrations needed) or 2 (incompatible), touching nothing;
+//! - `bangerd doctor [--json]` checks the host for `banger doctor`, creating nothing.
 //!
 //! This file only parses arguments and maps results to exit codes; each mode lives in its own
 //! module.
@@ -12,6 +13,7 @@
 mod args;
 mod backends;
 mod check_migrations;
+mod doctor;
 mod logging;
 mod private;
 mod run;
@@ -23,6 +25,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
+    if let Some(args::Command::Doctor { json }) = args.command {
+        return doctor::main(args.system, json);
+    }
     if args.check_migrations {
         return check_migrations::main(&args);
     }

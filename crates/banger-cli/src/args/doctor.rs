@@ -8,4 +8,7 @@ pub struct DoctorArgs {
     /// Show every check, not only warnings and failures
     #[arg(short, long)]
     pub verbose: bool,
+    /// Print every check as JSON: an array of {name, status, detail, fix}
+    #[arg(long)]
+    pub json: bool,
 }

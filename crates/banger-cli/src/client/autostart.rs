@@ -139,6 +139,25 @@ fn sibling_daemon() -> (PathBuf, Option<PathBuf>) {
     (dir, found)
 }
 
+/// The `bangerd` this CLI would start: next to this executable, else the first on `PATH`
+/// (what the spawn below resolves). `banger doctor` runs this same binary.
+pub fn find_daemon() -> Result<PathBuf, StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, sibling) = sibling_daemon();
+    if let Some(sibling) = sibling {
+        return Ok(sibling);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("bangerd"))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or(StartError::NotFound { dir })
+}
+
 fn spawn(log: File, log_path: &Path) -> Result<Child, StartError> {
     let (dir, sibling) = sibling_daemon();
     let program = sibling.unwrap_or_else(|| PathBuf::from("bangerd"));

@@ -36,7 +36,7 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
         Group::Image(cmd) => image::run(cmd, ctx).await,
         Group::Kernel(cmd) => kernel::run(cmd, ctx).await,
         Group::Daemon(cmd) => daemon::run(cmd, ctx).await,
-        Group::Doctor(args) => doctor::run(&args),
+        Group::Doctor(args) => doctor::run(&args, ctx).await,
         Group::SshConfig(args) => ssh_config::run(&args, ctx),
         Group::System(cmd) => system::run(&cmd),
         Group::Update(args) => update::run(&args),
