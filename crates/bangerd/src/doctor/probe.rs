@@ -25,7 +25,7 @@ pub enum Found {
 
 /// `name` on `PATH`, else in [`SBIN_DIRS`].
 pub fn find(name: &str) -> Found {
-    if let Some(path) = banger_vmm::qemu::find_on_path(name) {
+    if let Some(path) = banger_util::path::find_on_path(name) {
         return Found::Path(path);
     }
     SBIN_DIRS
