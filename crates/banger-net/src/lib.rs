@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod linux;
+pub mod nat;
 pub mod plan;
 #[allow(unsafe_code)]
 mod tap;
@@ -50,6 +51,23 @@ pub enum NetError {
     /// A name failed validation.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// nftables refused or failed.
+    #[error("nftables: cannot {action}: {message}")]
+    Nft {
+        /// What was being done.
+        action: &'static str,
+        /// What `nft` said.
+        message: String,
+    },
+    /// A sysctl could not be set.
+    #[error("cannot set {name}")]
+    Sysctl {
+        /// The sysctl.
+        name: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NetError {
@@ -64,7 +82,10 @@ impl NetError {
                 source: rtnetlink::Error::NetlinkError(e),
                 ..
             } => denied(-e.raw_code()),
-            Self::Connect(e) | Self::Tap { source: e, .. } => e.raw_os_error().is_some_and(denied),
+            Self::Connect(e) | Self::Tap { source: e, .. } | Self::Sysctl { source: e, .. } => {
+                e.raw_os_error().is_some_and(denied)
+            }
+            Self::Nft { message, .. } => message.starts_with("permission denied"),
             _ => false,
         }
     }
@@ -101,4 +122,14 @@ pub trait NetOps: Send + Sync {
         &'a self,
         prefix: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, NetError>>;
+    /// Gives VM `vm_id` (on `tap`, behind `bridge`) outbound NAT: banger's base rules are
+    /// (re)built, then the VM's own rule replaces any earlier one.
+    fn allow_nat<'a>(
+        &'a self,
+        vm_id: &'a str,
+        tap: &'a str,
+        bridge: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>>;
+    /// Removes VM `vm_id`'s NAT rule; none is not an error.
+    fn revoke_nat<'a>(&'a self, vm_id: &'a str) -> BoxFuture<'a, Result<(), NetError>>;
 }

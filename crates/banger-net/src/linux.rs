@@ -86,6 +86,53 @@ impl NetOps for LinuxNet {
     ) -> BoxFuture<'a, Result<Vec<String>, NetError>> {
         Box::pin(links_with_prefix(prefix))
     }
+
+    fn allow_nat<'a>(
+        &'a self,
+        vm_id: &'a str,
+        tap: &'a str,
+        bridge: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        let (vm_id, tap, bridge) = (vm_id.to_owned(), tap.to_owned(), bridge.to_owned());
+        Box::pin(blocking(move || {
+            crate::nat::apply("build banger's NAT tables", &crate::nat::typed(crate::nat::base_batch(&bridge))?)?;
+            let stale = crate::nat::list_bridge_chain()?
+                .map(|l| crate::nat::handles_of(&l, &vm_id))
+                .unwrap_or_default();
+            crate::nat::apply(
+                "add a VM's NAT rule",
+                &crate::nat::typed(crate::nat::allow_batch(&vm_id, &tap, &stale))?,
+            )?;
+            crate::nat::enable_ipv4_forwarding()
+        }))
+    }
+
+    fn revoke_nat<'a>(&'a self, vm_id: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        let vm_id = vm_id.to_owned();
+        Box::pin(blocking(move || {
+            let Some(listing) = crate::nat::list_bridge_chain()? else {
+                return Ok(());
+            };
+            let handles = crate::nat::handles_of(&listing, &vm_id);
+            if handles.is_empty() {
+                return Ok(());
+            }
+            crate::nat::apply(
+                "remove a VM's NAT rule",
+                &crate::nat::typed(crate::nat::revoke_batch(&handles))?,
+            )
+        }))
+    }
+}
+
+/// Runs blocking `nft` work off the async threads.
+async fn blocking(
+    work: impl FnOnce() -> Result<(), NetError> + Send + 'static,
+) -> Result<(), NetError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| NetError::Nft {
+        action: "run nft",
+        message: format!("the task crashed: {e}"),
+    })?
 }
 
 async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetError> {

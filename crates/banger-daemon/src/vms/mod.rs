@@ -526,6 +526,9 @@ async fn teardown_failed_create(
             .await;
     }
     power::kill_unrecorded_vmms(backends, record).await;
+    if let Err(e) = backends.net.revoke_nat(&record.id).await {
+        tracing::warn!(vm = %record.name, error = %e, "could not remove the vm's NAT rule");
+    }
     if let Some(tap) = &record.tap_name
         && let Err(e) = backends.net.delete_link(tap).await
     {

@@ -38,10 +38,25 @@ pub(super) async fn boot(
     let pooled = super::tap_pool::claim(ctx, backends, &tap)
         .await
         .map_err(at_network)?;
-    op.detail(if pooled {
-        "tap from the pool"
+    if record.spec.nat {
+        backends
+            .net
+            .allow_nat(&record.id, &tap, &plan.bridge)
+            .await
+            .map_err(at_network)?;
     } else {
-        "new tap"
+        // `vm set --nat false` since the last start: no rule may be left.
+        backends
+            .net
+            .revoke_nat(&record.id)
+            .await
+            .map_err(at_network)?;
+    }
+    op.detail(match (pooled, record.spec.nat) {
+        (true, true) => "tap from the pool, outbound NAT",
+        (true, false) => "tap from the pool",
+        (false, true) => "new tap, outbound NAT",
+        (false, false) => "new tap",
     });
     // Refill after every claim (the first claim creates the pool).
     let refill_ctx = ctx.clone();
@@ -150,6 +165,9 @@ pub async fn teardown(
             .await;
     }
     kill_unrecorded_vmms(backends, record).await;
+    if let Err(e) = backends.net.revoke_nat(&record.id).await {
+        tracing::warn!(vm = %record.name, error = %e, "could not remove the vm's NAT rule");
+    }
     // The durable TAP name is the fallback when the handles are gone.
     let tap = saved
         .as_ref()

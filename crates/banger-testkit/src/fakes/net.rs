@@ -17,6 +17,10 @@ pub enum NetCall {
     Rename(String, String),
     /// `delete_link(name)`.
     Delete(String),
+    /// `allow_nat(vm_id, tap)`.
+    AllowNat(String, String),
+    /// `revoke_nat(vm_id)`.
+    RevokeNat(String),
 }
 
 /// A TAP as the fake holds it.
@@ -39,6 +43,7 @@ struct State {
     deny: bool,
     next_index: u32,
     steals: Vec<(String, String, String)>,
+    nat: BTreeMap<String, String>,
 }
 
 /// Bridges and TAPs in memory. Cheap to share behind an `Arc`.
@@ -94,6 +99,11 @@ impl FakeNet {
     /// One TAP.
     pub fn link(&self, name: &str) -> Option<FakeLink> {
         self.lock().links.get(name).cloned()
+    }
+
+    /// VMs with outbound NAT, and their TAPs.
+    pub fn nat_rules(&self) -> BTreeMap<String, String> {
+        self.lock().nat.clone()
     }
 
     /// Existing bridges.
@@ -237,6 +247,36 @@ impl NetOps for FakeNet {
             }
             s.links.remove(name);
             s.bridges.remove(name);
+            Ok(())
+        })
+    }
+
+    fn allow_nat<'a>(
+        &'a self,
+        vm_id: &'a str,
+        tap: &'a str,
+        _bridge: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls
+                .push(NetCall::AllowNat(vm_id.to_owned(), tap.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            s.nat.insert(vm_id.to_owned(), tap.to_owned());
+            Ok(())
+        })
+    }
+
+    fn revoke_nat<'a>(&'a self, vm_id: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls.push(NetCall::RevokeNat(vm_id.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            s.nat.remove(vm_id);
             Ok(())
         })
     }
