@@ -95,7 +95,10 @@ impl NetOps for LinuxNet {
     ) -> BoxFuture<'a, Result<(), NetError>> {
         let (vm_id, tap, bridge) = (vm_id.to_owned(), tap.to_owned(), bridge.to_owned());
         Box::pin(blocking(move || {
-            crate::nat::apply("build banger's NAT tables", &crate::nat::typed(crate::nat::base_batch(&bridge))?)?;
+            crate::nat::apply(
+                "build banger's NAT tables",
+                &crate::nat::typed(crate::nat::base_batch(&bridge))?,
+            )?;
             let stale = crate::nat::list_bridge_chain()?
                 .map(|l| crate::nat::handles_of(&l, &vm_id))
                 .unwrap_or_default();
@@ -129,10 +132,12 @@ impl NetOps for LinuxNet {
 async fn blocking(
     work: impl FnOnce() -> Result<(), NetError> + Send + 'static,
 ) -> Result<(), NetError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| NetError::Nft {
-        action: "run nft",
-        message: format!("the task crashed: {e}"),
-    })?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| NetError::Nft {
+            action: "run nft",
+            message: format!("the task crashed: {e}"),
+        })?
 }
 
 async fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), NetError> {

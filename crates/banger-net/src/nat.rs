@@ -41,9 +41,7 @@ fn matches(op: &str, left: Value, right: Value) -> Value {
 /// The batch that creates (or re-creates) the tables, chains and static rules for `bridge`.
 pub fn base_batch(bridge: &str) -> Value {
     let inet = |name: &str| json!({"family": "inet", "table": TABLE, "name": name});
-    let rule = |chain: &str, expr: Vec<Value>| {
-        json!({"add": {"rule": {"family": "inet", "table": TABLE, "chain": chain, "expr": expr}}})
-    };
+    let rule = |chain: &str, expr: Vec<Value>| json!({"add": {"rule": {"family": "inet", "table": TABLE, "chain": chain, "expr": expr}}});
     json!({"nftables": [
         {"add": {"table": {"family": "inet", "name": TABLE}}},
         {"add": {"chain": {"family": "inet", "table": TABLE, "name": "forward",
@@ -78,12 +76,14 @@ pub fn base_batch(bridge: &str) -> Value {
 /// `stale_handles` (that VM's earlier rules), so applying it twice leaves one rule.
 pub fn allow_batch(vm_id: &str, tap: &str, stale_handles: &[u32]) -> Value {
     let mut cmds = delete_cmds(stale_handles);
-    cmds.push(json!({"add": {"rule": {"family": "bridge", "table": TABLE, "chain": "prerouting",
+    cmds.push(
+        json!({"add": {"rule": {"family": "bridge", "table": TABLE, "chain": "prerouting",
         "comment": comment_for(vm_id),
         "expr": [
             matches("==", meta("iifname"), json!(tap)),
             json!({"mangle": {"key": meta("mark"), "value": NAT_MARK}}),
-        ]}}}));
+        ]}}}),
+    );
     json!({ "nftables": cmds })
 }
 
@@ -97,7 +97,7 @@ fn delete_cmds(handles: &[u32]) -> Vec<Value> {
         .iter()
         .map(|h| {
             json!({"delete": {"rule": {"family": "bridge", "table": TABLE,
-                "chain": "prerouting", "handle": h}}})
+                "chain": "prerouting", "handle": h, "expr": []}}})
         })
         .collect()
 }
@@ -185,14 +185,17 @@ mod tests {
     #[test]
     fn batches_are_valid_nftables_documents() {
         let base = typed(base_batch("banger0")).expect("base parses");
-        assert_eq!(base.objects.len(), 11);
+        assert_eq!(base.objects.len(), 10);
         let text = serde_json::to_string(&base).expect("serialise");
         assert!(text.contains("masquerade"), "{text}");
         assert!(text.contains("\"drop\""), "{text}");
         let allow = typed(allow_batch("vm1", "bgr-vm1", &[7, 9])).expect("allow parses");
         assert_eq!(allow.objects.len(), 3, "two stale rules deleted, one added");
         let text = serde_json::to_string(&allow).expect("serialise");
-        assert!(text.contains("banger-vm:vm1") && text.contains("bgr-vm1"), "{text}");
+        assert!(
+            text.contains("banger-vm:vm1") && text.contains("bgr-vm1"),
+            "{text}"
+        );
         assert!(typed(revoke_batch(&[])).expect("empty").objects.is_empty());
     }
 

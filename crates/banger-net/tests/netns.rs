@@ -106,3 +106,70 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
     });
     assert!(ns.ip(&["link", "show", "bgr-abc"]).is_err());
 }
+
+fn ruleset(ns: &NetNs) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns.name(), "nft", "list", "ruleset"])
+        .output()
+        .expect("nft runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root and nft: changes nftables inside a network namespace"]
+fn nat_rules_are_per_vm_idempotent_and_removed_exactly() {
+    let ns = NetNs::new().expect("netns");
+    in_ns(&ns, || {
+        Box::pin(async {
+            let net = LinuxNet;
+            net.revoke_nat("nothing-yet")
+                .await
+                .expect("revoke before any table");
+            net.allow_nat("vm-a", "bgr-a", "banger0")
+                .await
+                .expect("allow a");
+            net.allow_nat("vm-a", "bgr-a", "banger0")
+                .await
+                .expect("allow a again");
+            net.allow_nat("vm-b", "bgr-b", "banger0")
+                .await
+                .expect("allow b");
+            let forwarding =
+                std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("sysctl");
+            assert_eq!(forwarding.trim(), "1", "forwarding on in the namespace");
+        })
+    });
+    let rules = ruleset(&ns);
+    assert_eq!(
+        rules.matches("banger-vm:vm-a").count(),
+        1,
+        "one rule per VM: {rules}"
+    );
+    assert_eq!(rules.matches("banger-vm:vm-b").count(), 1, "{rules}");
+    assert_eq!(
+        rules.matches("masquerade").count(),
+        1,
+        "the base is built once: {rules}"
+    );
+    assert!(rules.contains("table bridge banger") && rules.contains("table inet banger"));
+    assert!(
+        rules.contains("iifname \"bgr-a\""),
+        "matched by TAP, not address: {rules}"
+    );
+    assert!(!rules.contains("saddr"), "never by source address: {rules}");
+
+    in_ns(&ns, || {
+        Box::pin(async {
+            LinuxNet.revoke_nat("vm-a").await.expect("revoke a");
+            LinuxNet.revoke_nat("vm-a").await.expect("revoke a again");
+        })
+    });
+    let rules = ruleset(&ns);
+    assert!(!rules.contains("banger-vm:vm-a"), "{rules}");
+    assert_eq!(rules.matches("banger-vm:vm-b").count(), 1, "{rules}");
+}
