@@ -837,3 +837,93 @@ async fn specs_beyond_the_host_or_the_store_are_refused_before_anything_starts()
     let op = finish(&ctx, op).await;
     assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_rules_follow_the_vm_through_every_way_it_stops() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    let nat_request = |name: &str| banger_proto::CreateVmRequest {
+        name: Some(name.to_owned()),
+        image: Some("base".into()),
+        spec: banger_model::VmSpec {
+            nat: true,
+            ..spec()
+        },
+    };
+    let op = finish(
+        &ctx,
+        vms::create(&ctx, nat_request("out")).await.expect("create"),
+    )
+    .await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    let out = ctx.store().vms().resolve("out").expect("vm");
+    let rules = host.net.nat_rules();
+    assert_eq!(
+        rules.get(&out.id),
+        out.tap_name.as_ref(),
+        "the rule names its TAP"
+    );
+    let plain = create_ok(&ctx, "plain", "base").await;
+    assert!(
+        !host.net.nat_rules().contains_key(&plain.id),
+        "no NAT unless asked"
+    );
+
+    vms::stop(&ctx, "out").await.expect("stop");
+    assert!(host.net.nat_rules().is_empty(), "stop removes it");
+    finish(&ctx, vms::start(&ctx, "out").await.expect("start")).await;
+    assert!(
+        host.net.nat_rules().contains_key(&out.id),
+        "start puts it back"
+    );
+    vms::kill(&ctx, "out").await.expect("kill");
+    assert!(host.net.nat_rules().is_empty(), "kill removes it");
+
+    // A VMM dying while the daemon is down: the restarted daemon removes the rule.
+    finish(&ctx, vms::start(&ctx, "out").await.expect("start")).await;
+    drop(ctx);
+    host.vmm.crash(&out.id);
+    let ctx = host.daemon();
+    vms::reconcile_at_start(&ctx, &ctx.backends()).await;
+    assert!(host.net.nat_rules().is_empty(), "reconcile removes it");
+
+    // `vm set --nat false` on a stopped VM: the next start adds no rule.
+    vms::set(
+        &ctx,
+        "out",
+        banger_proto::SetVmRequest {
+            nat: Some(false),
+            ..banger_proto::SetVmRequest::default()
+        },
+    )
+    .await
+    .expect("set");
+    finish(&ctx, vms::start(&ctx, "out").await.expect("start")).await;
+    assert!(host.net.nat_rules().is_empty());
+    vms::set(
+        &ctx,
+        "out",
+        banger_proto::SetVmRequest {
+            nat: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("running VMs are not changed");
+    vms::stop(&ctx, "out").await.expect("stop");
+    vms::set(
+        &ctx,
+        "out",
+        banger_proto::SetVmRequest {
+            nat: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("set");
+    finish(&ctx, vms::start(&ctx, "out").await.expect("start")).await;
+    assert!(host.net.nat_rules().contains_key(&out.id));
+    vms::delete(&ctx, "out").await.expect("delete");
+    assert!(host.net.nat_rules().is_empty(), "delete removes it");
+}
