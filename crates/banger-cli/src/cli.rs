@@ -227,10 +227,9 @@ pub fn command(defaults: Option<&ResolvedSpec>) -> clap::Command {
         spec.disk_size, r.disk_from
     );
     let nat = format!(
-        "Outbound network access for the VM [here: {} ({})] {}",
+        "Outbound network access for the VM, masqueraded through the host [here: {} ({})]",
         if spec.nat { "on" } else { "off" },
         r.nat_from,
-        crate::spec::NAT_NOT_BUILT
     );
     cmd.mut_subcommand("vm", |vm| {
         ["create", "run"].into_iter().fold(vm, |vm, name| {

@@ -23,18 +23,6 @@ pub fn resolve(
     Ok(resolved)
 }
 
-/// What help says about `--nat` in this build.
-pub const NAT_NOT_BUILT: &str = "(outbound NAT is not built yet: recorded on the VM only)";
-
-/// The note printed when a VM gets `nat` (from `--nat` or config): the setting is kept, but
-/// this build adds no NAT rules, so the VM has no outbound network.
-pub fn nat_note(nat: bool) -> Option<&'static str> {
-    nat.then_some(
-        "note: outbound NAT is not built yet: nat is recorded on the VM only, it gets no \
-         outbound network",
-    )
-}
-
 /// The line printed before a create: `spec: 2 vcpu | 2048 MiB | 8G disk`.
 pub fn line(resolved: &ResolvedSpec) -> String {
     format!("spec: {}", resolved.spec.summary())
@@ -44,14 +32,6 @@ pub fn line(resolved: &ResolvedSpec) -> String {
 mod tests {
     use super::*;
     use banger_model::Size;
-
-    #[test]
-    fn nat_gets_a_note_saying_it_is_not_built() {
-        assert_eq!(nat_note(false), None);
-        let note = nat_note(true).unwrap();
-        assert!(note.contains("outbound NAT is not built yet"), "{note}");
-        assert!(NAT_NOT_BUILT.contains("recorded on the VM only"));
-    }
 
     const HOST: HostFacts = HostFacts {
         cpus: Some(8),

@@ -23,7 +23,7 @@ pub struct SpecFlags {
     /// Size of the work disk mounted at /root, e.g. 8G
     #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
     pub disk_size: Option<Size>,
-    /// Outbound network access for the VM (outbound NAT is not built yet: recorded on the VM only)
+    /// Outbound network access for the VM, masqueraded through the host
     #[arg(long)]
     pub nat: bool,
 }

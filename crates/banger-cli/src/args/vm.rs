@@ -43,7 +43,7 @@ pub enum VmCommand {
             then opens a shell or runs CMD. banger exits with CMD's exit code.\n\n\
             A repo with .mise.toml or .tool-versions wants its tools installed with mise, \
             which needs network access: it is refused unless you pass --nat (then `mise \
-            install` runs; outbound NAT is not built yet, so downloads fail) or \
+            install` runs) or \
             --no-bootstrap.",
         after_help = "\
 Examples:
@@ -298,7 +298,7 @@ pub struct SetArgs {
     /// New work disk size; disks only grow
     #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
     pub disk_size: Option<Size>,
-    /// Turn outbound NAT on (outbound NAT is not built yet: recorded on the VM only)
+    /// Turn outbound NAT on (applies at the next start)
     #[arg(long, conflicts_with = "no_nat")]
     pub nat: bool,
     /// Turn outbound NAT off

@@ -70,9 +70,6 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
     let config = ctx.config()?;
     let resolved = spec::resolve(args.spec.overrides(), &config, host::facts())?;
     output::info(&spec::line(&resolved));
-    if let Some(note) = spec::nat_note(resolved.spec.nat) {
-        output::note(note);
-    }
 
     let daemon = connect_or_start(ctx).await?;
     let request = CreateVmRequest {

@@ -94,9 +94,6 @@ pub async fn set(args: &SetArgs, ctx: &Context) -> Result<(), CliError> {
         .send(routes::SET_VM, &[&args.vm], &set_request(args))
         .await?;
     output::info(&format!("{}: {}", vm.name, vm.spec.summary()));
-    if let Some(note) = crate::spec::nat_note(args.nat) {
-        output::note(note);
-    }
     Ok(())
 }
 

@@ -76,9 +76,6 @@ pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result
             .is_some_and(|s| repo::mise_file(&s.root).is_some());
 
     output::info(&spec::line(&resolved));
-    if let Some(note) = spec::nat_note(resolved.spec.nat) {
-        output::note(note);
-    }
     let daemon = connect_or_start(ctx).await?;
     let client = &daemon.client;
     let request = CreateVmRequest {

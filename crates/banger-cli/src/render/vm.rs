@@ -85,7 +85,7 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
         .add(
             "nat",
             if vm.spec.nat {
-                "yes (recorded only: outbound NAT is not built yet)"
+                "yes"
             } else {
                 "no"
             },
