@@ -21,9 +21,10 @@ BIN_DIR="$DESTDIR$PREFIX/bin"
 LIBEXEC_DIR="$DESTDIR$PREFIX/libexec/banger"
 # Runtime needs: QEMU boots guests; e2fsprogs makes and edits ext4 disks; OpenSSH reaches
 # guests; debootstrap, busybox-static, cpio, zstd and xz-utils build the default image and
-# kernel from Debian packages; git copies repositories into VMs; iproute2 for diagnostics.
+# kernel from Debian packages; git copies repositories into VMs; nftables for outbound NAT;
+# iproute2 for diagnostics.
 PACKAGES=(qemu-system-x86 e2fsprogs openssh-client debootstrap busybox-static cpio zstd
-    xz-utils git ca-certificates iproute2 procps)
+    xz-utils git ca-certificates iproute2 procps nftables)
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }

@@ -140,6 +140,10 @@ fn nft_error(action: &'static str) -> impl FnOnce(nftables::helper::NftablesErro
             {
                 "permission denied: changing nftables needs root (CAP_NET_ADMIN)".to_owned()
             }
+            E::NftFailed { stderr, .. } if stderr.contains("Operation not permitted") => format!(
+                "permission denied: changing nftables needs root (CAP_NET_ADMIN): {}",
+                stderr.trim()
+            ),
             E::NftFailed { stderr, .. } => stderr.trim().to_owned(),
             other => other.to_string(),
         };
