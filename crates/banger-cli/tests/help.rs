@@ -157,7 +157,10 @@ fn nat_help_says_what_it_does() {
         let help = String::from_utf8_lossy(&out.stdout);
         let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(words.contains("--nat"), "vm {cmd}: {help}");
-        assert!(!words.contains("not built yet: recorded"), "vm {cmd}: {help}");
+        assert!(
+            !words.contains("not built yet: recorded"),
+            "vm {cmd}: {help}"
+        );
     }
 }
 

@@ -82,14 +82,7 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
         .add("vcpu", vm.spec.vcpu.to_string())
         .add("memory", format!("{} MiB", vm.spec.memory_mib))
         .add("disk", vm.spec.disk_size.to_string())
-        .add(
-            "nat",
-            if vm.spec.nat {
-                "yes"
-            } else {
-                "no"
-            },
-        )
+        .add("nat", if vm.spec.nat { "yes" } else { "no" })
         .add("image", image_label(images, &vm.image_id))
         .opt("tap", vm.tap_name.clone())
         .add("dir", vm.dir.display().to_string())
