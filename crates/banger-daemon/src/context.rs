@@ -34,6 +34,7 @@ struct Inner {
     pull_lock: tokio::sync::Mutex<()>,
     tap_pool_lock: tokio::sync::Mutex<()>,
     registry_lock: Mutex<()>,
+    zone: crate::dns::Zone,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -64,6 +65,7 @@ impl DaemonContext {
                 pull_lock: tokio::sync::Mutex::new(()),
                 tap_pool_lock: tokio::sync::Mutex::new(()),
                 registry_lock: Mutex::new(()),
+                zone: crate::dns::Zone::default(),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -98,6 +100,11 @@ impl DaemonContext {
             .registry_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `vm.` DNS zone: running VMs by name.
+    pub fn zone(&self) -> &crate::dns::Zone {
+        &self.inner.zone
     }
 
     /// Per-VM and reservation locks.

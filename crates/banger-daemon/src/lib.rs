@@ -16,6 +16,7 @@ pub mod agent_binary;
 pub mod api;
 pub mod connection;
 pub mod context;
+pub mod dns;
 pub mod ids;
 pub mod images;
 pub mod operations;

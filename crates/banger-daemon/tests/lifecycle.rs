@@ -927,3 +927,39 @@ async fn nat_rules_follow_the_vm_through_every_way_it_stops() {
     vms::delete(&ctx, "out").await.expect("delete");
     assert!(host.net.nat_rules().is_empty(), "delete removes it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vm_zone_holds_exactly_the_running_vms() {
+    let host = Host::new();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    let web = create_ok(&ctx, "web", "base").await;
+    let ip: Ipv4Addr = web.guest_ip.as_deref().expect("ip").parse().expect("ipv4");
+    assert_eq!(ctx.zone().lookup("web"), Some(ip));
+    vms::stop(&ctx, "web").await.expect("stop");
+    assert_eq!(ctx.zone().lookup("web"), None, "stopped: NXDOMAIN");
+    finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    assert_eq!(ctx.zone().lookup("web"), Some(ip));
+    vms::kill(&ctx, "web").await.expect("kill");
+    assert_eq!(ctx.zone().lookup("web"), None);
+    finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+
+    // A restarted daemon adopts the running VM and serves its name again.
+    drop(ctx);
+    let ctx = host.daemon();
+    assert_eq!(ctx.zone().lookup("web"), None);
+    vms::reconcile_at_start(&ctx, &ctx.backends()).await;
+    assert_eq!(ctx.zone().lookup("web"), Some(ip), "adopted");
+    host.vmm.crash(&web.id);
+    let monitor = tokio::spawn(vms::monitor(ctx.clone(), ctx.backends()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctx.zone().lookup("web").is_some() {
+        assert!(Instant::now() < deadline, "a dead VMM's name stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ctx.shutdown().trigger();
+    monitor.await.expect("monitor");
+    finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    vms::delete(&ctx, "web").await.expect("delete");
+    assert!(ctx.zone().records().is_empty(), "deleted: gone");
+}

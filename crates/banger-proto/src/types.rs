@@ -29,6 +29,9 @@ pub struct DaemonInfo {
     pub state_dir: PathBuf,
     /// When it started, RFC 3339 UTC.
     pub started_at: String,
+    /// Whether it serves the `vm.` DNS zone, and where (one line); absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
 }
 
 /// `POST /v1/vms`: create a VM.

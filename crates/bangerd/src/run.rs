@@ -55,6 +55,13 @@ pub fn main(args: &Args) -> Result<()> {
     }
 
     let owner_uid = nix::unistd::geteuid().as_raw();
+    let (dns_sockets, dns) = banger_daemon::dns::server::bind(banger_daemon::dns::DEFAULT_ADDR);
+    match &dns {
+        banger_daemon::dns::server::Listener::Unavailable(why) => {
+            tracing::warn!(reason = %why, "NAME.vm names are not served");
+        }
+        other => tracing::info!(dns = %other.describe(), "dns"),
+    }
     let info = DaemonInfo {
         build: BuildInfo::current(),
         pid: std::process::id(),
@@ -63,6 +70,7 @@ pub fn main(args: &Args) -> Result<()> {
         socket: layout.socket(),
         state_dir: layout.state_dir.clone(),
         started_at: banger_daemon::ids::now_rfc3339(),
+        dns: Some(dns.describe()),
     };
     let shutdown = Shutdown::new();
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
@@ -85,7 +93,14 @@ pub fn main(args: &Args) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = server::bind(&layout, &lock, SocketOptions::default())?;
-        tokio::spawn(stop_on_signals(shutdown));
+        tokio::spawn(stop_on_signals(shutdown.clone()));
+        if let Some(sockets) = dns_sockets {
+            tokio::spawn(banger_daemon::dns::server::serve(
+                sockets,
+                ctx.zone().clone(),
+                shutdown,
+            ));
+        }
         banger_daemon::state_dir::reconcile(&ctx);
         vms::reconcile_at_start(&ctx, &backends).await;
         tokio::spawn(vms::monitor(ctx.clone(), backends));

@@ -368,6 +368,7 @@ mod tests {
             socket: PathBuf::from("/run/b.sock"),
             state_dir: PathBuf::from("/s"),
             started_at: "2026-12-01T00:00:00Z".into(),
+            dns: None,
         };
         let cli = build("aaaa1111");
         assert_eq!(

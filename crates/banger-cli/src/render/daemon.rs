@@ -20,7 +20,8 @@ pub fn status(info: &DaemonInfo) -> String {
         .add("mode", mode_word(info.mode))
         .add("socket", info.socket.display().to_string())
         .add("state dir", info.state_dir.display().to_string())
-        .add("started at", info.started_at.clone());
+        .add("started at", info.started_at.clone())
+        .opt("dns", info.dns.clone());
     f.render()
 }
 
@@ -43,6 +44,7 @@ mod tests {
             socket: "/run/user/1000/banger/bangerd.sock".into(),
             state_dir: "/home/u/.local/state/banger".into(),
             started_at: "2026-01-01T00:00:01Z".into(),
+            dns: None,
         };
         assert_eq!(
             status(&info),

@@ -77,8 +77,8 @@ pub fn show(vm: &VmRecord, images: &HashMap<String, String>) -> String {
         .add("id", vm.id.clone())
         .add("state", vm.state.to_string())
         .opt("ip", vm.guest_ip.clone())
-        // The name is the VM's record; nothing answers DNS for it in this build.
-        .add("dns", format!("{} (DNS not built yet)", vm.dns_name()))
+        // Answered by the daemon's vm zone while the VM runs.
+        .add("dns", vm.dns_name())
         .add("vcpu", vm.spec.vcpu.to_string())
         .add("memory", format!("{} MiB", vm.spec.memory_mib))
         .add("disk", vm.spec.disk_size.to_string())
@@ -195,7 +195,7 @@ mod tests {
         let text = show(&vm("web"), &HashMap::new());
         for needle in [
             "name:",
-            "dns:        web.vm (DNS not built yet)",
+            "dns:        web.vm",
             "nat:        no\n",
             "tap:        -",
             "memory:     2048 MiB",

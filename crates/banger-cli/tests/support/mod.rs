@@ -69,6 +69,7 @@ pub fn ping(socket: &Path) -> String {
         socket: socket.to_path_buf(),
         state_dir: "/nowhere".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
+        dns: None,
     })
     .expect("encode DaemonInfo")
 }

@@ -526,6 +526,7 @@ async fn teardown_failed_create(
             .await;
     }
     power::kill_unrecorded_vmms(backends, record).await;
+    ctx.zone().remove(record.name.as_str());
     if let Err(e) = backends.net.revoke_nat(&record.id).await {
         tracing::warn!(vm = %record.name, error = %e, "could not remove the vm's NAT rule");
     }

@@ -85,6 +85,7 @@ pub(super) async fn boot(
         .map_err(|e| StageError::other(Stage::Boot, format!("save handles: {e}")))?;
     ctx.remember_handles(&record.id, saved);
     set_state(ctx, record, VmState::Running, None);
+    publish_name(ctx, record);
 
     op.stage(Stage::WaitForAgent.name());
     wait_for_agent(backends, &handle).await?;
@@ -165,6 +166,7 @@ pub async fn teardown(
             .await;
     }
     kill_unrecorded_vmms(backends, record).await;
+    ctx.zone().remove(record.name.as_str());
     if let Err(e) = backends.net.revoke_nat(&record.id).await {
         tracing::warn!(vm = %record.name, error = %e, "could not remove the vm's NAT rule");
     }
@@ -182,6 +184,13 @@ pub async fn teardown(
         tracing::warn!(vm = %record.name, error = %e, "could not remove handles.json");
     }
     set_state(ctx, record, state, error);
+}
+
+/// Puts VM `record`'s `NAME.vm` record in the zone (its VMM is up).
+pub(super) fn publish_name(ctx: &DaemonContext, record: &VmRecord) {
+    if let Some(ip) = record.guest_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        ctx.zone().insert(record.name.as_str(), ip);
+    }
 }
 
 /// Kills VMMs tagged with this VM's id that no handles point at: a daemon that crashed between

@@ -37,6 +37,7 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
                 Some(saved) if backends.vmm.is_running(&saved.vmm) => {
                     tracing::info!(vm = %vm.name, vm_pid = saved.vmm.pid, "adopted running vm");
                     ctx.remember_handles(&vm.id, saved);
+                    super::power::publish_name(ctx, &vm);
                 }
                 _ => {
                     tracing::info!(vm = %vm.name, "vmm gone while the daemon was down; stopping");

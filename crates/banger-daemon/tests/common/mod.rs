@@ -61,6 +61,7 @@ impl TestDaemon {
             socket: layout.socket(),
             state_dir: layout.state_dir.clone(),
             started_at: banger_daemon::ids::now_rfc3339(),
+            dns: None,
         };
         let backends = no_vmm_backends(&layout, policy.owner_uid);
         let ctx = DaemonContext::new(

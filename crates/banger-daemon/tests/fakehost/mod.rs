@@ -98,6 +98,7 @@ impl Host {
             socket: self.layout.socket(),
             state_dir: self.layout.state_dir.clone(),
             started_at: banger_daemon::ids::now_rfc3339(),
+            dns: None,
         };
         DaemonContext::new(
             self.layout.clone(),

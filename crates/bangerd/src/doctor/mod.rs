@@ -167,7 +167,7 @@ fn checks(f: &Facts, layout: &Layout) -> Vec<Check> {
         network::privileges(f.net.net_admin),
         network::bridge(&f.net),
         network::nat(f.net.nft.as_ref()),
-        network::dns(),
+        network::dns(f.net.dns),
         state::config(&layout.config_file, &f.config_state),
         state::store(&f.store),
         images::default_image(&f.images),

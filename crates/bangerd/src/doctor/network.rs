@@ -2,7 +2,8 @@
 //! DNS listener.
 //!
 //! The bridge is made by the first VM, so its absence is fine. Outbound NAT needs `nft`;
-//! `NAME.vm` DNS is not built yet, and its row says so rather than pretending to test something.
+//! the DNS row says who answers on the daemon's DNS address (a probe for a random `*.vm`
+//! name must get an authoritative NXDOMAIN to count as banger).
 
 use std::path::Path;
 
@@ -26,6 +27,31 @@ pub struct NetFacts {
     pub net_admin: Option<bool>,
     /// `nft`, and its version line.
     pub nft: Option<(String, Option<String>)>,
+    /// Who answers on the DNS address.
+    pub dns: DnsState,
+}
+
+/// Who answers on `127.0.0.1:42069`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsState {
+    /// A banger daemon: a random `*.vm` name gets an authoritative NXDOMAIN.
+    Banger,
+    /// Nothing: the port is free (no daemon runs now).
+    Free,
+    /// Something else holds the port.
+    Other,
+}
+
+impl DnsState {
+    /// Probes the address without binding it for longer than the check.
+    pub fn probe(addr: std::net::SocketAddr) -> Self {
+        if banger_daemon::dns::server::probe_is_banger(addr) {
+            return Self::Banger;
+        }
+        let free =
+            std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok();
+        if free { Self::Free } else { Self::Other }
+    }
 }
 
 impl NetFacts {
@@ -45,6 +71,7 @@ impl NetFacts {
                 .ok()
                 .and_then(|s| has_net_admin(&s)),
             nft,
+            dns: DnsState::probe(banger_daemon::dns::DEFAULT_ADDR),
         }
     }
 }
@@ -115,13 +142,27 @@ pub fn nat(nft: Option<&(String, Option<String>)>) -> Check {
     }
 }
 
-/// `dns`: not built yet, and how to reach VMs meanwhile.
-pub fn dns() -> Check {
-    Check::info(
-        "dns",
-        "the NAME.vm DNS listener is not built yet: reach VMs with `banger vm ssh NAME`, or \
-         `ssh NAME.vm` after `banger ssh-config --install`",
-    )
+/// `dns`: who answers `NAME.vm` on the daemon's DNS address.
+pub fn dns(state: DnsState) -> Check {
+    let addr = banger_daemon::dns::DEFAULT_ADDR;
+    match state {
+        DnsState::Banger => Check::ok(
+            "dns",
+            format!("a banger daemon answers NAME.vm on {addr} (for running VMs)"),
+        ),
+        DnsState::Free => Check::info(
+            "dns",
+            format!("no daemon runs now; the next one serves NAME.vm on {addr}"),
+        ),
+        DnsState::Other => Check::warn(
+            "dns",
+            format!("{addr} is held by another program, so NAME.vm names are not served"),
+            format!(
+                "find it with `ss -lunp 'sport = :{}'` and stop it, then `banger daemon stop`",
+                addr.port()
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +177,7 @@ mod tests {
             bridge_is_bridge: is_bridge,
             net_admin: Some(true),
             nft: None,
+            dns: DnsState::Free,
         }
     }
 
@@ -177,7 +219,10 @@ mod tests {
         let c = nat(None);
         assert_eq!(c.status, Warn);
         assert!(c.fix.as_deref().unwrap_or_default().contains("nftables"));
-        assert_eq!(dns().status, Info);
-        assert!(dns().detail.contains("not built yet"));
+        assert_eq!(dns(DnsState::Banger).status, Ok);
+        assert_eq!(dns(DnsState::Free).status, Info);
+        let held = dns(DnsState::Other);
+        assert_eq!(held.status, Warn);
+        assert!(held.fix.as_deref().unwrap_or_default().contains("ss -lunp"));
     }
 }
