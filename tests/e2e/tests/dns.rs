@@ -81,7 +81,7 @@ fn running_vms_are_answered_authoritatively_and_others_are_nxdomain() {
 
     let (status, aa, answers) = dig(&bed, "dns-a.vm");
     assert_eq!((status.as_str(), aa), ("NOERROR", true));
-    assert_eq!(answers, [ip.clone()]);
+    assert_eq!(answers, std::slice::from_ref(&ip));
     let (status, aa, _) = dig(&bed, "nope.vm");
     assert_eq!((status.as_str(), aa), ("NXDOMAIN", true), "unknown names");
     let status = bed.ok(&["daemon", "status"]);

@@ -44,7 +44,7 @@ mod tests {
             socket: "/run/user/1000/banger/bangerd.sock".into(),
             state_dir: "/home/u/.local/state/banger".into(),
             started_at: "2026-01-01T00:00:01Z".into(),
-            dns: None,
+            dns: Some("serving the vm zone on 127.0.0.1:42069".into()),
         };
         assert_eq!(
             status(&info),
@@ -53,7 +53,8 @@ mod tests {
              mode:       user\n\
              socket:     /run/user/1000/banger/bangerd.sock\n\
              state dir:  /home/u/.local/state/banger\n\
-             started at: 2026-01-01T00:00:01Z\n"
+             started at: 2026-01-01T00:00:01Z\n\
+             dns:        serving the vm zone on 127.0.0.1:42069\n"
         );
     }
 }
