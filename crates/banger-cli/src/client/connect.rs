@@ -35,7 +35,7 @@ pub async fn connect_or_start(ctx: &Context) -> Result<Connected, CliError> {
     ctx.config()?;
     let layout = ctx.layout()?;
     let client = Client::new(layout.socket());
-    let info = match client.ping().await {
+    let info = match ping_settled(&client).await {
         Ok(info) => info,
         Err(ApiError::NotRunning { socket, .. }) if ctx.is_system() => {
             return Err(CliError::SystemDaemonDown { socket });
@@ -45,6 +45,20 @@ pub async fn connect_or_start(ctx: &Context) -> Result<Connected, CliError> {
     };
     warn_if_other_build(&info);
     Ok(Connected { client, info })
+}
+
+/// Pings, giving a daemon that is just dying (or just starting) a moment: an exchange that
+/// breaks mid-way is retried for up to 3 s before it counts as an error.
+async fn ping_settled(client: &Client) -> Result<DaemonInfo, ApiError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match client.ping().await {
+            Err(ApiError::Http { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Connects to a running daemon without starting one; `None` when nothing answers.
