@@ -83,6 +83,9 @@ pub struct VmBackends {
     pub known_hosts: PathBuf,
     /// Owner of TAPs (so an unprivileged VMM could attach).
     pub owner_uid: u32,
+    /// The daemon owner's home: `~/` of `[[file_sync]]` host paths, and where the host's
+    /// global git identity is read from.
+    pub home: PathBuf,
     /// The port sshd listens on in guests (22; tests that stand in for guests use another).
     pub ssh_port: u16,
     /// Bounds.

@@ -38,6 +38,8 @@ pub struct Host {
     pub agent: PathBuf,
     pub timeouts: Timeouts,
     pub config: Config,
+    /// The daemon owner's home (`~/` of `[[file_sync]]`, the git identity's `HOME`).
+    pub home: PathBuf,
 }
 
 pub fn run(cmd: &mut Command) {
@@ -60,6 +62,8 @@ impl Host {
         let agent = dir.path().join("banger-agent");
         std::fs::write(&agent, b"#!/bin/sh\nexit 0\n").expect("agent");
         run(Command::new("chmod").arg("0755").arg(&agent));
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
         Self {
             _dir: dir,
             layout,
@@ -73,6 +77,7 @@ impl Host {
                 stop: Duration::from_secs(2),
             },
             config: Config::default(),
+            home,
         }
     }
 
@@ -87,6 +92,7 @@ impl Host {
             ssh_key: banger_ssh::ensure_keypair(&ssh_dir).expect("key"),
             known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
             owner_uid: 1000,
+            home: self.home.clone(),
             ssh_port: SSH_PORT,
             timeouts: self.timeouts,
         });
