@@ -235,7 +235,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("seed");
         std::fs::create_dir_all(tree.join(".ssh")).unwrap();
-        std::fs::write(tree.join(".ssh/authorized_keys"), "ssh-rsa SEED user@image\n").unwrap();
+        std::fs::write(
+            tree.join(".ssh/authorized_keys"),
+            "ssh-rsa SEED user@image\n",
+        )
+        .unwrap();
         std::fs::write(tree.join(".hushlogin"), "kept").unwrap();
         let work = dir.path().join("work.ext4");
         ext4::mkfs(Some(&tree), &work, 16 << 20, "work").unwrap();
