@@ -118,6 +118,16 @@ impl Host {
 
     /// Registers a small real ext4 image `name` and its kernel.
     pub fn seed_image(&self, ctx: &DaemonContext, name: &str) -> ImageRecord {
+        self.seed_image_with_work(ctx, name, None)
+    }
+
+    /// Registers image `name` and its kernel; with `work_tree`, a work seed made from it.
+    pub fn seed_image_with_work(
+        &self,
+        ctx: &DaemonContext,
+        name: &str,
+        work_tree: Option<&std::path::Path>,
+    ) -> ImageRecord {
         let dir = self.layout.images_dir().join(name);
         std::fs::create_dir_all(&dir).expect("image dir");
         let rootfs = dir.join("rootfs.ext4");
@@ -145,7 +155,15 @@ impl Host {
             source: "test".into(),
             digest: None,
             rootfs_path: rootfs,
-            work_seed_path: None,
+            work_seed_path: work_tree.map(|tree| {
+                let seed = dir.join("work-seed.ext4");
+                run(Command::new("mkfs.ext4")
+                    .args(["-F", "-q", "-d"])
+                    .arg(tree)
+                    .arg(&seed)
+                    .arg("16M"));
+                seed
+            }),
             kernel_name: Some(kernel.name.clone()),
             created_at: "2026-12-02T00:00:00Z".into(),
         };
