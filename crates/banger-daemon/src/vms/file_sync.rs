@@ -48,9 +48,9 @@ pub enum FileSyncError {
         host: PathBuf,
         /// Its guest path as configured.
         guest: String,
-        /// Why.
+        /// Why (boxed: keeps every stage error small).
         #[source]
-        source: EntryError,
+        source: Box<EntryError>,
     },
     /// The host's git identity could not be written as `~/.gitconfig`.
     #[error("the host's git identity could not be written to ~/.gitconfig")]
@@ -243,7 +243,7 @@ pub fn apply(work: &Path, files: &GuestFiles) -> Result<SyncReport, FileSyncErro
             index,
             host: host.clone(),
             guest: entry.guest.clone(),
-            source,
+            source: Box::new(source),
         };
         match copy_entry(work, entry, &host, &mut written, &mut report).map_err(fail)? {
             Copied::Yes => report.copied += 1,
