@@ -34,6 +34,7 @@ async fn create_stop_start_kill_delete_hold_and_release_what_they_should() {
         [
             "auto-pull",
             "prepare disks",
+            "file sync",
             "network",
             "boot",
             "wait for agent",

@@ -188,6 +188,7 @@ pub fn detect(
         ssh_key,
         known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
         owner_uid,
+        home: home.to_path_buf(),
         ssh_port: 22,
         timeouts: Timeouts::default(),
     }))

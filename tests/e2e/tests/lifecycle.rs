@@ -52,6 +52,7 @@ fn lifecycle_on_a_real_guest() {
     assert!(out.status.success(), "create: {stderr}");
     for stage in [
         "prepare disks",
+        "file sync",
         "network",
         "boot",
         "wait for agent",

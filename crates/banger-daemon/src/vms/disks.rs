@@ -8,8 +8,8 @@
 //! - The work disk (mounted at `/root`) is a copy of the image's work seed grown to the
 //!   requested size with `resize2fs`, or a fresh ext4 when the image has no seed.
 //! - Pre-boot writes go straight into the ext4 image with `debugfs` (no mount, no root needed):
-//!   banger's public key as `/root/.ssh/authorized_keys` (root-owned, 0600 in a 0700 dir) and
-//!   `/root/.hushlogin`. Each write is read back, because debugfs reports some failures only on
+//!   banger's public key added to `/root/.ssh/authorized_keys` (root-owned, 0600 in a 0700
+//!   dir; lines already there are kept) and `/root/.hushlogin`. Each write is read back, because debugfs reports some failures only on
 //!   stderr.
 //!
 //! Every e2fsprogs call goes through `banger_image::ext4` (the one e2fsprogs layer, shared
@@ -158,14 +158,20 @@ pub fn grow_work_disk(path: &Path, size: Size) -> Result<(), DiskError> {
 }
 
 /// Writes banger's key and `.hushlogin` into a work disk (its root is the guest's `/root`).
+///
+/// Idempotent, so it runs before every boot: the lines already in `authorized_keys` (from the
+/// image's work seed, or added in the guest) are kept and banger's key is added once;
+/// `.hushlogin` is created only when missing.
 pub fn write_guest_login(work_disk: &Path, authorized_key: &str) -> Result<(), DiskError> {
+    let (ssh, key, hush) = ("/.ssh", "/.ssh/authorized_keys", "/.hushlogin");
+    let existing = match ext4::stat(work_disk, key)? {
+        Some(s) if !s.is_dir => ext4::read_file(work_disk, key)?,
+        _ => Vec::new(),
+    };
+    let merged = merge_authorized_keys(&String::from_utf8_lossy(&existing), authorized_key);
     let dir = tempfile::tempdir().map_err(io("create temp dir for", work_disk))?;
     let key_file = dir.path().join("authorized_keys");
-    let empty = dir.path().join("empty");
-    std::fs::write(&key_file, format!("{}\n", authorized_key.trim()))
-        .map_err(io("write", &key_file))?;
-    std::fs::write(&empty, b"").map_err(io("write", &empty))?;
-    let (ssh, key) = ("/.ssh", "/.ssh/authorized_keys");
+    std::fs::write(&key_file, &merged).map_err(io("write", &key_file))?;
     let mut edits = Edits::new();
     edits
         .mkdir_p(ssh)
@@ -173,12 +179,15 @@ pub fn write_guest_login(work_disk: &Path, authorized_key: &str) -> Result<(), D
         .mode(ssh, Kind::Dir, 0o700)
         .owner(ssh, 0, 0)
         .mode(key, Kind::File, 0o600)
-        .owner(key, 0, 0)
-        .put(&empty, "/.hushlogin")
-        .owner("/.hushlogin", 0, 0);
+        .owner(key, 0, 0);
+    if ext4::stat(work_disk, hush)?.is_none() {
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").map_err(io("write", &empty))?;
+        edits.put(&empty, hush).owner(hush, 0, 0);
+    }
     ext4::apply(work_disk, &edits)?;
     let written = ext4::read_file(work_disk, key)?;
-    if String::from_utf8_lossy(&written).trim() != authorized_key.trim() {
+    if !has_key(&String::from_utf8_lossy(&written), authorized_key) {
         return Err(DiskError::KeyNotWritten {
             path: work_disk.to_path_buf(),
         });
@@ -186,10 +195,64 @@ pub fn write_guest_login(work_disk: &Path, authorized_key: &str) -> Result<(), D
     Ok(())
 }
 
+fn has_key(text: &str, key: &str) -> bool {
+    text.lines().any(|line| line.trim() == key.trim())
+}
+
+/// `existing` with `key` added as a line of its own unless a line already is that key.
+fn merge_authorized_keys(existing: &str, key: &str) -> String {
+    let mut out = existing.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !has_key(existing, key) {
+        out.push_str(key.trim());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn banger_s_key_is_added_once_and_other_lines_are_kept() {
+        let key = "ssh-ed25519 AAAAKEY banger";
+        assert_eq!(merge_authorized_keys("", key), format!("{key}\n"));
+        assert_eq!(
+            merge_authorized_keys("ssh-rsa OTHER user", key),
+            format!("ssh-rsa OTHER user\n{key}\n")
+        );
+        let once = merge_authorized_keys("# comment\nssh-rsa OTHER user\n", key);
+        assert_eq!(once, format!("# comment\nssh-rsa OTHER user\n{key}\n"));
+        assert_eq!(merge_authorized_keys(&once, &format!(" {key}\n")), once);
+    }
+
+    #[test]
+    fn the_login_keeps_the_seed_s_keys_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("seed");
+        std::fs::create_dir_all(tree.join(".ssh")).unwrap();
+        std::fs::write(
+            tree.join(".ssh/authorized_keys"),
+            "ssh-rsa SEED user@image\n",
+        )
+        .unwrap();
+        std::fs::write(tree.join(".hushlogin"), "kept").unwrap();
+        let work = dir.path().join("work.ext4");
+        ext4::mkfs(Some(&tree), &work, 16 << 20, "work").unwrap();
+        let key = "ssh-ed25519 AAAAKEY banger";
+        write_guest_login(&work, key).unwrap();
+        write_guest_login(&work, key).unwrap();
+        let keys = ext4::read_file(&work, "/.ssh/authorized_keys").unwrap();
+        assert_eq!(
+            String::from_utf8(keys).unwrap(),
+            format!("ssh-rsa SEED user@image\n{key}\n")
+        );
+        assert_eq!(ext4::read_file(&work, "/.hushlogin").unwrap(), b"kept");
+    }
 
     #[test]
     fn sparse_copy_keeps_data_and_holes() {

@@ -15,7 +15,7 @@ use banger_vmm::VmmError;
 
 use crate::agent_binary::AgentMissing;
 
-/// The stages of a create (a start runs the boot part of them).
+/// The stages of a create (a start runs file sync and the boot part of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Building or downloading the image and kernel on first use.
@@ -24,6 +24,8 @@ pub enum Stage {
     Reserve,
     /// The VM's root and work disks.
     PrepareDisks,
+    /// banger's login, `[[file_sync]]` entries and the git identity, into the work disk.
+    FileSync,
     /// Bridge and TAP.
     Network,
     /// Launching the VMM.
@@ -43,6 +45,7 @@ impl Stage {
             Self::AutoPull => "auto-pull",
             Self::Reserve => "reserve",
             Self::PrepareDisks => "prepare disks",
+            Self::FileSync => "file sync",
             Self::Network => "network",
             Self::Boot => "boot",
             Self::WaitForAgent => "wait for agent",
@@ -73,6 +76,9 @@ pub enum StageFailure {
     /// The agent could not be written into the VM's disk.
     #[error("the guest agent could not be written into the VM's disk")]
     Image(#[from] crate::images::ImageError),
+    /// A file could not be written into the work disk (the error names the entry).
+    #[error(transparent)]
+    FileSync(#[from] super::file_sync::FileSyncError),
     /// The guest agent binary is not installed.
     #[error(transparent)]
     AgentMissing(#[from] AgentMissing),

@@ -16,6 +16,7 @@ pub mod capacity;
 mod delete;
 pub mod disks;
 pub mod error;
+pub mod file_sync;
 pub mod handles;
 pub mod inspect;
 pub mod locks;
@@ -83,6 +84,9 @@ pub struct VmBackends {
     pub known_hosts: PathBuf,
     /// Owner of TAPs (so an unprivileged VMM could attach).
     pub owner_uid: u32,
+    /// The daemon owner's home: `~/` of `[[file_sync]]` host paths, and where the host's
+    /// global git identity is read from.
+    pub home: PathBuf,
     /// The port sshd listens on in guests (22; tests that stand in for guests use another).
     pub ssh_port: u16,
     /// Bounds.
@@ -406,10 +410,8 @@ async fn create_stages(
     let rootfs = source.image.rootfs_path.clone();
     let seed = source.image.work_seed_path.clone();
     let disk_size = record.spec.disk_size;
-    let key = backends.ssh_key.public_line.clone();
     tokio::task::spawn_blocking(move || {
-        prepare_disks(&dir, &rootfs, seed.as_deref(), disk_size, &key)
-            .map_err(StageFailure::from)?;
+        prepare_disks(&dir, &rootfs, seed.as_deref(), disk_size).map_err(StageFailure::from)?;
         // Every VM runs this daemon's agent, whatever agent its image was built with.
         crate::images::inject_agent(&dir.join("rootfs.ext4"), &agent)
             .map_err(StageFailure::from)?;
@@ -419,14 +421,7 @@ async fn create_stages(
     .map_err(|e| StageError::other(Stage::PrepareDisks, format!("the disk task crashed: {e}")))?
     .map_err(at_disks)?;
     op.detail(disks::OVERLAY_STRATEGY);
-    let synced = ctx.config().file_sync.len();
-    if synced > 0 {
-        // Shown, never silent: the entries are checked but not copied yet.
-        op.skip(
-            "file sync",
-            &format!("[[file_sync]] is not built yet in this build; {synced} entries not copied"),
-        );
-    }
+    file_sync::run(ctx, backends, record, op).await?;
 
     let handle = power::boot(ctx, backends, record, &source.kernel, op, launched).await?;
     tracing::info!(vm = %record.name, vm_pid = handle.pid, "vm ready");
@@ -439,7 +434,6 @@ fn prepare_disks(
     rootfs: &Path,
     seed: Option<&Path>,
     size: banger_model::Size,
-    key: &str,
 ) -> Result<(), disks::DiskError> {
     std::fs::create_dir_all(dir).map_err(|source| disks::DiskError::Io {
         action: "create",
@@ -447,9 +441,7 @@ fn prepare_disks(
         source,
     })?;
     disks::sparse_copy(rootfs, &dir.join("rootfs.ext4"))?;
-    let work = dir.join("work.ext4");
-    disks::make_work_disk(seed, &work, size)?;
-    disks::write_guest_login(&work, key)
+    disks::make_work_disk(seed, &dir.join("work.ext4"), size)
 }
 
 /// The launch spec of a VM whose disks exist.

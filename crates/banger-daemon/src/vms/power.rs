@@ -248,7 +248,12 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Vm
             return;
         }
         let mut launched = None;
-        match boot(&ctx, &backends, &record, &source.kernel, &op, &mut launched).await {
+        // Host files may have changed since the last boot: the guest gets them as they are now.
+        let booted = match super::file_sync::run(&ctx, &backends, &record, &op).await {
+            Ok(()) => boot(&ctx, &backends, &record, &source.kernel, &op, &mut launched).await,
+            Err(e) => Err(e),
+        };
+        match booted {
             Ok(_) => op.succeed(),
             Err(err) => {
                 let msg = format!("start {} {err}", record.name);

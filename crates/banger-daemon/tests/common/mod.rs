@@ -142,6 +142,7 @@ pub fn no_vmm_backends(layout: &Layout, owner_uid: u32) -> Arc<VmBackends> {
         ssh_key: banger_ssh::ensure_keypair(&ssh_dir).expect("key pair"),
         known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
         owner_uid,
+        home: layout.state_dir.join("home"),
         ssh_port: 22,
         timeouts: Timeouts::default(),
     })

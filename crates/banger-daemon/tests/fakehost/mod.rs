@@ -38,6 +38,8 @@ pub struct Host {
     pub agent: PathBuf,
     pub timeouts: Timeouts,
     pub config: Config,
+    /// The daemon owner's home (`~/` of `[[file_sync]]`, the git identity's `HOME`).
+    pub home: PathBuf,
 }
 
 pub fn run(cmd: &mut Command) {
@@ -60,6 +62,8 @@ impl Host {
         let agent = dir.path().join("banger-agent");
         std::fs::write(&agent, b"#!/bin/sh\nexit 0\n").expect("agent");
         run(Command::new("chmod").arg("0755").arg(&agent));
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
         Self {
             _dir: dir,
             layout,
@@ -73,6 +77,7 @@ impl Host {
                 stop: Duration::from_secs(2),
             },
             config: Config::default(),
+            home,
         }
     }
 
@@ -87,6 +92,7 @@ impl Host {
             ssh_key: banger_ssh::ensure_keypair(&ssh_dir).expect("key"),
             known_hosts: banger_ssh::known_hosts::path(&ssh_dir),
             owner_uid: 1000,
+            home: self.home.clone(),
             ssh_port: SSH_PORT,
             timeouts: self.timeouts,
         });
@@ -113,6 +119,16 @@ impl Host {
 
     /// Registers a small real ext4 image `name` and its kernel.
     pub fn seed_image(&self, ctx: &DaemonContext, name: &str) -> ImageRecord {
+        self.seed_image_with_work(ctx, name, None)
+    }
+
+    /// Registers image `name` and its kernel; with `work_tree`, a work seed made from it.
+    pub fn seed_image_with_work(
+        &self,
+        ctx: &DaemonContext,
+        name: &str,
+        work_tree: Option<&std::path::Path>,
+    ) -> ImageRecord {
         let dir = self.layout.images_dir().join(name);
         std::fs::create_dir_all(&dir).expect("image dir");
         let rootfs = dir.join("rootfs.ext4");
@@ -140,7 +156,15 @@ impl Host {
             source: "test".into(),
             digest: None,
             rootfs_path: rootfs,
-            work_seed_path: None,
+            work_seed_path: work_tree.map(|tree| {
+                let seed = dir.join("work-seed.ext4");
+                run(Command::new("mkfs.ext4")
+                    .args(["-F", "-q", "-d"])
+                    .arg(tree)
+                    .arg(&seed)
+                    .arg("16M"));
+                seed
+            }),
             kernel_name: Some(kernel.name.clone()),
             created_at: "2026-12-02T00:00:00Z".into(),
         };
