@@ -11,6 +11,7 @@
 pub mod linux;
 pub mod nat;
 pub mod plan;
+pub mod resolver;
 #[allow(unsafe_code)]
 mod tap;
 
@@ -59,6 +60,14 @@ pub enum NetError {
         /// What `nft` said.
         message: String,
     },
+    /// The host resolver could not be told where the zone is.
+    #[error("cannot route the zone in the host resolver: `{command}` failed: {message}")]
+    Resolver {
+        /// The command line.
+        command: String,
+        /// What it said.
+        message: String,
+    },
     /// A sysctl could not be set.
     #[error("cannot set {name}")]
     Sysctl {
@@ -93,6 +102,16 @@ impl NetError {
 
 /// A boxed, sendable future, so [`NetOps`] implementations can sit behind `Arc<dyn NetOps>`.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What [`NetOps::route_zone`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneRoute {
+    /// The host resolver (systemd-resolved) now sends the zone to banger on the bridge link.
+    Routed,
+    /// The host uses a resolver banger does not configure; `banger doctor` names the line to
+    /// add.
+    Unmanaged,
+}
 
 /// The network operations the daemon needs. Each must be idempotent: repeating a call after a
 /// crash converges on the same state.
@@ -132,4 +151,14 @@ pub trait NetOps: Send + Sync {
     ) -> BoxFuture<'a, Result<(), NetError>>;
     /// Removes VM `vm_id`'s NAT rule; none is not an error.
     fn revoke_nat<'a>(&'a self, vm_id: &'a str) -> BoxFuture<'a, Result<(), NetError>>;
+    /// Routes DNS queries for `zone` (e.g. `vm`) to `server` on link `bridge` in the host's
+    /// resolver, where banger configures it itself (systemd-resolved); elsewhere does nothing
+    /// and says so. Called after every [`NetOps::ensure_bridge`], since the resolver forgets a
+    /// link's settings when the link is deleted.
+    fn route_zone<'a>(
+        &'a self,
+        bridge: &'a str,
+        server: Ipv4Addr,
+        zone: &'a str,
+    ) -> BoxFuture<'a, Result<ZoneRoute, NetError>>;
 }

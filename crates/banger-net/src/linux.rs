@@ -11,7 +11,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 
 use crate::plan::check_ifname;
-use crate::{BoxFuture, NetError, NetOps, tap};
+use crate::{BoxFuture, NetError, NetOps, ZoneRoute, resolver, tap};
 
 /// Real host networking. Needs `CAP_NET_ADMIN`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -125,6 +125,64 @@ impl NetOps for LinuxNet {
                 &crate::nat::typed(crate::nat::revoke_batch(&handles))?,
             )
         }))
+    }
+
+    fn route_zone<'a>(
+        &'a self,
+        bridge: &'a str,
+        server: Ipv4Addr,
+        zone: &'a str,
+    ) -> BoxFuture<'a, Result<ZoneRoute, NetError>> {
+        Box::pin(route_zone(bridge, server, zone))
+    }
+}
+
+/// How long one `resolvectl` call may take.
+const RESOLVECTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn route_zone(bridge: &str, server: Ipv4Addr, zone: &str) -> Result<ZoneRoute, NetError> {
+    check_ifname(bridge)?;
+    if !resolver::valid_zone(zone) {
+        return Err(NetError::Resolver {
+            command: "resolvectl".to_owned(),
+            message: format!("{zone:?} is not a DNS label"),
+        });
+    }
+    if resolver::detect(std::path::Path::new("/")) != resolver::HostResolver::SystemdResolved {
+        return Ok(ZoneRoute::Unmanaged);
+    }
+    for args in resolver::resolvectl_commands(bridge, server, zone) {
+        resolvectl(&args).await?;
+    }
+    Ok(ZoneRoute::Routed)
+}
+
+/// Runs `resolvectl ARGS` with a timeout; its stderr is the error.
+async fn resolvectl(args: &[String]) -> Result<(), NetError> {
+    let command = format!("resolvectl {}", args.join(" "));
+    let fail = |message: String| NetError::Resolver {
+        command: command.clone(),
+        message,
+    };
+    let run = tokio::process::Command::new("resolvectl")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(RESOLVECTL_TIMEOUT, run).await {
+        Err(_) => return Err(fail(format!("no answer within {RESOLVECTL_TIMEOUT:?}"))),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(
+                "resolvectl is not installed (Debian: `apt install systemd-resolved`)".to_owned(),
+            ));
+        }
+        Ok(Err(e)) => return Err(fail(e.to_string())),
+        Ok(Ok(out)) => out,
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()))
     }
 }
 

@@ -32,6 +32,10 @@ pub struct DaemonInfo {
     /// Whether it serves the `vm.` DNS zone, and where (one line); absent from older daemons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<String>,
+    /// Whether it serves guests' DNS on the bridge gateway (one line); absent from older
+    /// daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_dns: Option<String>,
 }
 
 /// `POST /v1/vms`: create a VM.

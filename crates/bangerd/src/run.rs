@@ -6,6 +6,8 @@ use anyhow::{Context, Result, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use banger_daemon::access::AccessPolicy;
+use banger_daemon::dns::forward::{RESOLV_CONF, Upstreams};
+use banger_daemon::dns::guest as guest_dns;
 use banger_daemon::server::{self, InstanceLock};
 use banger_daemon::{DaemonContext, Shutdown, SocketOptions, vms};
 use banger_model::Mode;
@@ -62,6 +64,17 @@ pub fn main(args: &Args) -> Result<()> {
         }
         other => tracing::info!(dns = %other.describe(), "dns"),
     }
+    let shutdown = Shutdown::new();
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    let backends = crate::backends::detect(&layout, &config, &home, owner_uid)
+        .context("cannot prepare the ssh key banger uses for guests")?;
+    let (guest_dns_sockets, guest_dns) = guest_dns::bind(&backends.plan);
+    match &guest_dns {
+        guest_dns::GuestListener::Unavailable(why) => {
+            tracing::warn!(reason = %why, "guests get no resolver");
+        }
+        other => tracing::info!(guest_dns = %other.describe(), "guest dns"),
+    }
     let info = DaemonInfo {
         build: BuildInfo::current(),
         pid: std::process::id(),
@@ -71,11 +84,8 @@ pub fn main(args: &Args) -> Result<()> {
         state_dir: layout.state_dir.clone(),
         started_at: banger_daemon::ids::now_rfc3339(),
         dns: Some(dns.describe()),
+        guest_dns: Some(guest_dns.describe()),
     };
-    let shutdown = Shutdown::new();
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-    let backends = crate::backends::detect(&layout, &config, &home, owner_uid)
-        .context("cannot prepare the ssh key banger uses for guests")?;
     let ctx = DaemonContext::new(
         layout.clone(),
         config,
@@ -98,8 +108,18 @@ pub fn main(args: &Args) -> Result<()> {
             tokio::spawn(banger_daemon::dns::server::serve(
                 sockets,
                 ctx.zone().clone(),
-                shutdown,
+                shutdown.clone(),
             ));
+        }
+        if let (Some(sockets), guest_dns::GuestListener::Serving(addr)) =
+            (guest_dns_sockets, &guest_dns)
+        {
+            let resolver = guest_dns::Resolver {
+                zone: ctx.zone().clone(),
+                guests: guest_dns::Guests(backends.plan.clone()),
+                upstreams: Upstreams::new(RESOLV_CONF, vec![*addr]),
+            };
+            tokio::spawn(guest_dns::serve(sockets, resolver, shutdown));
         }
         banger_daemon::state_dir::reconcile(&ctx);
         vms::reconcile_at_start(&ctx, &backends).await;

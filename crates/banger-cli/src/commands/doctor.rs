@@ -369,6 +369,7 @@ mod tests {
             state_dir: PathBuf::from("/s"),
             started_at: "2026-12-01T00:00:00Z".into(),
             dns: None,
+            guest_dns: None,
         };
         let cli = build("aaaa1111");
         assert_eq!(

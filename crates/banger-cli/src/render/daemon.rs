@@ -21,7 +21,8 @@ pub fn status(info: &DaemonInfo) -> String {
         .add("socket", info.socket.display().to_string())
         .add("state dir", info.state_dir.display().to_string())
         .add("started at", info.started_at.clone())
-        .opt("dns", info.dns.clone());
+        .opt("dns", info.dns.clone())
+        .opt("guest dns", info.guest_dns.clone());
     f.render()
 }
 
@@ -45,6 +46,7 @@ mod tests {
             state_dir: "/home/u/.local/state/banger".into(),
             started_at: "2026-01-01T00:00:01Z".into(),
             dns: Some("serving the vm zone on 127.0.0.1:42069".into()),
+            guest_dns: Some("serving guests on 172.30.0.1:53".into()),
         };
         assert_eq!(
             status(&info),
@@ -54,7 +56,8 @@ mod tests {
              socket:     /run/user/1000/banger/bangerd.sock\n\
              state dir:  /home/u/.local/state/banger\n\
              started at: 2026-01-01T00:00:01Z\n\
-             dns:        serving the vm zone on 127.0.0.1:42069\n"
+             dns:        serving the vm zone on 127.0.0.1:42069\n\
+             guest dns:  serving guests on 172.30.0.1:53\n"
         );
     }
 }

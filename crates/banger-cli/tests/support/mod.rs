@@ -70,6 +70,7 @@ pub fn ping(socket: &Path) -> String {
         state_dir: "/nowhere".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
         dns: None,
+        guest_dns: None,
     })
     .expect("encode DaemonInfo")
 }

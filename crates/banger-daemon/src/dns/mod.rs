@@ -5,8 +5,11 @@
 //! when it stops for any reason (stop, kill, delete, a dead VMM). [`server`] answers UDP and
 //! TCP queries for it on `127.0.0.1:42069` ([`DEFAULT_ADDR`]) with [`wire`]: an `A` record
 //! for a running VM, an authoritative NXDOMAIN for any other name in `vm.`, REFUSED outside
-//! it. The daemon never forwards queries.
+//! it there. [`guest`] serves the same zone to guests on the bridge gateway (port 53) and
+//! forwards their other queries to the host's resolvers ([`forward`]).
 
+pub mod forward;
+pub mod guest;
 pub mod server;
 pub mod wire;
 

@@ -3,8 +3,10 @@
 //! A query is parsed for its id, flags and first question; an answer echoes the question and
 //! carries either one `A` record, or nothing (the name exists but has no such record), or an
 //! authoritative NXDOMAIN — the last two with the zone's SOA in the authority section, so
-//! resolvers cache the negative answer briefly. Names outside the zone are REFUSED: this
-//! server answers for `vm.` only and forwards nothing. Every function here is pure.
+//! resolvers cache the negative answer briefly. Names outside the zone are REFUSED by
+//! [`answer`]; the guests' resolver ([`super::guest`]) forwards them instead when a guest asks
+//! ([`wants_forwarding`]), and answers SERVFAIL ([`error_reply`]) when no upstream does. Every
+//! function here is pure.
 
 use std::net::Ipv4Addr;
 
@@ -25,6 +27,8 @@ pub enum Rcode {
     NoError = 0,
     /// FORMERR: the query could not be read.
     FormErr = 1,
+    /// SERVFAIL: the query could not be answered (no upstream answered a forwarded query).
+    ServFail = 2,
     /// NXDOMAIN: no such name in the zone.
     NxDomain = 3,
     /// NOTIMP: not a standard query.
@@ -167,8 +171,7 @@ pub fn answer(packet: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Optio
     if !query.standard {
         return Some(reply(Rcode::NotImp, Vec::new(), Vec::new(), false));
     }
-    let in_zone = query.name == ZONE || query.name.ends_with(&format!(".{ZONE}"));
-    if !in_zone || query.qclass != CLASS_IN {
+    if !in_zone(&query.name) || query.qclass != CLASS_IN {
         return Some(reply(Rcode::Refused, Vec::new(), Vec::new(), false));
     }
     if query.name == ZONE {
@@ -201,6 +204,27 @@ pub fn answer(packet: &[u8], lookup: impl Fn(&str) -> Option<Ipv4Addr>) -> Optio
         // The name exists, without this type (AAAA, MX, …).
         Some(reply(Rcode::NoError, Vec::new(), vec![soa_record()], true))
     }
+}
+
+/// Whether `name` (lowercase, no trailing dot) is in the `vm.` zone.
+pub fn in_zone(name: &str) -> bool {
+    name == ZONE || name.ends_with(&format!(".{ZONE}"))
+}
+
+/// Whether `packet` is a standard query for a name outside the zone: the kind a guest's
+/// resolver forwards upstream. Everything else (the zone, broken packets, other opcodes) is
+/// answered locally by [`answer`].
+pub fn wants_forwarding(packet: &[u8]) -> bool {
+    parse_query(packet).is_some_and(|q| q.standard && !in_zone(&q.name))
+}
+
+/// An empty answer with `rcode` to `packet`, echoing its question; `None` when it is not a
+/// readable query.
+pub fn error_reply(packet: &[u8], rcode: Rcode) -> Option<Vec<u8>> {
+    let query = parse_query(packet)?;
+    let mut out = header(query.id, query.rd, false, rcode, [1, 0, 0, 0]);
+    out.extend_from_slice(&query.question);
+    Some(out)
 }
 
 /// A query for `name` (type A), for probes and tests.
@@ -305,5 +329,24 @@ mod tests {
         assert_eq!(read_answer(&a).map(|r| r.0), Some(1));
         let parsed = parse_query(&query_for(14, "a.b.vm")).expect("parse");
         assert_eq!(parsed.name, "a.b.vm");
+    }
+
+    #[test]
+    fn only_standard_queries_outside_the_zone_are_forwarded() {
+        assert!(wants_forwarding(&query_for(1, "pkg.example.test")));
+        assert!(!wants_forwarding(&query_for(2, "web.vm")));
+        assert!(!wants_forwarding(&query_for(3, "vm")));
+        assert!(
+            wants_forwarding(&query_for(4, "myvm")),
+            "a suffix is not the zone"
+        );
+        let mut notify = query_for(5, "example.com");
+        notify[2] |= 4 << 3; // opcode NOTIFY
+        assert!(!wants_forwarding(&notify));
+        assert!(!wants_forwarding(&[0; 5]));
+        let fail = error_reply(&query_for(6, "example.com"), Rcode::ServFail).expect("reply");
+        assert_eq!(u16::from_be_bytes([fail[0], fail[1]]), 6);
+        assert_eq!(read_answer(&fail), Some((2, false, vec![])));
+        assert_eq!(error_reply(&[1, 2], Rcode::ServFail), None);
     }
 }

@@ -466,7 +466,8 @@ fn launch_spec(
             prefix: backends.plan.prefix,
         }),
         gw: Some(backends.plan.gateway()),
-        dns: None,
+        // The guests' resolver (`dns::guest`) listens on the gateway.
+        dns: Some(backends.plan.gateway()),
         work: Some(banger_guest::paths::WORK_DEVICE.to_owned()),
     }
     .to_cmdline()

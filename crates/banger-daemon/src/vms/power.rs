@@ -15,6 +15,27 @@ use crate::context::DaemonContext;
 use crate::ids;
 use crate::operations::OperationHandle;
 
+/// Tells the host's resolver (where banger manages it) that `*.vm` is answered on the
+/// bridge. Done after every `ensure_bridge`, since the resolver forgets a deleted link's
+/// settings; a failure costs only host-side names, so it is logged, not fatal.
+async fn route_zone(backends: &VmBackends) {
+    let plan = &backends.plan;
+    match backends
+        .net
+        .route_zone(&plan.bridge, plan.gateway(), crate::dns::wire::ZONE)
+        .await
+    {
+        Ok(banger_net::ZoneRoute::Routed) => {
+            tracing::debug!(bridge = %plan.bridge, "host resolver routes the vm zone to banger");
+        }
+        Ok(banger_net::ZoneRoute::Unmanaged) => {}
+        Err(e) => tracing::warn!(
+            error = %banger_util::chain(&e),
+            "NAME.vm will not resolve on the host"
+        ),
+    }
+}
+
 /// Network, boot, agent, SSH: the stages shared by create and start. On error the caller
 /// tears down; `launched` tells it whether a VMM is running.
 pub(super) async fn boot(
@@ -34,6 +55,7 @@ pub(super) async fn boot(
         .ensure_bridge(&plan.bridge, plan.gateway(), plan.prefix)
         .await
         .map_err(at_network)?;
+    route_zone(backends).await;
     let tap = spec.net.as_ref().map(|n| n.tap.clone()).unwrap_or_default();
     let pooled = super::tap_pool::claim(ctx, backends, &tap)
         .await

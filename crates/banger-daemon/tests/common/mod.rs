@@ -62,6 +62,7 @@ impl TestDaemon {
             state_dir: layout.state_dir.clone(),
             started_at: banger_daemon::ids::now_rfc3339(),
             dns: None,
+            guest_dns: None,
         };
         let backends = no_vmm_backends(&layout, policy.owner_uid);
         let ctx = DaemonContext::new(

@@ -105,6 +105,7 @@ impl Host {
             state_dir: self.layout.state_dir.clone(),
             started_at: banger_daemon::ids::now_rfc3339(),
             dns: None,
+            guest_dns: None,
         };
         DaemonContext::new(
             self.layout.clone(),

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
-use banger_net::{BoxFuture, NetError, NetOps};
+use banger_net::{BoxFuture, NetError, NetOps, ZoneRoute};
 
 /// One call made to the fake, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum NetCall {
     AllowNat(String, String),
     /// `revoke_nat(vm_id)`.
     RevokeNat(String),
+    /// `route_zone(bridge, server, zone)`.
+    RouteZone(String, Ipv4Addr, String),
 }
 
 /// A TAP as the fake holds it.
@@ -44,6 +46,8 @@ struct State {
     next_index: u32,
     steals: Vec<(String, String, String)>,
     nat: BTreeMap<String, String>,
+    zone_routes: BTreeMap<String, (Ipv4Addr, String)>,
+    manages_resolver: bool,
 }
 
 /// Bridges and TAPs in memory. Cheap to share behind an `Arc`.
@@ -104,6 +108,18 @@ impl FakeNet {
     /// VMs with outbound NAT, and their TAPs.
     pub fn nat_rules(&self) -> BTreeMap<String, String> {
         self.lock().nat.clone()
+    }
+
+    /// Plays a host whose resolver banger routes itself (systemd-resolved): `route_zone`
+    /// answers [`ZoneRoute::Routed`] and remembers the route until the bridge is deleted.
+    pub fn manage_resolver(&self, manages: bool) {
+        self.lock().manages_resolver = manages;
+    }
+
+    /// Zone routes by link: `(server, zone)`; like systemd-resolved, deleting the link forgets
+    /// its route.
+    pub fn zone_routes(&self) -> BTreeMap<String, (Ipv4Addr, String)> {
+        self.lock().zone_routes.clone()
     }
 
     /// Existing bridges.
@@ -247,6 +263,7 @@ impl NetOps for FakeNet {
             }
             s.links.remove(name);
             s.bridges.remove(name);
+            s.zone_routes.remove(name);
             Ok(())
         })
     }
@@ -295,6 +312,34 @@ impl NetOps for FakeNet {
                 .filter(|l| l.starts_with(prefix))
                 .cloned()
                 .collect())
+        })
+    }
+
+    fn route_zone<'a>(
+        &'a self,
+        bridge: &'a str,
+        server: Ipv4Addr,
+        zone: &'a str,
+    ) -> BoxFuture<'a, Result<ZoneRoute, NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls.push(NetCall::RouteZone(
+                bridge.to_owned(),
+                server,
+                zone.to_owned(),
+            ));
+            if s.deny {
+                return Err(denied());
+            }
+            if !s.manages_resolver {
+                return Ok(ZoneRoute::Unmanaged);
+            }
+            if !s.bridges.contains(bridge) {
+                return Err(NetError::Missing(bridge.to_owned()));
+            }
+            s.zone_routes
+                .insert(bridge.to_owned(), (server, zone.to_owned()));
+            Ok(ZoneRoute::Routed)
         })
     }
 }
