@@ -35,6 +35,7 @@ struct Inner {
     tap_pool_lock: tokio::sync::Mutex<()>,
     registry_lock: Mutex<()>,
     zone: crate::dns::Zone,
+    guest_dns: std::sync::OnceLock<Arc<crate::dns::guest::GuestResolver>>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -66,6 +67,7 @@ impl DaemonContext {
                 tap_pool_lock: tokio::sync::Mutex::new(()),
                 registry_lock: Mutex::new(()),
                 zone: crate::dns::Zone::default(),
+                guest_dns: std::sync::OnceLock::new(),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -105,6 +107,27 @@ impl DaemonContext {
     /// The `vm.` DNS zone: running VMs by name.
     pub fn zone(&self) -> &crate::dns::Zone {
         &self.inner.zone
+    }
+
+    /// Gives guests a resolver: from now on every network stage makes sure `resolver`
+    /// serves (the binary does this; tests of the lifecycle leave it off so nothing binds a
+    /// guest-subnet address outside a namespace). A second call is ignored.
+    pub fn enable_guest_dns(&self, resolver: crate::dns::guest::GuestResolver) {
+        let _ = self.inner.guest_dns.set(Arc::new(resolver));
+    }
+
+    /// The guests' resolver, when enabled.
+    pub fn guest_dns(&self) -> Option<&crate::dns::guest::GuestResolver> {
+        self.inner.guest_dns.get().map(|g| g.as_ref())
+    }
+
+    /// Who this daemon is now: [`Self::info`] with the guests' resolver's current state.
+    pub fn current_info(&self) -> DaemonInfo {
+        let mut info = self.inner.info.clone();
+        if let Some(guest) = self.guest_dns() {
+            info.guest_dns = Some(guest.listener().describe());
+        }
+        info
     }
 
     /// Per-VM and reservation locks.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use banger_daemon::vms;
 use banger_model::{CatalogBundle, Size, VmState};
+use banger_net::NetOps;
 use banger_proto::{ErrorCode, OperationState, PruneVmsRequest, SetVmRequest, StageState};
 use banger_testkit::fakes::{FakeGuest, NetCall, VmmCall};
 use fakehost::*;
@@ -963,4 +964,43 @@ async fn the_vm_zone_holds_exactly_the_running_vms() {
     finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
     vms::delete(&ctx, "web").await.expect("delete");
     assert!(ctx.zone().records().is_empty(), "deleted: gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_resolver_routes_the_zone_to_the_bridge_after_every_bridge_ensure() {
+    let host = Host::new();
+    host.net.manage_resolver(true);
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    create_ok(&ctx, "web", "base").await;
+    let bridge = host.plan.bridge.clone();
+    let route = (host.plan.gateway(), "vm".to_owned());
+    assert_eq!(host.net.zone_routes().get(&bridge), Some(&route));
+    let calls = host.net.calls();
+    let ensured = calls
+        .iter()
+        .position(|c| *c == NetCall::EnsureBridge(bridge.clone()))
+        .expect("bridge ensured");
+    let routed = calls
+        .iter()
+        .position(|c| matches!(c, NetCall::RouteZone(b, ..) if *b == bridge))
+        .expect("zone routed");
+    assert!(
+        ensured < routed,
+        "routed after the bridge exists: {calls:?}"
+    );
+
+    // The bridge goes away (and the resolver forgets the link): the next start routes again.
+    vms::stop(&ctx, "web").await.expect("stop");
+    host.net.delete_link(&bridge).await.expect("delete bridge");
+    assert!(host.net.zone_routes().is_empty());
+    finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    assert_eq!(host.net.zone_routes().get(&bridge), Some(&route));
+
+    // A host whose resolver banger does not manage: the start still succeeds.
+    host.net.manage_resolver(false);
+    vms::stop(&ctx, "web").await.expect("stop");
+    let op = finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    vms::delete(&ctx, "web").await.expect("delete");
 }

@@ -68,13 +68,6 @@ pub fn main(args: &Args) -> Result<()> {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     let backends = crate::backends::detect(&layout, &config, &home, owner_uid)
         .context("cannot prepare the ssh key banger uses for guests")?;
-    let (guest_dns_sockets, guest_dns) = guest_dns::bind(&backends.plan);
-    match &guest_dns {
-        guest_dns::GuestListener::Unavailable(why) => {
-            tracing::warn!(reason = %why, "guests get no resolver");
-        }
-        other => tracing::info!(guest_dns = %other.describe(), "guest dns"),
-    }
     let info = DaemonInfo {
         build: BuildInfo::current(),
         pid: std::process::id(),
@@ -84,7 +77,7 @@ pub fn main(args: &Args) -> Result<()> {
         state_dir: layout.state_dir.clone(),
         started_at: banger_daemon::ids::now_rfc3339(),
         dns: Some(dns.describe()),
-        guest_dns: Some(guest_dns.describe()),
+        guest_dns: None, // filled in per ping from the resolver's state
     };
     let ctx = DaemonContext::new(
         layout.clone(),
@@ -95,6 +88,15 @@ pub fn main(args: &Args) -> Result<()> {
         backends.clone(),
         crate::backends::agent_locator(),
     );
+
+    // Bound by the first network stage, next to the bridge (see `dns::guest`).
+    let own = std::net::SocketAddr::new(backends.plan.gateway().into(), guest_dns::PORT);
+    ctx.enable_guest_dns(guest_dns::GuestResolver::new(
+        backends.plan.clone(),
+        ctx.zone().clone(),
+        Upstreams::new(RESOLV_CONF, vec![own]),
+        shutdown.clone(),
+    ));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,18 +110,8 @@ pub fn main(args: &Args) -> Result<()> {
             tokio::spawn(banger_daemon::dns::server::serve(
                 sockets,
                 ctx.zone().clone(),
-                shutdown.clone(),
+                shutdown,
             ));
-        }
-        if let (Some(sockets), guest_dns::GuestListener::Serving(addr)) =
-            (guest_dns_sockets, &guest_dns)
-        {
-            let resolver = guest_dns::Resolver {
-                zone: ctx.zone().clone(),
-                guests: guest_dns::Guests(backends.plan.clone()),
-                upstreams: Upstreams::new(RESOLV_CONF, vec![*addr]),
-            };
-            tokio::spawn(guest_dns::serve(sockets, resolver, shutdown));
         }
         banger_daemon::state_dir::reconcile(&ctx);
         vms::reconcile_at_start(&ctx, &backends).await;

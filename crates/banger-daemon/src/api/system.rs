@@ -10,7 +10,7 @@ use crate::context::DaemonContext;
 
 /// Who answered: build, pid, mode, socket.
 pub async fn ping(State(ctx): State<DaemonContext>) -> Json<DaemonInfo> {
-    Json(ctx.info().clone())
+    Json(ctx.current_info())
 }
 
 /// Stops the daemon after this response. Guests are not touched.

@@ -14,10 +14,13 @@
 //!   beyond that a query gets SERVFAIL at once (UDP) or the connection is closed (TCP), so a
 //!   guest flooding the resolver costs bounded memory and tasks. Each forward is bounded in
 //!   time by [`forward::UPSTREAM_TIMEOUT`] per upstream.
-//! - The sockets are bound once, at daemon start, with `IP_FREEBIND` ([`bind_port`]): the
-//!   gateway address exists only once the first VM made the bridge, and binding early means
-//!   the listener needs neither the bridge nor a re-bind when the bridge is deleted and made
-//!   again. Packets reach it as soon as the address is on the bridge.
+//! - The sockets are bound when a VM's network stage has made the bridge, not at daemon start
+//!   ([`GuestResolver::ensure_serving`]): a daemon that never runs a VM never holds port 53
+//!   on a guest-subnet address (tests of the daemon binary run outside any namespace), and
+//!   binding next to `ensure_bridge` keeps both privileged steps together for the root helper.
+//!   Once bound the sockets stay: a socket bound to an address survives the address going
+//!   away with the bridge and receives again when it comes back. `IP_FREEBIND`
+//!   ([`bind_port`]) makes that bind independent of the address being up at that instant.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
@@ -46,9 +49,11 @@ pub struct GuestSockets {
 /// Whether guests get a resolver, for logs and `daemon status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestListener {
+    /// No VM has made the bridge since the daemon started: nothing is bound yet.
+    NotYet(SocketAddr),
     /// Serving on this address.
     Serving(SocketAddr),
-    /// The address cannot be bound (why, with the fix).
+    /// The address cannot be bound (why, with the fix); tried again at the next VM start.
     Unavailable(String),
 }
 
@@ -56,11 +61,73 @@ impl GuestListener {
     /// One line for `daemon status`.
     pub fn describe(&self) -> String {
         match self {
+            Self::NotYet(addr) => format!(
+                "not bound yet: guests' DNS is served on {addr} once a VM has made the bridge"
+            ),
             Self::Serving(addr) => format!(
                 "serving guests on {addr} (the vm zone, other names forwarded to the host's resolvers)"
             ),
             Self::Unavailable(why) => why.clone(),
         }
+    }
+}
+
+/// The guests' resolver of one daemon: bound the first time a VM's network stage has made
+/// the bridge ([`GuestResolver::ensure_serving`]), then served until shutdown.
+pub struct GuestResolver {
+    plan: NetPlan,
+    resolver: Resolver,
+    shutdown: Shutdown,
+    state: std::sync::Mutex<GuestListener>,
+}
+
+impl GuestResolver {
+    /// A resolver for the guests of `plan`'s bridge, answering from `zone` and forwarding to
+    /// `upstreams`; nothing is bound until [`Self::ensure_serving`].
+    pub fn new(
+        plan: NetPlan,
+        zone: Zone,
+        upstreams: forward::Upstreams,
+        shutdown: Shutdown,
+    ) -> Self {
+        let addr = SocketAddr::new(IpAddr::V4(plan.gateway()), PORT);
+        Self {
+            resolver: Resolver {
+                zone,
+                guests: Guests(plan.clone()),
+                upstreams,
+            },
+            plan,
+            shutdown,
+            state: std::sync::Mutex::new(GuestListener::NotYet(addr)),
+        }
+    }
+
+    /// The listener's state.
+    pub fn listener(&self) -> GuestListener {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Binds and starts serving, unless already serving; a failure is kept (for `daemon
+    /// status`) and logged, and tried again at the next call. Must run inside the runtime.
+    pub fn ensure_serving(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, GuestListener::Serving(_)) {
+            return;
+        }
+        let (sockets, listener) = bind(&self.plan);
+        match (&listener, sockets) {
+            (GuestListener::Serving(addr), Some(sockets)) => {
+                tracing::info!(guest_dns = %addr, "serving guests' DNS");
+                tokio::spawn(serve(sockets, self.resolver.clone(), self.shutdown.clone()));
+            }
+            _ => {
+                if *state != listener {
+                    tracing::warn!(reason = %listener.describe(), "guests get no resolver");
+                }
+            }
+        }
+        *state = listener;
     }
 }
 

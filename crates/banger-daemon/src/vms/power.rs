@@ -55,6 +55,9 @@ pub(super) async fn boot(
         .ensure_bridge(&plan.bridge, plan.gateway(), plan.prefix)
         .await
         .map_err(at_network)?;
+    if let Some(guest_dns) = ctx.guest_dns() {
+        guest_dns.ensure_serving();
+    }
     route_zone(backends).await;
     let tap = spec.net.as_ref().map(|n| n.tap.clone()).unwrap_or_default();
     let pooled = super::tap_pool::claim(ctx, backends, &tap)

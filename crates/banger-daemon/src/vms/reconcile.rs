@@ -38,6 +38,10 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
                     tracing::info!(vm = %vm.name, vm_pid = saved.vmm.pid, "adopted running vm");
                     ctx.remember_handles(&vm.id, saved);
                     super::power::publish_name(ctx, &vm);
+                    // Its bridge exists and its resolv.conf names the gateway.
+                    if let Some(guest_dns) = ctx.guest_dns() {
+                        guest_dns.ensure_serving();
+                    }
                 }
                 _ => {
                     tracing::info!(vm = %vm.name, "vmm gone while the daemon was down; stopping");

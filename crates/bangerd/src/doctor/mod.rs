@@ -168,6 +168,8 @@ fn checks(f: &Facts, layout: &Layout) -> Vec<Check> {
         network::bridge(&f.net),
         network::nat(f.net.nft.as_ref()),
         network::dns(f.net.dns),
+        network::guest_dns(f.net.guest_dns),
+        network::resolver_routing(&f.net.resolver),
         state::config(&layout.config_file, &f.config_state),
         state::store(&f.store),
         images::default_image(&f.images),

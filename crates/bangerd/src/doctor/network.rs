@@ -1,12 +1,18 @@
-//! Checks of host networking: the bridge, the privilege to make TAPs, NAT tooling and the
-//! DNS listener.
+//! Checks of host networking: the bridge, the privilege to make TAPs, NAT tooling, the DNS
+//! listeners and the host resolver's routing of `*.vm`.
 //!
 //! The bridge is made by the first VM, so its absence is fine. Outbound NAT needs `nft`;
-//! the DNS row says who answers on the daemon's DNS address (a probe for a random `*.vm`
-//! name must get an authoritative NXDOMAIN to count as banger).
+//! the DNS rows say who answers on the daemon's DNS addresses (a probe for a random `*.vm`
+//! name must get an authoritative NXDOMAIN to count as banger). The guests' resolver is
+//! probed only when the gateway address is on this host: a probe to an address that is not
+//! would be routed away from it. Resolver routing is an `info` row wherever the host has no
+//! resolver banger could route (ssh still reaches guests by name through its ProxyCommand),
+//! and a warning only where the host runs dnsmasq or unbound without the one line that would
+//! make `NAME.vm` work in every program.
 
 use std::path::Path;
 
+use banger_net::resolver::{self, HostResolver};
 use banger_proto::Check;
 
 use super::probe::{self, Found};
@@ -29,6 +35,43 @@ pub struct NetFacts {
     pub nft: Option<(String, Option<String>)>,
     /// Who answers on the DNS address.
     pub dns: DnsState,
+    /// Who answers on the guests' resolver address.
+    pub guest_dns: GuestDnsState,
+    /// The host's resolver.
+    pub resolver: HostResolver,
+}
+
+/// Who holds the guests' resolver address (the gateway, port 53).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestDnsState {
+    /// A banger daemon answers there.
+    Banger,
+    /// The port is free: no daemon runs now.
+    Free,
+    /// Bound by something (a running daemon binds before the bridge exists), but the gateway
+    /// address is not on this host yet, so it cannot be asked.
+    BoundNoBridge,
+    /// The address is on this host and something other than banger holds the port.
+    Other,
+    /// This user may not bind port 53.
+    Denied,
+}
+
+impl GuestDnsState {
+    /// Probes `addr` (the gateway, port 53) without sending anything off this host.
+    pub fn probe(addr: std::net::SocketAddr) -> Self {
+        // Binding without IP_FREEBIND succeeds only for a local address.
+        let local = std::net::UdpSocket::bind(std::net::SocketAddr::new(addr.ip(), 0)).is_ok();
+        if local && banger_daemon::dns::server::probe_is_banger(addr) {
+            return Self::Banger;
+        }
+        match banger_daemon::dns::guest::bind_port(addr) {
+            Ok(_) => Self::Free,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Self::Denied,
+            Err(_) if local => Self::Other,
+            Err(_) => Self::BoundNoBridge,
+        }
+    }
 }
 
 /// Who answers on `127.0.0.1:42069`.
@@ -72,6 +115,8 @@ impl NetFacts {
                 .and_then(|s| has_net_admin(&s)),
             nft,
             dns: DnsState::probe(banger_daemon::dns::DEFAULT_ADDR),
+            guest_dns: GuestDnsState::probe(guest_dns_addr()),
+            resolver: resolver::detect(Path::new("/")),
         }
     }
 }
@@ -165,6 +210,97 @@ pub fn dns(state: DnsState) -> Check {
     }
 }
 
+/// Where guests' resolver listens: the gateway of the bridge, port 53.
+fn guest_dns_addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::new(
+        banger_net::NetPlan::default().gateway().into(),
+        banger_daemon::dns::guest::PORT,
+    )
+}
+
+/// `guest-dns`: the resolver guests' `/etc/resolv.conf` names.
+pub fn guest_dns(state: GuestDnsState) -> Check {
+    let addr = guest_dns_addr();
+    match state {
+        GuestDnsState::Banger => Check::ok(
+            "guest-dns",
+            format!(
+                "a banger daemon serves guests' DNS on {addr} (NAME.vm, other names forwarded                  to this host's resolvers)"
+            ),
+        ),
+        GuestDnsState::Free => Check::info(
+            "guest-dns",
+            format!("no daemon runs now; the next one serves guests' DNS on {addr}"),
+        ),
+        GuestDnsState::BoundNoBridge => Check::ok(
+            "guest-dns",
+            format!(
+                "{addr} is bound (a daemon binds it before the bridge exists); guests get it once the first VM made the bridge"
+            ),
+        ),
+        GuestDnsState::Other => Check::warn(
+            "guest-dns",
+            format!("{addr} is held by another program, so guests get no resolver"),
+            format!(
+                "find it with `ss -lunp 'sport = :53'`; a resolver listening on every address                  (like a default dnsmasq) needs `bind-interfaces` or `except-interface={}`",
+                banger_net::NetPlan::default().bridge
+            ),
+        ),
+        GuestDnsState::Denied => Check::info(
+            "guest-dns",
+            format!(
+                "a daemon started by this user cannot bind {addr} (port 53 needs root), so its                  guests get no resolver; run VM commands with sudo"
+            ),
+        ),
+    }
+}
+
+/// `resolver-routing`: does the host's resolver send `*.vm` to banger?
+pub fn resolver_routing(host: &HostResolver) -> Check {
+    let addr = banger_daemon::dns::DEFAULT_ADDR;
+    let zone = banger_daemon::dns::wire::ZONE;
+    let hint = resolver::config_hint(host, zone, addr).unwrap_or_default();
+    let ssh = "ssh reaches NAME.vm through banger's ProxyCommand (`banger ssh-config`)";
+    match host {
+        HostResolver::SystemdResolved => Check::ok(
+            "resolver-routing",
+            format!(
+                "systemd-resolved: banger routes ~{zone} to its guests' resolver on the bridge                  link whenever it creates the bridge"
+            ),
+        ),
+        HostResolver::Dnsmasq { routed: true } | HostResolver::Unbound { routed: true } => {
+            Check::ok(
+                "resolver-routing",
+                format!("the host's resolver sends *.{zone} to banger ({addr})"),
+            )
+        }
+        HostResolver::Dnsmasq { routed: false } => Check::warn(
+            "resolver-routing",
+            format!("dnsmasq answers this host's queries but does not know *.{zone}; {ssh}"),
+            hint,
+        ),
+        HostResolver::Unbound { routed: false } => Check::warn(
+            "resolver-routing",
+            format!("unbound answers this host's queries but does not know *.{zone}; {ssh}"),
+            hint,
+        ),
+        HostResolver::OtherLocal(server) => Check::info(
+            "resolver-routing",
+            format!(
+                "this host's resolver ({server}) is not one banger knows how to route; {ssh};                  other programs need *.{zone} sent to {addr}"
+            ),
+        )
+        .with_fix(hint),
+        HostResolver::Plain => Check::info(
+            "resolver-routing",
+            format!(
+                "no local resolver (/etc/resolv.conf names remote servers only); {ssh}; other                  programs need a local resolver that sends *.{zone} to {addr}"
+            ),
+        )
+        .with_fix(hint),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,7 +314,60 @@ mod tests {
             net_admin: Some(true),
             nft: None,
             dns: DnsState::Free,
+            guest_dns: GuestDnsState::Free,
+            resolver: HostResolver::Plain,
         }
+    }
+
+    #[test]
+    fn guest_dns_is_fine_when_served_or_pending_and_named_when_held() {
+        assert_eq!(guest_dns(GuestDnsState::Banger).status, Ok);
+        assert_eq!(guest_dns(GuestDnsState::BoundNoBridge).status, Ok);
+        assert_eq!(guest_dns(GuestDnsState::Free).status, Info);
+        assert_eq!(guest_dns(GuestDnsState::Denied).status, Info);
+        let held = guest_dns(GuestDnsState::Other);
+        assert_eq!(held.status, Warn);
+        assert!(
+            held.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("bind-interfaces")
+        );
+    }
+
+    #[test]
+    fn resolver_routing_warns_only_where_one_line_would_fix_it() {
+        assert_eq!(resolver_routing(&HostResolver::SystemdResolved).status, Ok);
+        assert_eq!(
+            resolver_routing(&HostResolver::Dnsmasq { routed: true }).status,
+            Ok
+        );
+        let dnsmasq = resolver_routing(&HostResolver::Dnsmasq { routed: false });
+        assert_eq!(dnsmasq.status, Warn);
+        assert!(
+            dnsmasq
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("server=/vm/127.0.0.1#42069"),
+            "{dnsmasq:?}"
+        );
+        let unbound = resolver_routing(&HostResolver::Unbound { routed: false });
+        assert_eq!(unbound.status, Warn);
+        assert!(
+            unbound
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("stub-zone")
+        );
+        let plain = resolver_routing(&HostResolver::Plain);
+        assert_eq!(plain.status, Info, "nothing to route is not a problem");
+        assert!(plain.detail.contains("ProxyCommand"), "{}", plain.detail);
+        assert_eq!(
+            resolver_routing(&HostResolver::OtherLocal("127.0.1.1".into())).status,
+            Info
+        );
     }
 
     #[test]
