@@ -252,6 +252,7 @@ mod tests {
             state,
             detail: detail.map(String::from),
             duration_ms: ms,
+            warnings: Vec::new(),
         }
     }
 

@@ -209,6 +209,7 @@ impl OperationHandle {
                 state: StageState::Running,
                 detail: None,
                 duration_ms: None,
+                warnings: Vec::new(),
             });
         });
     }
@@ -229,6 +230,15 @@ impl OperationHandle {
         });
     }
 
+    /// Adds a warning to the running stage: it succeeds, and the user is told.
+    pub fn warn(&self, warning: &str) {
+        self.registry().update(self.id(), |op, _, _| {
+            if let Some(last) = op.stages.last_mut() {
+                last.warnings.push(warning.to_owned());
+            }
+        });
+    }
+
     /// Records a stage that was not needed, closing the running one as done.
     pub fn skip(&self, name: &str, why: &str) {
         self.registry().update(self.id(), |op, entry, now| {
@@ -238,6 +248,7 @@ impl OperationHandle {
                 state: StageState::Skipped,
                 detail: Some(why.to_owned()),
                 duration_ms: Some(0),
+                warnings: Vec::new(),
             });
         });
     }

@@ -96,6 +96,11 @@ async fn entries_land_in_the_work_disk_and_a_missing_one_is_a_visible_warning() 
         detail.contains("file_sync[2]") && detail.contains("not-here"),
         "the missing entry is named: {detail}"
     );
+    let warnings = &op.stages[at].warnings;
+    assert!(
+        warnings.len() == 1 && warnings[0].starts_with("file_sync[2] skipped"),
+        "the stage carries the warning the CLI prints: {warnings:?}"
+    );
     assert!(
         detail.contains("1 symlinks or special files skipped"),
         "{detail}"

@@ -47,6 +47,10 @@ pub struct Stage {
     /// Wall time spent, once the stage ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Things the user should know although the stage succeeded (a skipped file_sync entry);
+    /// absent from older daemons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A long-running piece of work.

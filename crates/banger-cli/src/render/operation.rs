@@ -55,11 +55,16 @@ pub fn stage_line(stage: &Stage) -> Option<String> {
         .unwrap_or_default();
     match stage.state {
         StageState::Running => None,
-        StageState::Done => Some(format!(
-            "  {} {}{took}",
-            style::paint(style::OK, "✓"),
-            stage.name
-        )),
+        StageState::Done => {
+            let mut line = format!("  {} {}{took}", style::paint(style::OK, "✓"), stage.name);
+            for warning in &stage.warnings {
+                line.push_str(&format!(
+                    "\n    {} {warning}",
+                    style::paint(style::WARN, "warning:")
+                ));
+            }
+            Some(line)
+        }
         StageState::Skipped => Some(format!(
             "  {}",
             style::paint(style::DIM, &format!("- {} (skipped)", stage.name))
@@ -142,6 +147,7 @@ mod tests {
             state,
             detail: None,
             duration_ms: ms,
+            warnings: Vec::new(),
         }
     }
 
@@ -179,6 +185,19 @@ mod tests {
         assert!(done.contains("boot") && done.contains("1.2s"), "{done}");
         let skipped = stage_line(&stage("auto-pull", StageState::Skipped, None)).unwrap();
         assert!(skipped.contains("auto-pull (skipped)"), "{skipped}");
+    }
+
+    #[test]
+    fn a_done_stage_shows_its_warnings_under_it() {
+        let mut s = stage("file sync", StageState::Done, Some(180));
+        s.warnings = vec!["file_sync[2] skipped: /h/x does not exist on the host".into()];
+        let line = stage_line(&s).unwrap();
+        let lines: Vec<&str> = line.lines().collect();
+        assert_eq!(lines.len(), 2, "{line}");
+        assert!(
+            lines[1].contains("warning:") && lines[1].contains("file_sync[2]"),
+            "{line}"
+        );
     }
 
     #[test]

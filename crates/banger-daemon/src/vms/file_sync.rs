@@ -410,6 +410,10 @@ pub(super) async fn run(
             host = %path.display(),
             "file_sync host path does not exist; skipped"
         );
+        op.warn(&format!(
+            "file_sync[{index}] skipped: {} does not exist on the host",
+            path.display()
+        ));
     }
     op.detail(&report.detail());
     Ok(())

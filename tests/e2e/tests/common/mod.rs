@@ -122,6 +122,20 @@ impl Guestbed {
         run(cmd, timeout)
     }
 
+    /// `banger ARGS` inside the namespace with `PATH` replaced.
+    pub fn banger_with_path(
+        &self,
+        args: &[&str],
+        path: &std::ffi::OsStr,
+        timeout: Duration,
+    ) -> Output {
+        let mut cmd = self.ns.command(binary("banger"));
+        cmd.args(args);
+        self.apply(&mut cmd);
+        cmd.env("PATH", path);
+        run(cmd, timeout)
+    }
+
     /// Starts `banger ARGS` inside the namespace without waiting for it (output discarded).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         let mut cmd = self.ns.command(binary("banger"));
