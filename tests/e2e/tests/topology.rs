@@ -221,6 +221,7 @@ fn start_uplink(uplink: &NetNs, bed: &Guestbed, site: &Path, leftovers: &mut Lef
             .arg(format!(
                 "import socket; socket.create_connection(('{UPLINK_IP}', 8080), 1)"
             ))
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
             && Command::new("ip")
