@@ -650,6 +650,50 @@ pub fn set_root_mode(image: &Path, mode: u32) -> Result<(), Ext4Error> {
     apply(image, Edits::new().mode("/", Kind::Dir, mode))
 }
 
+/// Sets the owner of many paths in one `debugfs -w` run: how a tree unpacked by a non-root
+/// process gets the uids and gids it should have (`mkfs.ext4 -d` copies the unpacking user's).
+/// Paths are inside the image; each is quoted on its script line, so spaces are fine, but a
+/// path with a double quote, a newline or non-UTF-8 bytes is refused. Any complaint debugfs
+/// prints fails the call.
+pub fn set_owners(image: &Path, owners: &[(PathBuf, u32, u32)]) -> Result<(), Ext4Error> {
+    absolute(image)?;
+    if owners.is_empty() {
+        return Ok(());
+    }
+    let mut script = String::new();
+    for (guest, uid, gid) in owners {
+        let text = guest
+            .to_str()
+            .filter(|t| t.starts_with('/') && !t.contains(['"', '\n', '\r', '\\']))
+            .ok_or_else(|| Ext4Error::InvalidGuestPath(guest.display().to_string()))?;
+        script.push_str(&format!("sif \"{text}\" uid {uid}\nsif \"{text}\" gid {gid}\n"));
+    }
+    let dir = tempfile::tempdir().map_err(io(Path::new("/tmp")))?;
+    let path = dir.path().join("script");
+    std::fs::write(&path, script).map_err(io(&path))?;
+    let fail = |source| Ext4Error::Debugfs {
+        image: shown(image),
+        source,
+    };
+    let mut c = cmd::command("debugfs").map_err(fail)?;
+    c.arg("-w").arg("-f").arg(&path).arg(image);
+    let out = cmd::output(&mut c).map_err(fail)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+        .collect();
+    if !out.status.success() || !complaints.is_empty() {
+        return Err(Ext4Error::NotApplied {
+            image: shown(image),
+            path: owners[0].0.display().to_string(),
+            what: "set the owners of the unpacked files, starting at".to_owned(),
+            stderr: cmd::tail(&complaints.join("\n")),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
