@@ -52,7 +52,11 @@ pub fn host_architecture() -> &'static str {
 impl ImageConfig {
     /// Parses the config JSON; the reason on failure.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let raw: Raw = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        if !value.is_object() {
+            return Err("the config is not a JSON object".to_owned());
+        }
+        let raw: Raw = serde_json::from_value(value).map_err(|e| e.to_string())?;
         let run = raw.config.unwrap_or(RawRun {
             env: None,
             working_dir: None,

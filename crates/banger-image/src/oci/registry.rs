@@ -409,6 +409,6 @@ mod tests {
         assert_eq!(r.whole(), "docker.io/library/debian:bookworm");
         let r = parse_reference("localhost:5000/test/app:1").expect("parse");
         assert_eq!(r.registry(), "localhost:5000");
-        assert!(parse_reference("UPPER/case:1").is_err());
+        assert!(parse_reference("no spaces/allowed:1").is_err());
     }
 }

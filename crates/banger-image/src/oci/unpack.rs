@@ -498,3 +498,233 @@ fn device(header: &tar::Header) -> nix::libc::dev_t {
     let minor = header.device_minor().ok().flatten().unwrap_or(0);
     nix::sys::stat::makedev(u64::from(major), u64::from(minor))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// One tar entry with a raw (unchecked) name, as a hostile image would write it.
+    enum E<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a [u8]),
+        Sym(&'a str, &'a str),
+        Hard(&'a str, &'a str),
+    }
+
+    fn raw_header(name: &str, kind: tar::EntryType, size: u64, link: Option<&str>) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        {
+            let gnu = h.as_gnu_mut().expect("gnu");
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                gnu.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+        }
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        h
+    }
+
+    fn layer(entries: &[E<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            match e {
+                E::Dir(n) => {
+                    let h = raw_header(n, tar::EntryType::Directory, 0, None);
+                    b.append(&h, io::empty()).expect("append");
+                }
+                E::File(n, data) => {
+                    let h = raw_header(n, tar::EntryType::Regular, data.len() as u64, None);
+                    b.append(&h, *data).expect("append");
+                }
+                E::Sym(n, t) => {
+                    let h = raw_header(n, tar::EntryType::Symlink, 0, Some(t));
+                    b.append(&h, io::empty()).expect("append");
+                }
+                E::Hard(n, t) => {
+                    let h = raw_header(n, tar::EntryType::Link, 0, Some(t));
+                    b.append(&h, io::empty()).expect("append");
+                }
+            }
+        }
+        b.into_inner().expect("finish")
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    struct Bed {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn bed() -> Bed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&root).expect("mkdir");
+        std::fs::create_dir(&outside).expect("mkdir");
+        std::fs::write(outside.join("victim"), b"keep").expect("write");
+        Bed {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    fn outside_untouched(b: &Bed) {
+        let names: Vec<_> = std::fs::read_dir(&b.outside)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["victim"], "nothing may appear outside the root");
+        assert_eq!(std::fs::read(b.outside.join("victim")).expect("read"), b"keep");
+    }
+
+    #[test]
+    fn layers_apply_in_order_with_whiteouts_and_opaque_dirs() {
+        let b = bed();
+        let mut f = Flattener::new(&b.root, 1 << 30);
+        let lower = layer(&[
+            E::Dir("etc/"),
+            E::File("etc/marker", b"lower"),
+            E::File("etc/gone", b"x"),
+            E::Dir("opq/"),
+            E::File("opq/old", b"old"),
+            E::Dir("opq/olddir/"),
+            E::File("opq/olddir/deep", b"deep"),
+            E::Dir("./keep/"),
+            E::File("keep/a", b"a"),
+        ]);
+        f.apply_layer(1, gzip(&lower).as_slice()).expect("lower");
+        let upper = layer(&[
+            E::File("etc/marker", b"upper"),
+            E::File("etc/.wh.gone", b""),
+            E::File("opq/new", b"new"),
+            E::File("opq/.wh..wh..opq", b""),
+            E::Hard("keep/b", "keep/a"),
+        ]);
+        let zst = zstd::encode_all(upper.as_slice(), 3).expect("zstd");
+        f.apply_layer(2, zst.as_slice()).expect("upper");
+        f.apply_layer(3, layer(&[E::File("plain", b"p")]).as_slice())
+            .expect("plain tar");
+        f.finish().expect("finish");
+        let read = |p: &str| std::fs::read(b.root.join(p)).expect(p);
+        assert_eq!(read("etc/marker"), b"upper");
+        assert!(!b.root.join("etc/gone").exists());
+        assert!(!b.root.join("etc/.wh.gone").exists());
+        let mut opq: Vec<_> = std::fs::read_dir(b.root.join("opq"))
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .collect();
+        opq.sort();
+        assert_eq!(opq, ["new"], "the opaque dir holds only the upper layer's files");
+        assert_eq!(read("keep/b"), b"a");
+        assert_eq!(read("plain"), b"p");
+    }
+
+    /// Applies the layers `make(outside)` returns (`outside`: the absolute path of a directory
+    /// next to the root) and expects a refusal naming `needle`, with nothing changed outside.
+    fn refused(make: impl Fn(&str) -> Vec<Vec<u8>>, needle: &str) {
+        let b = bed();
+        let outside = b.outside.display().to_string();
+        let mut f = Flattener::new(&b.root, 1 << 30);
+        let mut result = Ok(());
+        for (i, l) in make(&outside).iter().enumerate() {
+            result = f.apply_layer(i + 1, l.as_slice());
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = result.expect_err("hostile layer accepted");
+        let text = err.to_string();
+        assert!(text.contains(needle), "{text:?} should name {needle:?}");
+        outside_untouched(&b);
+    }
+
+    #[test]
+    fn escapes_are_refused_naming_the_entry() {
+        refused(|_| vec![layer(&[E::File("../escape", b"x")])], "../escape");
+        refused(|_| vec![layer(&[E::File("a/../../escape", b"x")])], "a/../../escape");
+        refused(|_| vec![layer(&[E::File("/abs", b"x")])], "/abs");
+        // Writing through a symlinked parent: absolute and relative targets.
+        refused(
+            |out| vec![layer(&[E::Sym("evil", out), E::File("evil/victim", b"pwned")])],
+            "evil/victim",
+        );
+        refused(
+            |_| {
+                vec![
+                    layer(&[E::Sym("up", "../outside")]),
+                    layer(&[E::File("up/new", b"x")]),
+                ]
+            },
+            "up/new",
+        );
+        // Deleting through a symlink (whiteout and opaque marker).
+        refused(
+            |out| {
+                vec![
+                    layer(&[E::Sym("evil", out)]),
+                    layer(&[E::File("evil/.wh.victim", b"")]),
+                ]
+            },
+            "evil/.wh.victim",
+        );
+        refused(
+            |out| {
+                vec![
+                    layer(&[E::Sym("evil", out)]),
+                    layer(&[E::File("evil/.wh..wh..opq", b"")]),
+                ]
+            },
+            "evil/.wh..wh..opq",
+        );
+        // Hard links out of the tree, or through a symlink.
+        refused(|_| vec![layer(&[E::Hard("h", "../outside/victim")])], "\"h\"");
+        refused(
+            |out| vec![layer(&[E::Sym("evil", out), E::Hard("h2", "evil/victim")])],
+            "h2",
+        );
+        let abs = |out: &str| format!("{out}/victim");
+        refused(|out| vec![layer(&[E::Hard("h3", &abs(out))])], "h3");
+    }
+
+    #[test]
+    fn a_replaced_symlink_is_not_followed() {
+        // A file entry at a path that is a symlink replaces the link, never its target.
+        let b = bed();
+        let target = b.outside.join("victim").display().to_string();
+        let mut f = Flattener::new(&b.root, 1 << 30);
+        f.apply_layer(1, layer(&[E::Sym("link", &target)]).as_slice())
+            .expect("symlink");
+        f.apply_layer(2, layer(&[E::File("link", b"new")]).as_slice())
+            .expect("file over symlink");
+        assert_eq!(std::fs::read(b.root.join("link")).expect("read"), b"new");
+        outside_untouched(&b);
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_cap() {
+        let b = bed();
+        let big = vec![0u8; 8 << 20];
+        let bomb = gzip(&layer(&[E::File("zeros", &big)]));
+        assert!(bomb.len() < 64 << 10, "the bomb is small: {}", bomb.len());
+        let mut f = Flattener::new(&b.root, 1 << 20);
+        let err = f.apply_layer(1, bomb.as_slice()).expect_err("bomb");
+        assert!(
+            matches!(&err, UnpackError::TooLarge { entry, .. } if entry == "zeros"),
+            "{err}"
+        );
+        assert!(!b.root.join("zeros").exists(), "nothing of it was written");
+    }
+}
