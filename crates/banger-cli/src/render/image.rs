@@ -57,6 +57,7 @@ mod tests {
             work_seed_path: None,
             kernel_name: Some("debian-cloud".into()),
             created_at: "2026-01-01T00:00:00Z".into(),
+            oci_config: None,
         }
     }
 

@@ -209,6 +209,7 @@ pub async fn register_image(
                     .map(|_| dir.join("work-seed.ext4")),
                 kernel_name: Some(request.kernel.clone()),
                 created_at: ids::now_rfc3339(),
+                oci_config: None,
             };
             ctx.store().images().insert(&record)?;
             Ok(record)

@@ -204,6 +204,7 @@ pub async fn ensure_image(
         work_seed_path: Some(artifact.work_seed_ext4.clone()),
         kernel_name: Some(recipe.kernel.clone()),
         created_at: ids::now_rfc3339(),
+        oci_config: None,
     };
     let result = ctx
         .store()
