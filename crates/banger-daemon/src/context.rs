@@ -35,6 +35,7 @@ struct Inner {
     tap_pool_lock: tokio::sync::Mutex<()>,
     registry_lock: Mutex<()>,
     zone: crate::dns::Zone,
+    docker_config: Mutex<Option<std::path::PathBuf>>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -66,6 +67,10 @@ impl DaemonContext {
                 tap_pool_lock: tokio::sync::Mutex::new(()),
                 registry_lock: Mutex::new(()),
                 zone: crate::dns::Zone::default(),
+                docker_config: Mutex::new(banger_image::oci::auth::default_config_path(
+                    std::env::var("DOCKER_CONFIG").ok().as_deref(),
+                    std::env::var("HOME").ok().as_deref(),
+                )),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -100,6 +105,25 @@ impl DaemonContext {
             .registry_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Docker `config.json` registry credentials are read from (`$DOCKER_CONFIG` or
+    /// `~/.docker` of the daemon's environment, unless set otherwise).
+    pub fn docker_config(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .docker_config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads registry credentials from `path` instead (`None`: pull anonymously).
+    pub fn set_docker_config(&self, path: Option<std::path::PathBuf>) {
+        *self
+            .inner
+            .docker_config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = path;
     }
 
     /// The `vm.` DNS zone: running VMs by name.

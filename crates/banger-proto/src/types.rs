@@ -116,8 +116,12 @@ pub struct RegisterKernelRequest {
 /// `POST /v1/images/pull` and `POST /v1/kernels/pull`: what to pull.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {
-    /// Catalog name (`debian-bookworm`, `debian-cloud`).
+    /// Catalog name (`debian-bookworm`, `debian-cloud`), or for images an OCI reference
+    /// (`docker.io/library/debian:bookworm`, `localhost:5000/app@sha256:…`).
     pub name: String,
+    /// The name to save an OCI image as (default: derived from the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_as: Option<String>,
 }
 
 /// One check of `GET /v1/vms/{vm}/health`.

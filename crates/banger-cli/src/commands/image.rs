@@ -75,6 +75,7 @@ pub(super) async fn pull(
     let daemon = connect_or_start(ctx).await?;
     let request = banger_proto::PullRequest {
         name: name.to_owned(),
+        save_as: None,
     };
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
     let done = crate::progress::follow(ctx, &daemon.client, op).await?;

@@ -10,6 +10,7 @@
 
 pub mod bundle;
 mod error;
+pub mod oci_pull;
 pub mod pull;
 pub mod staging;
 pub mod validate;

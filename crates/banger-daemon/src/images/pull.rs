@@ -222,9 +222,23 @@ fn finish<T>(op: OperationHandle, result: StepResult<T>) {
     }
 }
 
-/// `POST /v1/images/pull`: starts pulling catalog image `name`.
-pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, ImageError> {
+/// `POST /v1/images/pull`: starts pulling catalog image `name`, or the OCI image `name`
+/// names when it is a registry reference (it has `/`, `:` or `@`; catalog names never do),
+/// saved as `save_as` (default: derived from the reference).
+pub async fn pull_image(
+    ctx: &DaemonContext,
+    name: &str,
+    save_as: Option<String>,
+) -> Result<Operation, ImageError> {
     let catalog = catalog()?;
+    if name.contains(['/', ':', '@']) {
+        return super::oci_pull::pull_oci(ctx, name, save_as).await;
+    }
+    if save_as.is_some() {
+        return Err(ImageError::invalid(
+            "--name applies to OCI references only; a catalog image keeps its catalog name",
+        ));
+    }
     let recipe = image_recipe(&catalog, name).ok_or_else(|| {
         let known: Vec<_> = catalog.images.iter().map(|i| i.name.as_str()).collect();
         ImageError::not_found(format!(

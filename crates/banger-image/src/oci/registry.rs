@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
-use oci_client::{Client, Reference};
+pub use oci_client::Reference;
+use oci_client::Client;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
