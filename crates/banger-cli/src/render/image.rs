@@ -40,7 +40,32 @@ pub fn show(image: &ImageRecord) -> String {
                 .map(|p| p.display().to_string()),
         )
         .add("created", image.created_at.clone());
+    if let Some(run) = &image.oci_config {
+        let words = |v: &[String]| (!v.is_empty()).then(|| shell_words(v));
+        f.opt("entrypoint", words(&run.entrypoint))
+            .opt("cmd", words(&run.cmd))
+            .opt("workdir", run.working_dir.clone())
+            .opt("user", run.user.clone());
+        for e in &run.env {
+            f.add("env", e.clone());
+        }
+    }
     f.render()
+}
+
+/// An argument vector as a shell would read it back: words with spaces or quotes are quoted.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -71,6 +96,25 @@ mod tests {
         assert!(lines[1].starts_with("debian-bookworm  debian-cloud  catalog:debian-bookworm"));
         let text = show(&image());
         assert!(text.contains("work seed: -"), "{text}");
+        assert!(!text.contains("entrypoint"), "{text}");
+        let mut oci = image();
+        oci.oci_config = Some(banger_model::OciRunConfig {
+            env: vec!["PATH=/usr/bin".into(), "A=b c".into()],
+            working_dir: Some("/app".into()),
+            user: None,
+            entrypoint: vec!["/bin/sh".into(), "-c".into()],
+            cmd: vec!["echo 'hi there'".into()],
+        });
+        let oci_text = show(&oci);
+        for line in [
+            "entrypoint: /bin/sh -c",
+            r"cmd:        'echo '\''hi there'\'''",
+            "workdir:    /app",
+            "env:        PATH=/usr/bin",
+            "env:        A=b c",
+        ] {
+            assert!(oci_text.contains(line), "{line:?} in {oci_text}");
+        }
         assert!(
             text.contains("rootfs:    /s/images/abc/rootfs.ext4"),
             "{text}"
