@@ -666,7 +666,9 @@ pub fn set_owners(image: &Path, owners: &[(PathBuf, u32, u32)]) -> Result<(), Ex
             .to_str()
             .filter(|t| t.starts_with('/') && !t.contains(['"', '\n', '\r', '\\']))
             .ok_or_else(|| Ext4Error::InvalidGuestPath(guest.display().to_string()))?;
-        script.push_str(&format!("sif \"{text}\" uid {uid}\nsif \"{text}\" gid {gid}\n"));
+        script.push_str(&format!(
+            "sif \"{text}\" uid {uid}\nsif \"{text}\" gid {gid}\n"
+        ));
     }
     let dir = tempfile::tempdir().map_err(io(Path::new("/tmp")))?;
     let path = dir.path().join("script");

@@ -273,7 +273,11 @@ impl Config {
 /// `host` or `host:port` (a DNS name, IPv4, or `[IPv6]`), as a registry appears in an image
 /// reference: no scheme, no path.
 fn check_registry_host(entry: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("{entry:?} {why}; write host or host:port, e.g. \"registry.lan:5000\""));
+    let bad = |why: &str| {
+        Err(format!(
+            "{entry:?} {why}; write host or host:port, e.g. \"registry.lan:5000\""
+        ))
+    };
     if entry.contains("://") {
         return bad("has a scheme");
     }
@@ -301,11 +305,17 @@ fn check_registry_host(entry: &str) -> Result<(), String> {
             && host.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     && !label.starts_with('-')
                     && !label.ends_with('-')
             }));
-    if name_ok { Ok(()) } else { bad("is not a host name") }
+    if name_ok {
+        Ok(())
+    } else {
+        bad("is not a host name")
+    }
 }
 
 fn invalid(field: &str, reason: String) -> ConfigError {
@@ -446,8 +456,13 @@ mod tests {
             assert!(err.contains("insecure_registries[1]"), "{entry}: {err}");
             assert!(err.contains(needle), "{entry}: {err}");
         }
-        let err = Config::parse("oci_max_unpacked_size = \"1M\"").unwrap_err().to_string();
-        assert!(err.contains("oci_max_unpacked_size") && err.contains("at least"), "{err}");
+        let err = Config::parse("oci_max_unpacked_size = \"1M\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("oci_max_unpacked_size") && err.contains("at least"),
+            "{err}"
+        );
         assert!(Config::parse("oci_max_unpacked_size = \"lots\"").is_err());
     }
 

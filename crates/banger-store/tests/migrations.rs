@@ -329,7 +329,9 @@ fn the_release_1_database_dump_still_opens_and_reads() {
     );
     assert_eq!(
         inspect_schema(&path).unwrap(),
-        SchemaStatus::MigrationsNeeded { pending: vec![2, 3] }
+        SchemaStatus::MigrationsNeeded {
+            pending: vec![2, 3]
+        }
     );
 
     let store = Store::open(&path).unwrap();
@@ -396,7 +398,9 @@ fn a_version_1_database_upgrades_to_2_and_keeps_its_rows() {
     assert!(!columns(&raw(&path), "vms").contains(&"workspace_json".to_owned()));
     assert_eq!(
         inspect_schema(&path).unwrap(),
-        SchemaStatus::MigrationsNeeded { pending: vec![2, 3] }
+        SchemaStatus::MigrationsNeeded {
+            pending: vec![2, 3]
+        }
     );
 
     let store = Store::open(&path).unwrap();

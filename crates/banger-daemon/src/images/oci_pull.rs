@@ -32,11 +32,7 @@ pub fn oci_cache_dir(ctx: &DaemonContext) -> PathBuf {
 /// An image name from a reference: the repository's last component and the tag (or the
 /// first 12 digits of the digest), lowercased, other characters turned into `-`.
 pub fn default_name(reference: &oci::registry::Reference) -> String {
-    let repo = reference
-        .repository()
-        .rsplit('/')
-        .next()
-        .unwrap_or("image");
+    let repo = reference.repository().rsplit('/').next().unwrap_or("image");
     let suffix = match (reference.tag(), reference.digest()) {
         (Some(tag), _) => tag.to_owned(),
         (None, Some(d)) => d.split(':').nth(1).unwrap_or(d).chars().take(12).collect(),
@@ -68,8 +64,8 @@ pub async fn pull_oci(
     reference: &str,
     name: Option<String>,
 ) -> Result<Operation, ImageError> {
-    let parsed =
-        oci::registry::parse_reference(reference).map_err(|e| ImageError::invalid(e.to_string()))?;
+    let parsed = oci::registry::parse_reference(reference)
+        .map_err(|e| ImageError::invalid(e.to_string()))?;
     let name = name.unwrap_or_else(|| default_name(&parsed));
     check_name("image", &name)?;
     if ctx.store().images().get_by_name(&name)?.is_some() {
@@ -88,11 +84,12 @@ pub async fn pull_oci(
     let kernel_name = image_recipe(&catalog, &default_image)
         .map(|r| r.kernel)
         .or_else(|| catalog.kernels.first().map(|k| k.name.clone()))
-        .ok_or_else(|| ImageError::not_found("the catalog has no kernel to boot OCI images with"))?;
-    let kernel = catalog
-        .kernel(&kernel_name)
-        .cloned()
-        .ok_or_else(|| ImageError::not_found(format!("kernel {kernel_name} is not in the catalog")))?;
+        .ok_or_else(|| {
+            ImageError::not_found("the catalog has no kernel to boot OCI images with")
+        })?;
+    let kernel = catalog.kernel(&kernel_name).cloned().ok_or_else(|| {
+        ImageError::not_found(format!("kernel {kernel_name} is not in the catalog"))
+    })?;
 
     let op = ctx.operations().begin("image.pull", Some(&name));
     let snapshot = op.snapshot();
@@ -187,7 +184,14 @@ async fn pull_into_store(
             banger_image::Progress::Stage(s) => worker.stage(s),
             banger_image::Progress::Line(s) => worker.detail(s),
         };
-        oci::build(&fetched2, &work, &out_dir, max_unpacked, &extra, &mut progress)
+        oci::build(
+            &fetched2,
+            &work,
+            &out_dir,
+            max_unpacked,
+            &extra,
+            &mut progress,
+        )
     })
     .await
     .map_err(|e| {
@@ -238,7 +242,12 @@ async fn pull_into_store(
         Ok(record)
     })
     .await
-    .map_err(|e| (ErrorCode::OperationFailed, format!("the registration crashed: {e}")))??;
+    .map_err(|e| {
+        (
+            ErrorCode::OperationFailed,
+            format!("the registration crashed: {e}"),
+        )
+    })??;
     for (from, to) in &fetched.new_blobs {
         if let Err(e) = cache_blob(from, to) {
             tracing::warn!(blob = %to.display(), error = %e, "could not cache a layer blob");
@@ -255,7 +264,10 @@ fn cache_blob(from: &Path, to: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     if let Some(dir) = to.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     match std::fs::rename(from, to) {
         Ok(()) => Ok(()),

@@ -7,7 +7,8 @@
 //! 2. [`build`] (blocking): the layers are applied bottom-up by [`unpack::Flattener`], which
 //!    treats every entry as hostile (no `..`, no absolute paths, nothing written or deleted
 //!    through a symlink, hard links only inside the tree, a cap on the unpacked size); each
-//!    blob is hashed again while it is read, so a corrupted cache entry fails the pull too.
+//!    blob is hashed again before it is read, so a corrupted cache entry fails the pull too
+//!    (and is removed from the cache).
 //!    Then the tree is made an image (per-VM SSH host keys removed, the caller's extra files
 //!    such as the agent installed, `/root` moved into the work seed) and `mkfs.ext4 -d` builds
 //!    both disks. Ownership: as root the tree already carries the image's uids (`lchown`);
@@ -47,7 +48,9 @@ pub enum BuildError {
     #[error(transparent)]
     Unpack(#[from] UnpackError),
     /// A blob's bytes do not match its digest (a corrupted cache entry).
-    #[error("layer {layer} ({digest}) does not match its digest; it was removed from the cache, pull again")]
+    #[error(
+        "layer {layer} ({digest}) does not match its digest; it was removed from the cache, pull again"
+    )]
     Digest {
         /// 1-based layer.
         layer: usize,
@@ -94,18 +97,19 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     }
 }
 
-/// A reader that hashes what passes through.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+/// Whether the file at `path` hashes to `digest` (`sha256:<hex>`).
+fn matches_digest(path: &Path, digest: &str) -> Result<bool, BuildError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
     }
+    Ok(format!("sha256:{}", crate::catalog::hex(&hasher.finalize())) == digest)
 }
 
 /// Applies `layers` into `work/rootfs` (at most `max_unpacked` bytes), installs `extra_files`,
@@ -130,22 +134,16 @@ pub fn build(
     for (i, layer) in fetched.layers.iter().enumerate() {
         let index = i + 1;
         progress(Progress::Stage(&format!("unpack layer {index}/{count}")));
-        let file = std::fs::File::open(&layer.path).map_err(io(&layer.path))?;
-        let mut reader = Hashing {
-            inner: std::io::BufReader::new(file),
-            hasher: Sha256::new(),
-        };
-        flattener.apply_layer(index, &mut reader)?;
-        // The tar reader may stop at the end-of-archive blocks; the digest covers the rest.
-        std::io::copy(&mut reader, &mut std::io::sink()).map_err(io(&layer.path))?;
-        let actual = format!("sha256:{}", crate::catalog::hex(&reader.hasher.finalize()));
-        if actual != layer.digest {
+        // Checked again here, before a byte of it is parsed: a cached blob may have rotted.
+        if !matches_digest(&layer.path, &layer.digest)? {
             let _ = std::fs::remove_file(&layer.path);
             return Err(BuildError::Digest {
                 layer: index,
                 digest: layer.digest.clone(),
             });
         }
+        let file = std::fs::File::open(&layer.path).map_err(io(&layer.path))?;
+        flattener.apply_layer(index, std::io::BufReader::new(file))?;
     }
     let flattened = flattener.finish()?;
 
@@ -220,7 +218,10 @@ fn prepare_tree(root: &Path) -> Result<(), FsError> {
     if std::fs::symlink_metadata(&ssh).is_ok_and(|m| m.is_dir()) {
         for e in std::fs::read_dir(&ssh).map_err(fsutil::io_err(&ssh))? {
             let e = e.map_err(fsutil::io_err(&ssh))?;
-            let is_key = e.file_name().to_str().is_some_and(|n| n.starts_with("ssh_host_"));
+            let is_key = e
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("ssh_host_"));
             if is_key && !e.file_type().is_ok_and(|t| t.is_dir()) {
                 std::fs::remove_file(e.path()).map_err(fsutil::io_err(&e.path()))?;
             }

@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
+use oci_client::Client;
+pub use oci_client::Reference;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
-pub use oci_client::Reference;
-use oci_client::Client;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -280,12 +280,14 @@ pub async fn fetch(
             scratch.clone()
         } else {
             let scratch = spec.scratch_dir.join(&hex_digest);
-            download(&client, &reference, layer, &scratch, index, &what, size, progress)
-                .await
-                .map_err(|e| match e {
-                    DownloadError::Fetch(f) => f,
-                    DownloadError::Registry(r) => registry_error(r),
-                })?;
+            download(
+                &client, &reference, layer, &scratch, index, &what, size, progress,
+            )
+            .await
+            .map_err(|e| match e {
+                DownloadError::Fetch(f) => f,
+                DownloadError::Registry(r) => registry_error(r),
+            })?;
             new_blobs.push((scratch.clone(), cached));
             scratch
         };
@@ -382,10 +384,21 @@ mod tests {
 
     #[test]
     fn loopback_registries() {
-        for r in ["localhost:5000", "127.0.0.1:5000", "127.9.9.9", "[::1]:5000", "localhost"] {
+        for r in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.9.9.9",
+            "[::1]:5000",
+            "localhost",
+        ] {
             assert!(is_loopback(r), "{r}");
         }
-        for r in ["docker.io", "10.0.0.1:5000", "ghcr.io", "localhost.example.com:5000"] {
+        for r in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "ghcr.io",
+            "localhost.example.com:5000",
+        ] {
             assert!(!is_loopback(r), "{r}");
         }
     }

@@ -142,7 +142,9 @@ fn relative(path: &[u8]) -> Result<PathBuf, String> {
 }
 
 fn charge_for(size: u64) -> u64 {
-    size.div_ceil(BLOCK).saturating_mul(BLOCK).saturating_add(BLOCK)
+    size.div_ceil(BLOCK)
+        .saturating_mul(BLOCK)
+        .saturating_add(BLOCK)
 }
 
 /// Reads the first bytes to pick the decompressor: gzip, zstd, or plain tar.
@@ -229,7 +231,12 @@ impl Flattener {
                     ));
                 }
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(format!("its parent {} is not a directory", walked.display())),
+                Ok(_) => {
+                    return Err(format!(
+                        "its parent {} is not a directory",
+                        walked.display()
+                    ));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if !create {
                         return Ok(None);
@@ -267,8 +274,16 @@ impl Flattener {
         let kind = header.entry_type();
         let size = entry.size();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let uid = header.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0);
-        let gid = header.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0);
+        let uid = header
+            .uid()
+            .ok()
+            .and_then(|u| u32::try_from(u).ok())
+            .unwrap_or(0);
+        let gid = header
+            .gid()
+            .ok()
+            .and_then(|g| u32::try_from(g).ok())
+            .unwrap_or(0);
 
         let charge = charge_for(if kind.is_file() { size } else { 0 });
         self.used = self.used.saturating_add(charge);
@@ -355,9 +370,8 @@ impl Flattener {
                     .open(&host)
                     .map_err(Self::io(layer, &rel))?;
                 // Never more than the header promised (which the cap already counted).
-                let copied = io::copy(&mut entry.take(size), &mut file).map_err(|source| {
-                    UnpackError::Corrupt { layer, source }
-                })?;
+                let copied = io::copy(&mut entry.take(size), &mut file)
+                    .map_err(|source| UnpackError::Corrupt { layer, source })?;
                 if copied != size {
                     return Err(UnpackError::Corrupt {
                         layer,
@@ -376,7 +390,8 @@ impl Flattener {
                     .ok_or_else(|| Self::refused(layer, &raw, "a symlink without a target"))?
                     .into_owned();
                 Self::remove_existing(&host).map_err(Self::io(layer, &rel))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host).map_err(Self::io(layer, &rel))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host)
+                    .map_err(Self::io(layer, &rel))?;
             }
             T::Link => {
                 let target = entry
@@ -388,9 +403,7 @@ impl Flattener {
                 })?;
                 let target_host = self
                     .parent_checked(&target_rel, false)
-                    .map_err(|r| {
-                        Self::refused(layer, &raw, format!("its hard link target: {r}"))
-                    })?
+                    .map_err(|r| Self::refused(layer, &raw, format!("its hard link target: {r}")))?
                     .filter(|_| !target_rel.as_os_str().is_empty())
                     .ok_or_else(|| {
                         Self::refused(layer, &raw, "its hard link target does not exist")
@@ -587,7 +600,10 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["victim"], "nothing may appear outside the root");
-        assert_eq!(std::fs::read(b.outside.join("victim")).expect("read"), b"keep");
+        assert_eq!(
+            std::fs::read(b.outside.join("victim")).expect("read"),
+            b"keep"
+        );
     }
 
     #[test]
@@ -627,7 +643,11 @@ mod tests {
             .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
             .collect();
         opq.sort();
-        assert_eq!(opq, ["new"], "the opaque dir holds only the upper layer's files");
+        assert_eq!(
+            opq,
+            ["new"],
+            "the opaque dir holds only the upper layer's files"
+        );
         assert_eq!(read("keep/b"), b"a");
         assert_eq!(read("plain"), b"p");
     }
@@ -654,11 +674,19 @@ mod tests {
     #[test]
     fn escapes_are_refused_naming_the_entry() {
         refused(|_| vec![layer(&[E::File("../escape", b"x")])], "../escape");
-        refused(|_| vec![layer(&[E::File("a/../../escape", b"x")])], "a/../../escape");
+        refused(
+            |_| vec![layer(&[E::File("a/../../escape", b"x")])],
+            "a/../../escape",
+        );
         refused(|_| vec![layer(&[E::File("/abs", b"x")])], "/abs");
         // Writing through a symlinked parent: absolute and relative targets.
         refused(
-            |out| vec![layer(&[E::Sym("evil", out), E::File("evil/victim", b"pwned")])],
+            |out| {
+                vec![layer(&[
+                    E::Sym("evil", out),
+                    E::File("evil/victim", b"pwned"),
+                ])]
+            },
             "evil/victim",
         );
         refused(
@@ -690,7 +718,10 @@ mod tests {
             "evil/.wh..wh..opq",
         );
         // Hard links out of the tree, or through a symlink.
-        refused(|_| vec![layer(&[E::Hard("h", "../outside/victim")])], "\"h\"");
+        refused(
+            |_| vec![layer(&[E::Hard("h", "../outside/victim")])],
+            "\"h\"",
+        );
         refused(
             |out| vec![layer(&[E::Sym("evil", out), E::Hard("h2", "evil/victim")])],
             "h2",
