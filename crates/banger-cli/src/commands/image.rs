@@ -96,10 +96,7 @@ async fn pull_as(
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
     let done = crate::progress::follow(ctx, &daemon.client, op).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
-    let shown = save_as.map_or_else(
-        || done.target.clone().unwrap_or_else(|| name.to_owned()),
-        |n| n,
-    );
+    let shown = save_as.unwrap_or_else(|| done.target.clone().unwrap_or_else(|| name.to_owned()));
     output::info(&format!("{shown} ready ({took})"));
     Ok(())
 }
