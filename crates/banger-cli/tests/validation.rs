@@ -109,7 +109,6 @@ fn invalid_config_names_the_file() {
 fn commands_not_in_this_build_exit_7_without_side_effects() {
     let env = TestEnv::new().unwrap();
     let commands: &[&[&str]] = &[
-        &["image", "pull", "docker.io/library/alpine:3.20"],
         &["image", "cache", "prune", "--dry-run"],
         &["system", "install"],
         &["update", "--check"],
