@@ -4,7 +4,6 @@
 //! VMM; the result is read back out of the built ext4 with debugfs.
 
 mod fakehost;
-mod ocibed;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,8 +14,8 @@ use banger_daemon::images::pull::pull_image;
 use banger_image::ext4;
 use banger_model::{ImageRecord, KernelRecord, Size};
 use banger_proto::{Operation, OperationState};
+use banger_testkit::oci::*;
 use fakehost::*;
-use ocibed::*;
 
 /// Registers the catalog kernel OCI images boot with, so a pull does not build one.
 fn seed_default_kernel(host: &Host, ctx: &DaemonContext) {

@@ -2,7 +2,9 @@
 //! free loopback port with a temp config, optionally behind htpasswd basic auth, and images
 //! built here from files (tar layers, configs, manifests in an OCI layout dir) pushed with
 //! `skopeo`, the real client. No internet.
-#![allow(dead_code)]
+//!
+//! Every tool runs through a command wrapper, so a real-guest test can run the registry and
+//! the pushes inside its network namespace (`NetNs::command`), where its daemon pulls from.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -12,10 +14,15 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+/// Builds the `Command` for a program (`Command::new`, or one inside a namespace).
+pub type Wrap = Box<dyn Fn(&str) -> Command + Send + Sync>;
+
 /// A running registry, stopped on drop.
 pub struct Registry {
     child: Child,
     _dir: tempfile::TempDir,
+    wrap: Wrap,
+    /// Its loopback port.
     pub port: u16,
     /// `user:password` when behind basic auth.
     pub creds: Option<(String, String)>,
@@ -30,8 +37,14 @@ fn free_port() -> u16 {
 }
 
 impl Registry {
-    /// Starts a registry; with `auth`, behind htpasswd (bcrypt) basic auth for that user.
+    /// Starts a registry on the host's loopback; with `auth`, behind htpasswd (bcrypt) basic
+    /// auth for that user.
     pub fn start(auth: Option<(&str, &str)>) -> Self {
+        Self::start_with(auth, Box::new(|program: &str| Command::new(program)))
+    }
+
+    /// [`Registry::start`], running every tool through `wrap`.
+    pub fn start_with(auth: Option<(&str, &str)>, wrap: Wrap) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut config = format!(
@@ -55,7 +68,7 @@ impl Registry {
         }
         let path = dir.path().join("config.yml");
         std::fs::write(&path, config).expect("config");
-        let child = Command::new("docker-registry")
+        let child = wrap("docker-registry")
             .arg("serve")
             .arg(&path)
             .stdout(Stdio::null())
@@ -65,13 +78,20 @@ impl Registry {
         let registry = Self {
             child,
             _dir: dir,
+            wrap,
             port,
             creds: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let probe = format!("import socket; socket.create_connection(('127.0.0.1', {port}), 1)");
+        while !(registry.wrap)("python3")
+            .args(["-c", &probe])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             assert!(Instant::now() < deadline, "the registry never listened");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(100));
         }
         registry
     }
@@ -83,7 +103,7 @@ impl Registry {
 
     /// Pushes the OCI layout at `layout` (tag `tag`) as `repo:tag`; `all` keeps an index.
     pub fn push(&self, layout: &Path, tag: &str, repo: &str, all: bool) {
-        let mut cmd = Command::new("skopeo");
+        let mut cmd = (self.wrap)("skopeo");
         cmd.args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]);
         if all {
             cmd.arg("--all");
@@ -109,12 +129,17 @@ impl Drop for Registry {
     }
 }
 
-/// One tar entry with a raw (unchecked) name, as any image — hostile ones too — can write it.
+/// One tar entry (`Owned`: a file with that uid and gid) with a raw (unchecked) name, as any image — hostile ones too — can write it.
 pub enum E<'a> {
+    /// A directory.
     Dir(&'a str),
+    /// A file with contents.
     File(&'a str, &'a [u8]),
+    /// A file with contents, uid and gid.
     Owned(&'a str, &'a [u8], u64, u64),
+    /// A symlink and its target.
     Sym(&'a str, &'a str),
+    /// A hard link and its target.
     Hard(&'a str, &'a str),
 }
 
@@ -161,12 +186,14 @@ pub fn tar_layer(entries: &[E<'_>]) -> Vec<u8> {
     b.into_inner().expect("finish")
 }
 
+/// gzip of `data`.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).expect("gzip");
     e.finish().expect("gzip")
 }
 
+/// zstd of `data`.
 pub fn zstd(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 3).expect("zstd")
 }
@@ -174,13 +201,17 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
 /// How a layer blob is compressed.
 #[derive(Clone, Copy)]
 pub enum Z {
+    /// Plain tar.
     None,
+    /// `+gzip`.
     Gzip,
+    /// `+zstd`.
     Zstd,
 }
 
 /// An OCI image layout directory being written.
 pub struct Layout {
+    /// Where it is.
     pub dir: PathBuf,
     refs: Vec<serde_json::Value>,
 }
@@ -194,6 +225,7 @@ fn sha(data: &[u8]) -> String {
 }
 
 impl Layout {
+    /// A new layout at `dir`.
     pub fn new(dir: &Path) -> Self {
         std::fs::create_dir_all(dir.join("blobs/sha256")).expect("layout");
         std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -209,6 +241,14 @@ impl Layout {
         let hex = digest.trim_start_matches("sha256:");
         std::fs::write(self.dir.join("blobs/sha256").join(hex), data).expect("blob");
         serde_json::json!({"digest": digest, "size": data.len()})
+    }
+
+    /// Writes a blob that is already a compressed layer (`media` its media type) and returns
+    /// its descriptor, for [`Layout::manifest_of`].
+    pub fn layer_blob(&self, data: &[u8], media: &str) -> serde_json::Value {
+        let mut d = self.blob(data);
+        d["mediaType"] = media.into();
+        d
     }
 
     /// Writes an image manifest for `layers` (tar bytes, compressed as given) and `arch`;
