@@ -381,8 +381,13 @@ impl Flattener {
                         ),
                     });
                 }
+                // chown(2) clears setuid/setgid bits, so the owner comes before the mode.
+                self.set_owner(&host, &rel, uid, gid)
+                    .map_err(Self::io(layer, &rel))?;
                 file.set_permissions(std::fs::Permissions::from_mode(mode))
                     .map_err(Self::io(layer, &rel))?;
+                this_layer.insert(rel);
+                return Ok(());
             }
             T::Symlink => {
                 let target = entry
@@ -742,6 +747,38 @@ mod tests {
             .expect("file over symlink");
         assert_eq!(std::fs::read(b.root.join("link")).expect("read"), b"new");
         outside_untouched(&b);
+    }
+
+    #[test]
+    fn setuid_bits_and_owners_survive() {
+        let b = bed();
+        let mut h = raw_header("su", tar::EntryType::Regular, 2, None);
+        h.set_mode(0o4755);
+        h.set_uid(1000);
+        h.set_gid(1000);
+        h.set_cksum();
+        let mut t = tar::Builder::new(Vec::new());
+        t.append(&h, &b"#!"[..]).expect("append");
+        let mut f = Flattener::new(&b.root, 1 << 30);
+        f.apply_layer(1, t.into_inner().expect("tar").as_slice())
+            .expect("layer");
+        let left = f.finish().expect("finish");
+        let meta = std::fs::symlink_metadata(b.root.join("su")).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o4755);
+        if nix::unistd::geteuid().is_root() {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+            assert!(left.owners.is_empty());
+        } else {
+            assert_eq!(
+                left.owners,
+                [Owner {
+                    path: "su".into(),
+                    uid: 1000,
+                    gid: 1000
+                }]
+            );
+        }
     }
 
     #[test]
