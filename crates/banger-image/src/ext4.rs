@@ -856,6 +856,48 @@ mod tests {
         assert_eq!(u.bytes, 2 * BLOCK_SIZE + 2 * BLOCK_SIZE);
     }
 
+    /// Real e2fsprogs: owners set after mkfs (how a non-root OCI pull keeps them), paths with
+    /// spaces included; a path a script line cannot carry is refused.
+    #[test]
+    #[ignore = "needs e2fsprogs (mkfs.ext4, debugfs)"]
+    fn set_owners_real() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("etc")).expect("mkdir");
+        std::fs::write(tree.join("etc/plain"), b"x").expect("write");
+        std::fs::write(tree.join("etc/a b"), b"x").expect("write");
+        let img = dir.path().join("root.ext4");
+        mkfs(Some(&tree), &img, 16 << 20, "banger-root").expect("mkfs");
+        set_owners(
+            &img,
+            &[
+                (PathBuf::from("/etc/plain"), 1234, 4321),
+                (PathBuf::from("/etc/a b"), 77, 88),
+                (PathBuf::from("/etc"), 5, 6),
+            ],
+        )
+        .expect("set owners");
+        let plain = stat(&img, "/etc/plain").expect("stat").expect("exists");
+        assert_eq!((plain.uid, plain.gid), (1234, 4321));
+        let etc = stat(&img, "/etc").expect("stat").expect("exists");
+        assert_eq!((etc.uid, etc.gid), (5, 6));
+        let out = std::process::Command::new("debugfs")
+            .args(["-R", "ls -l /etc"])
+            .arg(&img)
+            .output()
+            .expect("debugfs");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let spaced = listing.lines().find(|l| l.ends_with("a b")).expect("listed");
+        let fields: Vec<&str> = spaced.split_whitespace().collect();
+        assert_eq!((fields[3], fields[4]), ("77", "88"), "{spaced}");
+        assert!(matches!(
+            set_owners(&img, &[(PathBuf::from("/etc/q\"uote"), 1, 1)]),
+            Err(Ext4Error::InvalidGuestPath(_))
+        ));
+        let missing = set_owners(&img, &[(PathBuf::from("/nope"), 1, 1)]);
+        assert!(matches!(missing, Err(Ext4Error::NotApplied { .. })), "{missing:?}");
+    }
+
     /// Real e2fsprogs: build from a tree, grow, check. Needs no root (files only).
     #[test]
     #[ignore = "needs e2fsprogs (mkfs.ext4, e2fsck, resize2fs, debugfs)"]
