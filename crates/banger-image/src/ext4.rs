@@ -887,7 +887,10 @@ mod tests {
             .output()
             .expect("debugfs");
         let listing = String::from_utf8_lossy(&out.stdout);
-        let spaced = listing.lines().find(|l| l.ends_with("a b")).expect("listed");
+        let spaced = listing
+            .lines()
+            .find(|l| l.ends_with("a b"))
+            .expect("listed");
         let fields: Vec<&str> = spaced.split_whitespace().collect();
         assert_eq!((fields[3], fields[4]), ("77", "88"), "{spaced}");
         assert!(matches!(
@@ -895,7 +898,10 @@ mod tests {
             Err(Ext4Error::InvalidGuestPath(_))
         ));
         let missing = set_owners(&img, &[(PathBuf::from("/nope"), 1, 1)]);
-        assert!(matches!(missing, Err(Ext4Error::NotApplied { .. })), "{missing:?}");
+        assert!(
+            matches!(missing, Err(Ext4Error::NotApplied { .. })),
+            "{missing:?}"
+        );
     }
 
     /// Real e2fsprogs: build from a tree, grow, check. Needs no root (files only).
