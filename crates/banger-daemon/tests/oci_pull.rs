@@ -468,3 +468,67 @@ fn base64_encode(data: &[u8]) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_prune_tallies_then_empties_and_a_concurrent_pull_completes() {
+    use banger_daemon::images::cache_prune::prune;
+    let registry = Registry::start(None);
+    let scratch = tempfile::tempdir().expect("scratch");
+    push_layered(&registry, scratch.path(), "test/app", "1");
+    let (host, ctx) = bed(|_| {});
+    let blobs = host.layout.cache_dir.join("oci/blobs/sha256");
+
+    let none = prune(&ctx, false).await.expect("prune of a missing cache");
+    assert_eq!((none.bytes_freed, none.blobs_freed), (0, 0));
+
+    let reference = format!("{}/test/app:1", registry.host());
+    let op = pull(&ctx, &reference, Some("a")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    let on_disk: u64 = std::fs::read_dir(&blobs)
+        .expect("cache")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum();
+    let dry = prune(&ctx, true).await.expect("dry run");
+    assert!(dry.dry_run);
+    assert_eq!((dry.bytes_freed, dry.blobs_freed), (on_disk, 3));
+    assert_eq!(
+        std::fs::read_dir(&blobs).expect("cache").count(),
+        3,
+        "nothing deleted"
+    );
+
+    // A pull started before the prune completes; the prune waits for it.
+    let pulling = pull_image(&ctx, &reference, Some("b".into()))
+        .await
+        .expect("pull accepted");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ctx
+        .operations()
+        .get(&pulling.id)
+        .expect("known")
+        .stages
+        .iter()
+        .any(|s| s.name.starts_with("fetch"))
+    {
+        assert!(std::time::Instant::now() < deadline, "the pull never began");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pruned = prune(&ctx, false).await.expect("prune");
+    let op = finish(&ctx, pulling).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert_eq!((pruned.bytes_freed, pruned.blobs_freed), (on_disk, 3));
+    assert!(!blobs.exists() || std::fs::read_dir(&blobs).expect("cache").count() == 0);
+    let left: Vec<_> = std::fs::read_dir(&host.layout.cache_dir)
+        .expect("cache dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|n| !n.starts_with(".oci-prune")),
+        "{left:?}"
+    );
+    // Both images still boot from their own files.
+    for name in ["a", "b"] {
+        let image = ctx.store().images().resolve(name).expect("record");
+        assert_eq!(read(&image.rootfs_path, "/etc/marker"), "top\n");
+    }
+}

@@ -287,6 +287,27 @@ impl SetVmRequest {
     }
 }
 
+/// `POST /v1/images/cache/prune`: what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PruneCacheRequest {
+    /// Only tally; remove nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a cache prune freed (or would free).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneCacheResult {
+    /// Bytes of blobs removed (or that would be).
+    pub bytes_freed: u64,
+    /// Blobs removed (or that would be).
+    pub blobs_freed: u64,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// The cache directory.
+    pub cache_dir: std::path::PathBuf,
+}
+
 /// `POST /v1/vms/prune`: which VMs may go.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PruneVmsRequest {

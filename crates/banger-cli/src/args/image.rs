@@ -85,7 +85,7 @@ Examples:
   banger image rm -f web-g       web-g is only a prefix: delete it without asking"
     )]
     Delete(DeleteArgs),
-    /// Manage the download cache (not built yet in this build: exits 7)
+    /// Manage the OCI layer cache
     #[command(
         subcommand,
         subcommand_required = true,
@@ -161,11 +161,17 @@ pub struct DeleteArgs {
 /// The `image cache` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Remove cached downloads (not built yet in this build: exits 7)
-    #[command(after_help = "\
+    /// Remove cached OCI layer blobs (images already pulled keep working)
+    #[command(
+        long_about = "Remove cached OCI layer blobs.\n\n\
+            Pulled layers are kept so a second pull of an image sharing them downloads \
+            nothing; images are self-contained and keep working without them. The prune \
+            waits for a running pull to finish, then empties the cache in one step.",
+        after_help = "\
 Examples:
   banger image cache prune --dry-run     say how much would be freed
-  banger image cache prune")]
+  banger image cache prune"
+    )]
     Prune(PruneArgs),
 }
 

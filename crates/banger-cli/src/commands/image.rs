@@ -56,7 +56,18 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             }
             Ok(())
         }
-        ImageCommand::Cache(CacheCommand::Prune(_)) => not_available("image cache prune"),
+        ImageCommand::Cache(CacheCommand::Prune(args)) => {
+            let daemon = connect_or_start(ctx).await?;
+            let request = banger_proto::PruneCacheRequest {
+                dry_run: args.dry_run,
+            };
+            let done: banger_proto::PruneCacheResult = daemon
+                .client
+                .send(routes::PRUNE_IMAGE_CACHE, &[], &request)
+                .await?;
+            output::info(&render::image::pruned(&done));
+            Ok(())
+        }
     }
 }
 

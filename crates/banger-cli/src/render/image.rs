@@ -53,6 +53,22 @@ pub fn show(image: &ImageRecord) -> String {
     f.render()
 }
 
+/// The one line `image cache prune` prints.
+pub fn pruned(done: &banger_proto::PruneCacheResult) -> String {
+    let verb = if done.dry_run { "would free" } else { "freed" };
+    let noun = if done.blobs_freed == 1 {
+        "blob"
+    } else {
+        "blobs"
+    };
+    format!(
+        "{verb} {} across {} {noun} in {}",
+        super::vm_inspect::bytes(done.bytes_freed),
+        done.blobs_freed,
+        done.cache_dir.display()
+    )
+}
+
 /// An argument vector as a shell would read it back: words with spaces or quotes are quoted.
 fn shell_words(words: &[String]) -> String {
     words
@@ -87,6 +103,20 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             oci_config: None,
         }
+    }
+
+    #[test]
+    fn prune_line() {
+        let mut done = banger_proto::PruneCacheResult {
+            bytes_freed: 3 << 20,
+            blobs_freed: 47,
+            dry_run: false,
+            cache_dir: "/c/oci".into(),
+        };
+        assert_eq!(pruned(&done), "freed 3.0 MiB across 47 blobs in /c/oci");
+        done.dry_run = true;
+        done.blobs_freed = 1;
+        assert!(pruned(&done).starts_with("would free 3.0 MiB across 1 blob in"));
     }
 
     #[test]

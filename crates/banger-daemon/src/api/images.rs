@@ -46,6 +46,16 @@ pub async fn pull(
     Ok((StatusCode::ACCEPTED, Json(op)))
 }
 
+/// Empties the OCI blob cache (waits for a running pull).
+pub async fn prune_cache(
+    State(ctx): State<DaemonContext>,
+    Json(request): Json<banger_proto::PruneCacheRequest>,
+) -> Result<Json<banger_proto::PruneCacheResult>, ApiError> {
+    Ok(Json(
+        crate::images::cache_prune::prune(&ctx, request.dry_run).await?,
+    ))
+}
+
 /// Deletes one (refused while something uses it).
 pub async fn delete(
     State(ctx): State<DaemonContext>,

@@ -9,6 +9,7 @@
 //! the loser of two same-name registrations gets `already_exists` and the winner's files stay.
 
 pub mod bundle;
+pub mod cache_prune;
 mod error;
 pub mod oci_pull;
 pub mod pull;
