@@ -36,6 +36,7 @@ struct Inner {
     registry_lock: Mutex<()>,
     zone: crate::dns::Zone,
     guest_dns: std::sync::OnceLock<Arc<crate::dns::guest::GuestResolver>>,
+    docker_config: Mutex<Option<std::path::PathBuf>>,
     handles: Mutex<HashMap<String, VmHandles>>,
 }
 
@@ -68,6 +69,10 @@ impl DaemonContext {
                 registry_lock: Mutex::new(()),
                 zone: crate::dns::Zone::default(),
                 guest_dns: std::sync::OnceLock::new(),
+                docker_config: Mutex::new(banger_image::oci::auth::default_config_path(
+                    std::env::var("DOCKER_CONFIG").ok().as_deref(),
+                    std::env::var("HOME").ok().as_deref(),
+                )),
                 handles: Mutex::new(HashMap::new()),
             }),
         }
@@ -102,6 +107,25 @@ impl DaemonContext {
             .registry_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Docker `config.json` registry credentials are read from (`$DOCKER_CONFIG` or
+    /// `~/.docker` of the daemon's environment, unless set otherwise).
+    pub fn docker_config(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .docker_config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads registry credentials from `path` instead (`None`: pull anonymously).
+    pub fn set_docker_config(&self, path: Option<std::path::PathBuf>) {
+        *self
+            .inner
+            .docker_config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = path;
     }
 
     /// The `vm.` DNS zone: running VMs by name.

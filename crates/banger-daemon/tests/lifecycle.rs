@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banger_daemon::vms;
+use banger_daemon::{DaemonContext, vms};
 use banger_model::{CatalogBundle, Size, VmState};
 use banger_net::NetOps;
 use banger_proto::{ErrorCode, OperationState, PruneVmsRequest, SetVmRequest, StageState};
@@ -764,6 +764,73 @@ async fn auto_pull_downloads_a_pinned_bundle_once_and_boots_from_it() {
         (op.stages[0].name.as_str(), op.stages[0].state),
         ("auto-pull", StageState::Skipped),
         "the second create finds it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_pull_by_name_fetches_a_config_bundle_once() {
+    let mut host = Host::new();
+    let staging = tempfile::tempdir().expect("staging");
+    std::fs::create_dir_all(staging.path().join("tree/usr/local/bin")).expect("tree");
+    let rootfs_path = staging.path().join("rootfs.ext4");
+    run(Command::new("mkfs.ext4")
+        .args(["-F", "-q", "-d"])
+        .arg(staging.path().join("tree"))
+        .arg(&rootfs_path)
+        .arg("16M"));
+    let rootfs = std::fs::read(&rootfs_path).expect("rootfs");
+    let kernel = banger_testkit::fakes::stand_in_vmlinux();
+    let manifest = serde_json::json!({
+        "kernel": {"path": "vmlinux", "sha256": sha256_hex(&kernel)},
+        "rootfs": {"path": "rootfs.ext4", "sha256": sha256_hex(&rootfs)},
+    })
+    .to_string()
+    .into_bytes();
+    let digest = format!("sha256:{}", sha256_hex(&manifest));
+    let base = serve_files(vec![
+        ("/p/manifest.json".into(), manifest),
+        ("/p/vmlinux".into(), kernel),
+        ("/p/rootfs.ext4".into(), rootfs),
+    ])
+    .await;
+    host.config.catalog.push(CatalogBundle {
+        name: "pulled".into(),
+        source: format!("{base}/p/manifest.json"),
+        digest,
+    });
+    let ctx = host.daemon();
+    let pull = |ctx: DaemonContext| async move {
+        let op = banger_daemon::images::pull::pull_image(&ctx, "pulled", None)
+            .await
+            .expect("pull accepted");
+        finish(&ctx, op).await
+    };
+    let op = pull(ctx.clone()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert_eq!(op.stages[0].state, StageState::Done, "downloaded: {op:?}");
+    assert!(
+        ctx.store()
+            .images()
+            .get_by_name("pulled")
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        ctx.store()
+            .kernels()
+            .get_by_name("pulled")
+            .expect("get")
+            .is_some()
+    );
+    let op = pull(ctx.clone()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert_eq!(op.stages[0].state, StageState::Skipped, "found: {op:?}");
+    let err = banger_daemon::images::pull::pull_image(&ctx, "nope", None)
+        .await
+        .expect_err("unknown");
+    assert!(
+        err.to_string().contains("pulled"),
+        "known names listed: {err}"
     );
 }
 

@@ -34,6 +34,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod mirror;
 pub mod modules;
+pub mod oci;
 
 pub use catalog::{Catalog, CatalogError, ImageRecipe, KernelRecipe};
 pub use cmd::CommandError;

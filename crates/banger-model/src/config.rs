@@ -88,7 +88,18 @@ pub struct Config {
     /// Extra catalog entries: prebuilt image bundles served over HTTP.
     #[serde(default)]
     pub catalog: Vec<CatalogBundle>,
+    /// Registries (`host` or `host:port`) `image pull` may reach over plain HTTP. Loopback
+    /// registries always may; every other registry is HTTPS only.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Cap on the unpacked size of an OCI image (`16G`): a pull that would unpack more fails.
+    pub oci_max_unpacked_size: Option<Size>,
 }
+
+/// Default for `oci_max_unpacked_size`.
+pub const DEFAULT_OCI_MAX_UNPACKED: Size = Size::from_bytes(16 << 30);
+/// Smallest `oci_max_unpacked_size` accepted.
+pub const MIN_OCI_MAX_UNPACKED: Size = Size::from_bytes(16 << 20);
 
 /// One `[[catalog]]` entry: an image (with its kernel) published as a bundle.
 ///
@@ -234,6 +245,19 @@ impl Config {
                 });
             }
         }
+        for (i, entry) in self.insecure_registries.iter().enumerate() {
+            if let Err(reason) = check_registry_host(entry) {
+                return Err(invalid(&format!("insecure_registries[{i}]"), reason));
+            }
+        }
+        if let Some(cap) = self.oci_max_unpacked_size
+            && cap < MIN_OCI_MAX_UNPACKED
+        {
+            return Err(invalid(
+                "oci_max_unpacked_size",
+                format!("must be at least {MIN_OCI_MAX_UNPACKED}, got {cap}"),
+            ));
+        }
         for (i, entry) in self.file_sync.iter().enumerate() {
             entry
                 .validate()
@@ -243,6 +267,54 @@ impl Config {
                 })?;
         }
         Ok(())
+    }
+}
+
+/// `host` or `host:port` (a DNS name, IPv4, or `[IPv6]`), as a registry appears in an image
+/// reference: no scheme, no path.
+fn check_registry_host(entry: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "{entry:?} {why}; write host or host:port, e.g. \"registry.lan:5000\""
+        ))
+    };
+    if entry.contains("://") {
+        return bad("has a scheme");
+    }
+    let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, tail)) if h.parse::<std::net::Ipv6Addr>().is_ok() => {
+                (h, tail.strip_prefix(':'))
+            }
+            _ => return bad("is not a valid [IPv6] address"),
+        }
+    } else {
+        match entry.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (entry, None),
+        }
+    };
+    if let Some(p) = port
+        && p.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return bad("has an invalid port");
+    }
+    let name_ok = entry.starts_with('[')
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            }));
+    if name_ok {
+        Ok(())
+    } else {
+        bad("is not a host name")
     }
 }
 
@@ -360,6 +432,39 @@ fn parse_mode(mode: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_pull_settings_are_checked() {
+        let c = Config::parse(
+            "insecure_registries = [\"registry.lan:5000\", \"10.0.0.5\", \"[fd00::1]:443\"]\n\
+             oci_max_unpacked_size = \"2G\"",
+        )
+        .unwrap();
+        assert_eq!(c.insecure_registries.len(), 3);
+        assert_eq!(c.oci_max_unpacked_size, Some(Size::from_bytes(2 << 30)));
+        for (entry, needle) in [
+            ("http://registry.lan", "scheme"),
+            ("registry.lan/path", "host name"),
+            ("registry.lan:0", "port"),
+            ("registry.lan:99999", "port"),
+            ("", "host name"),
+            ("[nope]:5000", "IPv6"),
+            ("-bad.lan", "host name"),
+        ] {
+            let text = format!("insecure_registries = [\"ok.lan\", {entry:?}]");
+            let err = Config::parse(&text).unwrap_err().to_string();
+            assert!(err.contains("insecure_registries[1]"), "{entry}: {err}");
+            assert!(err.contains(needle), "{entry}: {err}");
+        }
+        let err = Config::parse("oci_max_unpacked_size = \"1M\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("oci_max_unpacked_size") && err.contains("at least"),
+            "{err}"
+        );
+        assert!(Config::parse("oci_max_unpacked_size = \"lots\"").is_err());
+    }
 
     #[test]
     fn empty_config_is_all_defaults() {

@@ -26,4 +26,28 @@ pub struct ImageRecord {
     pub kernel_name: Option<String>,
     /// Creation time, RFC 3339 UTC.
     pub created_at: String,
+    /// The run settings an OCI image came with (`None` for other images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_config: Option<OciRunConfig>,
+}
+
+/// The parts of an OCI image config that say how the image expects to run: recorded at pull
+/// time and shown by `image show`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OciRunConfig {
+    /// `Env`: `NAME=value` entries.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `WorkingDir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `User` (`name`, `uid`, `uid:gid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `Entrypoint`.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    #[serde(default)]
+    pub cmd: Vec<String>,
 }

@@ -19,7 +19,7 @@ pub mod time;
 pub mod vm;
 
 pub use config::{CatalogBundle, Config, ConfigError, FileSync, VmDefaultsConfig, VmmChoice};
-pub use image::ImageRecord;
+pub use image::{ImageRecord, OciRunConfig};
 pub use kernel::KernelRecord;
 pub use layout::{Env, Layout, LayoutError, Mode};
 pub use name::{NameError, VmName};

@@ -22,6 +22,7 @@ pub use types::{
     RegisterKernelRequest, SshCommandLine, SshRequest,
 };
 pub use types::{
-    DiskUsage, HealthCheck, ListeningPort, PortProtocol, ProcessStats, PruneFailure,
-    PruneVmsRequest, PruneVmsResponse, SetVmRequest, VmHealth, VmPorts, VmStats,
+    DiskUsage, HealthCheck, ListeningPort, PortProtocol, ProcessStats, PruneCacheRequest,
+    PruneCacheResult, PruneFailure, PruneVmsRequest, PruneVmsResponse, SetVmRequest, VmHealth,
+    VmPorts, VmStats,
 };

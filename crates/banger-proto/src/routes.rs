@@ -126,6 +126,12 @@ pub const PULL_IMAGE: Route = route(
     "/v1/images/pull",
     "Pull a catalog image (returns an operation)",
 );
+/// `POST /v1/images/cache/prune`.
+pub const PRUNE_IMAGE_CACHE: Route = route(
+    "POST",
+    "/v1/images/cache/prune",
+    "Empty the OCI layer blob cache (or report what that would free)",
+);
 /// `POST /v1/kernels/pull`.
 pub const PULL_KERNEL: Route = route(
     "POST",
@@ -180,6 +186,7 @@ pub const ALL: &[Route] = &[
     LIST_IMAGES,
     REGISTER_IMAGE,
     PULL_IMAGE,
+    PRUNE_IMAGE_CACHE,
     GET_IMAGE,
     DELETE_IMAGE,
     LIST_KERNELS,

@@ -120,8 +120,12 @@ pub struct RegisterKernelRequest {
 /// `POST /v1/images/pull` and `POST /v1/kernels/pull`: what to pull.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {
-    /// Catalog name (`debian-bookworm`, `debian-cloud`).
+    /// Catalog name (`debian-bookworm`, `debian-cloud`), or for images an OCI reference
+    /// (`docker.io/library/debian:bookworm`, `localhost:5000/app@sha256:…`).
     pub name: String,
+    /// The name to save an OCI image as (default: derived from the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_as: Option<String>,
 }
 
 /// One check of `GET /v1/vms/{vm}/health`.
@@ -285,6 +289,27 @@ impl SetVmRequest {
             nat: self.nat.unwrap_or(spec.nat),
         }
     }
+}
+
+/// `POST /v1/images/cache/prune`: what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PruneCacheRequest {
+    /// Only tally; remove nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a cache prune freed (or would free).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneCacheResult {
+    /// Bytes of blobs removed (or that would be).
+    pub bytes_freed: u64,
+    /// Blobs removed (or that would be).
+    pub blobs_freed: u64,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// The cache directory.
+    pub cache_dir: std::path::PathBuf,
 }
 
 /// `POST /v1/vms/prune`: which VMs may go.

@@ -5,7 +5,7 @@
 //! refers to it (checked in the deleting transaction and backed by the `vms.image_id` foreign
 //! key), because VM disks are copy-on-write views of the image.
 
-use banger_model::ImageRecord;
+use banger_model::{ImageRecord, OciRunConfig};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
@@ -30,6 +30,7 @@ impl Record for ImageRecord {
         "work_seed_path",
         "kernel_name",
         "created_at",
+        "oci_config_json",
     ];
 
     fn id(&self) -> &str {
@@ -50,6 +51,7 @@ impl Record for ImageRecord {
             opt_path("image.work_seed_path", self.work_seed_path.as_deref())?,
             opt_text(self.kernel_name.as_deref()),
             Value::Text(self.created_at.clone()),
+            oci_config_json(self.oci_config.as_ref())?,
         ])
     }
 
@@ -63,6 +65,7 @@ impl Record for ImageRecord {
             work_seed_path: get_opt_path(row, "work_seed_path")?,
             kernel_name: row.get("kernel_name")?,
             created_at: row.get("created_at")?,
+            oci_config: get_oci_config(row)?,
         })
     }
 
@@ -84,4 +87,27 @@ impl Record for ImageRecord {
             })
         }
     }
+}
+
+/// The OCI run settings as JSON text, or NULL.
+fn oci_config_json(config: Option<&OciRunConfig>) -> Result<Value, StoreError> {
+    config.map_or(Ok(Value::Null), |c| {
+        serde_json::to_string(c)
+            .map(Value::Text)
+            .map_err(|e| StoreError::InvalidValue {
+                field: "image.oci_config",
+                reason: e.to_string(),
+            })
+    })
+}
+
+/// Reads `oci_config_json`; a value that is not a config is a conversion error.
+fn get_oci_config(row: &Row<'_>) -> rusqlite::Result<Option<OciRunConfig>> {
+    let raw: Option<String> = row.get("oci_config_json")?;
+    raw.map(|text| {
+        serde_json::from_str(&text).map_err(|e| {
+            crate::record::bad_value(row, "oci_config_json", format!("invalid config: {e}"))
+        })
+    })
+    .transpose()
 }

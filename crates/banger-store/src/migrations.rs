@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "vm workspace",
         sql: VM_WORKSPACE,
     },
+    Migration {
+        id: 3,
+        name: "image oci config",
+        sql: IMAGE_OCI_CONFIG,
+    },
 ];
 
 const BASELINE: &str = "
@@ -78,6 +83,11 @@ CREATE INDEX vms_image_id ON vms (image_id);
 /// The workspace prepared into a VM, as JSON (`banger_model::Workspace`); NULL when none.
 const VM_WORKSPACE: &str = "
 ALTER TABLE vms ADD COLUMN workspace_json TEXT;
+";
+
+/// The run settings of an OCI image, as JSON (`banger_model::OciRunConfig`); NULL otherwise.
+const IMAGE_OCI_CONFIG: &str = "
+ALTER TABLE images ADD COLUMN oci_config_json TEXT;
 ";
 
 /// Whether ids are strictly ascending (hence unique); evaluated at compile time below.

@@ -50,7 +50,11 @@ fn a_fresh_database_gets_every_migration_recorded() {
     }
     assert_eq!(
         recorded(&conn),
-        [(1, "baseline".to_owned()), (2, "vm workspace".to_owned())]
+        [
+            (1, "baseline".to_owned()),
+            (2, "vm workspace".to_owned()),
+            (3, "image oci config".to_owned())
+        ]
     );
     let at: String = conn
         .query_row(
@@ -325,11 +329,13 @@ fn the_release_1_database_dump_still_opens_and_reads() {
     );
     assert_eq!(
         inspect_schema(&path).unwrap(),
-        SchemaStatus::MigrationsNeeded { pending: vec![2] }
+        SchemaStatus::MigrationsNeeded {
+            pending: vec![2, 3]
+        }
     );
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.applied_migrations().unwrap(), [1, 2]);
+    assert_eq!(store.applied_migrations().unwrap(), [1, 2, 3]);
     let mut expected_vm = vm("0a1b2c3d4e5f", "web", "11aa22bb33cc");
     expected_vm.last_error = Some("boot timed out".to_owned());
     expected_vm.state = banger_model::VmState::Error;
@@ -367,12 +373,18 @@ fn a_version_1_database_upgrades_to_2_and_keeps_its_rows() {
             .kernels()
             .insert(&kernel("99ff88ee77dd", "debian-cloud"))
             .unwrap();
-        store
-            .images()
-            .insert(&image("11aa22bb33cc", "debian"))
-            .unwrap();
     }
-    // A v1 binary cannot write workspace_json; insert the v1 row by hand.
+    // A v1 binary cannot write workspace_json or oci_config_json; insert the v1 rows by hand.
+    raw(&path)
+        .execute(
+            "INSERT INTO images (id, name, source, digest, rootfs_path, work_seed_path,
+                kernel_name, created_at)
+             VALUES ('11aa22bb33cc', 'debian', 'catalog:debian', NULL,
+                '/var/lib/banger/images/11aa22bb33cc/rootfs.ext4', NULL, 'debian-cloud',
+                '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
     raw(&path)
         .execute(
             "INSERT INTO vms (id, name, image_id, vcpu, memory_mib, disk_size_bytes, nat, state,
@@ -386,11 +398,13 @@ fn a_version_1_database_upgrades_to_2_and_keeps_its_rows() {
     assert!(!columns(&raw(&path), "vms").contains(&"workspace_json".to_owned()));
     assert_eq!(
         inspect_schema(&path).unwrap(),
-        SchemaStatus::MigrationsNeeded { pending: vec![2] }
+        SchemaStatus::MigrationsNeeded {
+            pending: vec![2, 3]
+        }
     );
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.applied_migrations().unwrap(), [1, 2]);
+    assert_eq!(store.applied_migrations().unwrap(), [1, 2, 3]);
     assert_eq!(
         store.vms().list().unwrap(),
         [vm("0a1b2c3d4e5f", "web", "11aa22bb33cc")]

@@ -131,7 +131,7 @@ fn read_only_open_of_a_closed_database_creates_no_files() {
     assert_eq!(names(dir.path()), [DB]);
 
     let ro = open_read_only(&path).unwrap();
-    assert_eq!(ro.applied_migrations().unwrap(), [1, 2]);
+    assert_eq!(ro.applied_migrations().unwrap(), [1, 2, 3]);
     assert_eq!(ro.vms().list().unwrap(), [vm("v1", "web", "i1")]);
     assert_eq!(ro.vms().resolve("we").unwrap().id, "v1");
     assert_eq!(

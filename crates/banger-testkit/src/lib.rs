@@ -11,6 +11,7 @@
 
 pub mod fakes;
 pub mod netns;
+pub mod oci;
 
 pub use netns::NetNs;
 

@@ -16,8 +16,8 @@ Manage the images VMs boot from.
 An image is a read-only root filesystem, the kernel it boots with, and the seed of the /root \
 work disk. You rarely need this group: `vm create` and `vm run` pull the default image \
 (debian-bookworm) on first use. To fetch one ahead of time: `banger image pull \
-debian-bookworm`. Pulls take catalog names (built in, or `[[catalog]]` entries in config); \
-pulling OCI images from a registry is not built yet.
+debian-bookworm`. Pulls take catalog names (built in, or `[[catalog]]` entries in config) \
+or any OCI / Docker image reference: `banger image pull docker.io/library/debian:bookworm`.
 
 Next: `banger vm create --image NAME` boots it; `banger image ls` shows what you have.";
 
@@ -31,15 +31,24 @@ Examples:
 /// The `image` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Fetch an image from the catalog
+    /// Fetch an image from the catalog or an OCI registry
     #[command(
-        long_about = "Fetch an image from the catalog.\n\n\
-            NAME is a catalog name: debian-bookworm (built from Debian packages), or a \
-            [[catalog]] entry of your config. Pulling OCI images from a registry is not \
-            built yet.",
+        long_about = "Fetch an image from the catalog or an OCI registry.\n\n\
+            REF is a catalog name: debian-bookworm (built from Debian packages), or a \
+            [[catalog]] entry of your config; or an OCI / Docker image reference \
+            (anything with '/', ':' or '@'): docker.io/library/debian:bookworm, \
+            ghcr.io/org/app@sha256:…, localhost:5000/app:1. The layers are verified, \
+            flattened and turned into an ext4 root filesystem with banger's agent; the \
+            image boots with the default image's kernel. Credentials come from \
+            ~/.docker/config.json (docker login, credHelpers, credsStore); plain HTTP only \
+            for loopback and for insecure_registries in config.toml; the unpacked size is \
+            capped by oci_max_unpacked_size (default 16G). The image must have an init and \
+            sshd to boot as a VM.",
         after_help = "\
 Examples:
-  banger image pull debian-bookworm"
+  banger image pull debian-bookworm
+  banger image pull docker.io/library/debian:bookworm
+  banger image pull localhost:5000/team/app:1 --name app"
     )]
     Pull(PullArgs),
     /// Register an existing root filesystem and kernel as an image
@@ -76,7 +85,7 @@ Examples:
   banger image rm -f web-g       web-g is only a prefix: delete it without asking"
     )]
     Delete(DeleteArgs),
-    /// Manage the download cache (not built yet in this build: exits 7)
+    /// Manage the OCI layer cache
     #[command(
         subcommand,
         subcommand_required = true,
@@ -92,9 +101,12 @@ Examples:
 /// Arguments of `image pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// Catalog name, e.g. debian-bookworm
-    #[arg(value_name = "NAME")]
+    /// Catalog name (debian-bookworm) or OCI reference (docker.io/library/debian:bookworm)
+    #[arg(value_name = "REF")]
     pub reference: String,
+    /// Save an OCI image under this name (default: from the reference, e.g. debian-bookworm)
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Arguments of `image register`.
@@ -149,11 +161,17 @@ pub struct DeleteArgs {
 /// The `image cache` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Remove cached downloads (not built yet in this build: exits 7)
-    #[command(after_help = "\
+    /// Remove cached OCI layer blobs (images already pulled keep working)
+    #[command(
+        long_about = "Remove cached OCI layer blobs.\n\n\
+            Pulled layers are kept so a second pull of an image sharing them downloads \
+            nothing; images are self-contained and keep working without them. The prune \
+            waits for a running pull to finish, then empties the cache in one step.",
+        after_help = "\
 Examples:
   banger image cache prune --dry-run     say how much would be freed
-  banger image cache prune")]
+  banger image cache prune"
+    )]
     Prune(PruneArgs),
 }
 

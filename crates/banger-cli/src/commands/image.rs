@@ -22,10 +22,16 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
         ImageCommand::Show(args) => show(args, ctx).await,
         ImageCommand::Pull(args) => {
             validate::reference_text("image reference", &args.reference)?;
-            if looks_like_oci(&args.reference) {
-                return not_available("image pull from an OCI registry");
+            if let Some(name) = &args.name {
+                if !looks_like_oci(&args.reference) {
+                    return Err(CliError::Usage(
+                        "--name applies to OCI references; a catalog image keeps its name"
+                            .to_owned(),
+                    ));
+                }
+                validate::reference("image name", name)?;
             }
-            pull(routes::PULL_IMAGE, &args.reference, ctx).await
+            pull_as(routes::PULL_IMAGE, &args.reference, args.name, ctx).await
         }
         ImageCommand::Register(args) => register(args, ctx).await,
         ImageCommand::Promote(args) => {
@@ -50,7 +56,18 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             }
             Ok(())
         }
-        ImageCommand::Cache(CacheCommand::Prune(_)) => not_available("image cache prune"),
+        ImageCommand::Cache(CacheCommand::Prune(args)) => {
+            let daemon = connect_or_start(ctx).await?;
+            let request = banger_proto::PruneCacheRequest {
+                dry_run: args.dry_run,
+            };
+            let done: banger_proto::PruneCacheResult = daemon
+                .client
+                .send(routes::PRUNE_IMAGE_CACHE, &[], &request)
+                .await?;
+            output::info(&render::image::pruned(&done));
+            Ok(())
+        }
     }
 }
 
@@ -72,14 +89,26 @@ pub(super) async fn pull(
     name: &str,
     ctx: &Context,
 ) -> Result<(), CliError> {
+    pull_as(route, name, None, ctx).await
+}
+
+/// [`pull`], saving an OCI image as `save_as`.
+async fn pull_as(
+    route: banger_proto::routes::Route,
+    name: &str,
+    save_as: Option<String>,
+    ctx: &Context,
+) -> Result<(), CliError> {
     let daemon = connect_or_start(ctx).await?;
     let request = banger_proto::PullRequest {
         name: name.to_owned(),
+        save_as: save_as.clone(),
     };
     let op: banger_proto::Operation = daemon.client.send(route, &[], &request).await?;
     let done = crate::progress::follow(ctx, &daemon.client, op).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
-    output::info(&format!("{name} ready ({took})"));
+    let shown = save_as.unwrap_or_else(|| done.target.clone().unwrap_or_else(|| name.to_owned()));
+    output::info(&format!("{shown} ready ({took})"));
     Ok(())
 }
 

@@ -40,7 +40,51 @@ pub fn show(image: &ImageRecord) -> String {
                 .map(|p| p.display().to_string()),
         )
         .add("created", image.created_at.clone());
+    if let Some(run) = &image.oci_config {
+        let words = |v: &[String]| (!v.is_empty()).then(|| shell_words(v));
+        f.opt("entrypoint", words(&run.entrypoint))
+            .opt("cmd", words(&run.cmd))
+            .opt("workdir", run.working_dir.clone())
+            .opt("user", run.user.clone());
+        for e in &run.env {
+            f.add("env", e.clone());
+        }
+    }
     f.render()
+}
+
+/// The one line `image cache prune` prints.
+pub fn pruned(done: &banger_proto::PruneCacheResult) -> String {
+    let verb = if done.dry_run { "would free" } else { "freed" };
+    let noun = if done.blobs_freed == 1 {
+        "blob"
+    } else {
+        "blobs"
+    };
+    format!(
+        "{verb} {} across {} {noun} in {}",
+        super::vm_inspect::bytes(done.bytes_freed),
+        done.blobs_freed,
+        done.cache_dir.display()
+    )
+}
+
+/// An argument vector as a shell would read it back: words with spaces or quotes are quoted.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -57,7 +101,22 @@ mod tests {
             work_seed_path: None,
             kernel_name: Some("debian-cloud".into()),
             created_at: "2026-01-01T00:00:00Z".into(),
+            oci_config: None,
         }
+    }
+
+    #[test]
+    fn prune_line() {
+        let mut done = banger_proto::PruneCacheResult {
+            bytes_freed: 3 << 20,
+            blobs_freed: 47,
+            dry_run: false,
+            cache_dir: "/c/oci".into(),
+        };
+        assert_eq!(pruned(&done), "freed 3.0 MiB across 47 blobs in /c/oci");
+        done.dry_run = true;
+        done.blobs_freed = 1;
+        assert!(pruned(&done).starts_with("would free 3.0 MiB across 1 blob in"));
     }
 
     #[test]
@@ -70,6 +129,25 @@ mod tests {
         assert!(lines[1].starts_with("debian-bookworm  debian-cloud  catalog:debian-bookworm"));
         let text = show(&image());
         assert!(text.contains("work seed: -"), "{text}");
+        assert!(!text.contains("entrypoint"), "{text}");
+        let mut oci = image();
+        oci.oci_config = Some(banger_model::OciRunConfig {
+            env: vec!["PATH=/usr/bin".into(), "A=b c".into()],
+            working_dir: Some("/app".into()),
+            user: None,
+            entrypoint: vec!["/bin/sh".into(), "-c".into()],
+            cmd: vec!["echo 'hi there'".into()],
+        });
+        let oci_text = show(&oci);
+        for line in [
+            "entrypoint: /bin/sh -c",
+            r"cmd:        'echo '\''hi there'\'''",
+            "workdir:    /app",
+            "env:        PATH=/usr/bin",
+            "env:        A=b c",
+        ] {
+            assert!(oci_text.contains(line), "{line:?} in {oci_text}");
+        }
         assert!(
             text.contains("rootfs:    /s/images/abc/rootfs.ext4"),
             "{text}"

@@ -37,13 +37,23 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-/// Starts a pull from the catalog (an operation).
+/// Starts a pull from the catalog or an OCI registry (an operation).
 pub async fn pull(
     State(ctx): State<DaemonContext>,
     Json(request): Json<banger_proto::PullRequest>,
 ) -> Result<(StatusCode, Json<banger_proto::Operation>), ApiError> {
-    let op = crate::images::pull::pull_image(&ctx, &request.name).await?;
+    let op = crate::images::pull::pull_image(&ctx, &request.name, request.save_as).await?;
     Ok((StatusCode::ACCEPTED, Json(op)))
+}
+
+/// Empties the OCI blob cache (waits for a running pull).
+pub async fn prune_cache(
+    State(ctx): State<DaemonContext>,
+    Json(request): Json<banger_proto::PruneCacheRequest>,
+) -> Result<Json<banger_proto::PruneCacheResult>, ApiError> {
+    Ok(Json(
+        crate::images::cache_prune::prune(&ctx, request.dry_run).await?,
+    ))
 }
 
 /// Deletes one (refused while something uses it).

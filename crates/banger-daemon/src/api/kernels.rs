@@ -42,6 +42,12 @@ pub async fn pull(
     State(ctx): State<DaemonContext>,
     Json(request): Json<banger_proto::PullRequest>,
 ) -> Result<(StatusCode, Json<banger_proto::Operation>), ApiError> {
+    if request.save_as.is_some() {
+        return Err(crate::images::ImageError::invalid(
+            "save_as applies to OCI image pulls only; a kernel keeps its catalog name",
+        )
+        .into());
+    }
     let op = crate::images::pull::pull_kernel(&ctx, &request.name).await?;
     Ok((StatusCode::ACCEPTED, Json(op)))
 }

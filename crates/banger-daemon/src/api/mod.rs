@@ -52,6 +52,7 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::LIST_IMAGES, images::list);
     let api = add(api, routes::REGISTER_IMAGE, images::register);
     let api = add(api, routes::PULL_IMAGE, images::pull);
+    let api = add(api, routes::PRUNE_IMAGE_CACHE, images::prune_cache);
     let api = add(api, routes::GET_IMAGE, images::get);
     let api = add(api, routes::DELETE_IMAGE, images::delete);
     let api = add(api, routes::LIST_KERNELS, kernels::list);

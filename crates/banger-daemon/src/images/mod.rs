@@ -9,7 +9,9 @@
 //! the loser of two same-name registrations gets `already_exists` and the winner's files stay.
 
 pub mod bundle;
+pub mod cache_prune;
 mod error;
+pub mod oci_pull;
 pub mod pull;
 pub mod staging;
 pub mod validate;
@@ -209,6 +211,7 @@ pub async fn register_image(
                     .map(|_| dir.join("work-seed.ext4")),
                 kernel_name: Some(request.kernel.clone()),
                 created_at: ids::now_rfc3339(),
+                oci_config: None,
             };
             ctx.store().images().insert(&record)?;
             Ok(record)

@@ -204,6 +204,7 @@ pub async fn ensure_image(
         work_seed_path: Some(artifact.work_seed_ext4.clone()),
         kernel_name: Some(recipe.kernel.clone()),
         created_at: ids::now_rfc3339(),
+        oci_config: None,
     };
     let result = ctx
         .store()
@@ -221,11 +222,33 @@ fn finish<T>(op: OperationHandle, result: StepResult<T>) {
     }
 }
 
-/// `POST /v1/images/pull`: starts pulling catalog image `name`.
-pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, ImageError> {
+/// `POST /v1/images/pull`: starts pulling catalog image `name`, or the OCI image `name`
+/// names when it is a registry reference (it has `/`, `:` or `@`; catalog names never do),
+/// saved as `save_as` (default: derived from the reference).
+pub async fn pull_image(
+    ctx: &DaemonContext,
+    name: &str,
+    save_as: Option<String>,
+) -> Result<Operation, ImageError> {
     let catalog = catalog()?;
+    if name.contains(['/', ':', '@']) {
+        return super::oci_pull::pull_oci(ctx, name, save_as).await;
+    }
+    if save_as.is_some() {
+        return Err(ImageError::invalid(
+            "--name applies to OCI references only; a catalog image keeps its catalog name",
+        ));
+    }
+    if let Some(bundle) = ctx.config().catalog.iter().find(|b| b.name == name) {
+        return Ok(pull_bundle(ctx, bundle.clone()));
+    }
     let recipe = image_recipe(&catalog, name).ok_or_else(|| {
-        let known: Vec<_> = catalog.images.iter().map(|i| i.name.as_str()).collect();
+        let known: Vec<_> = catalog
+            .images
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(ctx.config().catalog.iter().map(|b| b.name.as_str()))
+            .collect();
         ImageError::not_found(format!(
             "image {name:?} is not in the catalog (known: {}); use `banger image register` for your own files",
             known.join(", ")
@@ -242,6 +265,34 @@ pub async fn pull_image(ctx: &DaemonContext, name: &str) -> Result<Operation, Im
         finish(op, result);
     });
     Ok(snapshot)
+}
+
+/// Starts pulling config `[[catalog]]` bundle `bundle` (its image and kernel), as auto-pull
+/// does; a second pull finds it and says so.
+fn pull_bundle(ctx: &DaemonContext, bundle: banger_model::CatalogBundle) -> Operation {
+    let op = ctx.operations().begin("image.pull", Some(&bundle.name));
+    let snapshot = op.snapshot();
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let _lock = ctx.pull_lock().lock().await;
+        let stage = format!("image {}", bundle.name);
+        let result = match ctx.store().images().get_by_name(&bundle.name) {
+            Ok(Some(image)) if image.rootfs_path.exists() => {
+                op.skip(&stage, "already pulled");
+                Ok(())
+            }
+            Ok(_) => {
+                op.stage(&stage);
+                super::bundle::fetch_bundle(&ctx, &bundle, &op)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.code(), crate::api::error::chain(&e)))
+            }
+            Err(e) => Err(failed(&e)),
+        };
+        finish(op, result);
+    });
+    snapshot
 }
 
 /// `POST /v1/kernels/pull`: starts pulling catalog kernel `name`.

@@ -159,7 +159,7 @@ fn boot_source_for(ctx: &DaemonContext, image: ImageRecord) -> Result<BootSource
 /// Where a create's image comes from.
 enum ImagePlan {
     /// Already here.
-    Ready(BootSource),
+    Ready(Box<BootSource>),
     /// A catalog recipe to build first.
     Build(banger_image::ImageRecipe),
     /// A config bundle to download first.
@@ -168,7 +168,7 @@ enum ImagePlan {
 
 fn plan_image(ctx: &DaemonContext, image_ref: &str) -> Result<ImagePlan, VmError> {
     match resolve_boot_source(ctx, image_ref) {
-        Ok(source) => Ok(ImagePlan::Ready(source)),
+        Ok(source) => Ok(ImagePlan::Ready(Box::new(source))),
         Err(e) if e.code() == ErrorCode::NotFound => {
             if let Some(bundle) = ctx.config().catalog.iter().find(|b| b.name == image_ref) {
                 return Ok(ImagePlan::Bundle(bundle.clone()));
@@ -226,7 +226,7 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
         let (op, source) = match plan {
             ImagePlan::Ready(source) => {
                 op.skip(Stage::AutoPull.name(), "image and kernel are here");
-                (op, Ok(source))
+                (op, Ok(*source))
             }
             ImagePlan::Build(recipe) => {
                 op.stage(Stage::AutoPull.name());

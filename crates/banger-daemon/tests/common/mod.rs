@@ -105,6 +105,7 @@ impl TestDaemon {
                 work_seed_path: None,
                 kernel_name: None,
                 created_at: "2026-11-22T00:00:00Z".to_owned(),
+                oci_config: None,
             })
             .expect("insert image");
     }

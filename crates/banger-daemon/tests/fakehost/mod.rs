@@ -168,6 +168,7 @@ impl Host {
             }),
             kernel_name: Some(kernel.name.clone()),
             created_at: "2026-12-02T00:00:00Z".into(),
+            oci_config: None,
         };
         ctx.store().images().insert(&image).expect("image");
         image

@@ -56,6 +56,7 @@ pub fn image(id: &str, name: &str) -> ImageRecord {
         ))),
         kernel_name: Some("debian-cloud".to_owned()),
         created_at: at(0),
+        oci_config: None,
     }
 }
 

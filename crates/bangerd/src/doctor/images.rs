@@ -210,6 +210,7 @@ mod tests {
             work_seed_path: None,
             kernel_name: kernel.map(str::to_owned),
             created_at: "2026-01-01T00:00:00Z".into(),
+            oci_config: None,
         }
     }
 
