@@ -49,8 +49,10 @@ fn boot_id(ct: &Container, vm: &str) -> String {
 #[test]
 #[ignore = "needs root, systemd-nspawn, debootstrap, the Debian mirror and QEMU"]
 fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
-    // The default image and kernel, built (or reused) on the host side; the bed's lock keeps
-    // this the only guest-booting test on the machine while it runs.
+    // The container root first (its own lock), then the default image and kernel, built (or
+    // reused) on the host side; the bed's lock keeps this the only guest-booting test on the
+    // machine while it runs.
+    let root = container::root();
     let bed = Guestbed::new();
     bed.pull_defaults();
     let image = json(&bed.ok(&["image", "show", "debian-bookworm", "--json"]));
@@ -85,7 +87,6 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
         });
     }
 
-    let root = container::root();
     let ct = Container::boot(&root, &binds);
     ct.ok(&["useradd", "--create-home", "--shell", "/bin/bash", OWNER]);
 
