@@ -226,16 +226,18 @@ async fn wait_for_daemon(expected: &BuildInfo) -> Result<DaemonInfo, CliError> {
             Err(e) => e.to_string(),
         };
         let now = Instant::now();
-        if now >= started + READY_LIMIT {
+        // systemd gave up restarting it: waiting longer cannot help.
+        let failed = system::unit_state(DAEMON_UNIT).is_ok_and(|s| s.active == "failed");
+        if failed || now >= started + READY_LIMIT {
             let state = system::unit_state(DAEMON_UNIT)
                 .map(|s| format!("{} ({})", s.active, s.sub))
                 .unwrap_or_else(|_| "unknown".to_owned());
             return Err(CliError::Failed(format!(
-                "bangerd did not answer on {} within {}s (bangerd.service is {state}; last \
+                "bangerd did not answer on {} after {}s (bangerd.service is {state}; last \
                  error: {last}); see `journalctl -u bangerd -n 50` and `journalctl -u \
                  bangerd-root -n 50`",
                 paths::DAEMON_SOCKET,
-                READY_LIMIT.as_secs()
+                started.elapsed().as_secs()
             )));
         }
         if now >= next_note {
