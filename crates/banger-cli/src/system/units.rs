@@ -114,7 +114,8 @@ fn render(sections: &[Section]) -> String {
     out
 }
 
-/// Hardening both units share; none of it hides `/dev` or forbids JIT pages.
+/// Hardening both units share; none of it hides `/dev` or forbids JIT pages. The helper
+/// keeps sysctls (IP forwarding for NAT), cgroups and namespaces (the jailer) reachable.
 fn hardened(section: Section) -> Section {
     section
         .set("NoNewPrivileges", "yes")
@@ -123,7 +124,6 @@ fn hardened(section: Section) -> Section {
         .set("PrivateTmp", "yes")
         .set("ProtectKernelModules", "yes")
         .set("ProtectKernelLogs", "yes")
-        .set("ProtectControlGroups", "yes")
         .set("ProtectClock", "yes")
         .set("ProtectHostname", "yes")
         .set("RestrictSUIDSGID", "yes")
@@ -171,7 +171,10 @@ pub fn daemon_unit(spec: &UnitSpec) -> String {
             "no privileges: the root helper does the privileged steps",
         )
         .set("AmbientCapabilities", "");
-    let service = hardened(service).set("RestrictNamespaces", "yes");
+    let service = hardened(service)
+        .set("ProtectKernelTunables", "yes")
+        .set("ProtectControlGroups", "yes")
+        .set("RestrictNamespaces", "yes");
     render(&[
         Section::new("Unit")
             .set(
@@ -303,6 +306,14 @@ mod tests {
             assert!(!caps[0].contains(broad), "{broad}");
         }
         assert_eq!(value(&unit, "Before"), ["bangerd.service"]);
+        // NAT needs IP forwarding, the jailer cgroups and namespaces.
+        for key in [
+            "ProtectKernelTunables",
+            "ProtectControlGroups",
+            "RestrictNamespaces",
+        ] {
+            assert!(value(&unit, key).is_empty(), "{key}");
+        }
     }
 
     #[test]
