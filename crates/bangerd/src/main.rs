@@ -16,6 +16,7 @@ mod backends;
 mod check_migrations;
 mod doctor;
 mod logging;
+mod notify;
 mod private;
 mod privilege;
 mod root_helper;

@@ -103,6 +103,7 @@ pub fn main(args: &Args) -> Result<()> {
         banger_daemon::state_dir::reconcile(&ctx);
         vms::reconcile_at_start(&ctx, &backends).await;
         tokio::spawn(vms::monitor(ctx.clone(), backends));
+        crate::notify::ready();
         tracing::info!(
             version = %BuildInfo::current().version_line("bangerd"),
             pid = std::process::id(),

@@ -34,7 +34,7 @@ pub mod paths {
     /// The daemon's socket.
     pub const DAEMON_SOCKET: &str = "/run/banger/bangerd.sock";
     /// The root helper's socket (its contract default).
-    pub const HELPER_SOCKET: &str = "/run/banger-root/helper.sock";
+    pub const HELPER_SOCKET: &str = super::units::HELPER_SOCKET;
     /// Present while systemd is PID 1.
     pub const SYSTEMD_RUNNING: &str = "/run/systemd/system";
 }

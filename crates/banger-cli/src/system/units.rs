@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 pub const DAEMON_UNIT: &str = "bangerd.service";
 /// The root helper's unit name.
 pub const HELPER_UNIT: &str = "bangerd-root.service";
+/// The root helper's socket (its default; `RuntimeDirectory=banger-root`).
+pub const HELPER_SOCKET: &str = "/run/banger-root/helper.sock";
 
 /// Who the daemon runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +137,19 @@ fn hardened(section: Section) -> Section {
 /// `bangerd.service`.
 pub fn daemon_unit(spec: &UnitSpec) -> String {
     let mut service = Section::new("Service")
-        .set("Type", "simple")
+        .why(
+            "Type",
+            "notify",
+            "ready once the socket answers and running VMs are re-adopted",
+        )
+        .set("NotifyAccess", "main")
+        .why(
+            "ExecStartPre",
+            format!(
+                "-/usr/bin/timeout 10 /bin/sh -c 'until [ -S {HELPER_SOCKET} ]; do sleep 0.1; done'"
+            ),
+            "the daemon picks the helper at start: give a starting helper up to 10 s to listen",
+        )
         .set("ExecStart", format!("{} --system", spec.bangerd))
         .set("User", &spec.owner.name)
         .set("Group", &spec.owner.group);
