@@ -256,6 +256,14 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
         before,
         "the guest rebooted across `system restart`"
     );
+    // A re-install (here from the installed banger itself) upgrades in place, VM kept.
+    let again = ct.ok(&["banger", "system", "install", "--owner", OWNER]);
+    assert!(again.contains("bangerd answers"), "{again}");
+    assert_eq!(
+        boot_id(&ct, "sd1"),
+        before,
+        "the guest rebooted across a re-install"
+    );
     ct.ok_as(OWNER, &["banger", "vm", "delete", "sd1"], LONG);
 
     // Uninstall removes units and binaries, keeps state.
