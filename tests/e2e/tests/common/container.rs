@@ -199,6 +199,13 @@ impl Container {
             "container systemd is `{state}` after 120 s: {}",
             container.nspawn_log()
         );
+        // A Debian host's udev makes /dev/net/tun 0666 (50-udev-default.rules), so an
+        // unprivileged VMM can open the TAP the helper gave it; the bind-mount carries this
+        // machine's node, which may be 0600. A node of the container's own replaces it (the
+        // bind keeps the device allowed), leaving the host's node untouched.
+        container.ok(&["umount", "/dev/net/tun"]);
+        container.ok(&["rm", "-f", "/dev/net/tun"]);
+        container.ok(&["mknod", "-m", "0666", "/dev/net/tun", "c", "10", "200"]);
         container
     }
 
