@@ -57,33 +57,31 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
     };
     let pid = pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
     let (read, mut write) = stream.into_split();
-    let response = match policy.check_peer(uid) {
-        Err(refusal) => {
-            // Do not even read what a stranger sends.
+    let mut reader = BufReader::new(read);
+    // The request is read (bounded) before anyone is answered, so the answer is not lost to a
+    // reset over unread input; a stranger's is then discarded unused.
+    let Ok(received) =
+        tokio::time::timeout(READ_TIMEOUT, read_message::<Request, _>(&mut reader)).await
+    else {
+        tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = "no request in time", "request");
+        return;
+    };
+    let response = match (policy.check_peer(uid), received) {
+        (Err(refusal), _) => {
             tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %refusal, "request");
             Response::Refused {
                 reason: refusal.to_string(),
             }
         }
-        Ok(()) => {
-            let mut reader = BufReader::new(read);
-            match tokio::time::timeout(READ_TIMEOUT, read_message::<Request, _>(&mut reader)).await
-            {
-                Err(_) => {
-                    tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = "no request in time", "request");
-                    return;
-                }
-                Ok(Err(e)) => {
-                    let reason = format!("not a request this helper knows: {}", chain(&e));
-                    tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %reason, "request");
-                    Response::Refused { reason }
-                }
-                Ok(Ok(request)) => {
-                    let response = answer(policy, net, &request).await;
-                    log(uid, &pid, &request, &response);
-                    response
-                }
-            }
+        (Ok(()), Err(e)) => {
+            let reason = format!("not a request this helper knows: {}", chain(&e));
+            tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %reason, "request");
+            Response::Refused { reason }
+        }
+        (Ok(()), Ok(request)) => {
+            let response = answer(policy, net, &request).await;
+            log(uid, &pid, &request, &response);
+            response
         }
     };
     if let Err(e) = write_message(&mut write, &response).await {
