@@ -256,6 +256,41 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
         before,
         "the guest rebooted across `system restart`"
     );
+    // A crash of either (SIGKILL to the main processes only): systemd restarts them, the
+    // new daemon re-adopts the guest.
+    ct.ok(&[
+        "systemctl",
+        "kill",
+        "--kill-whom=main",
+        "--signal=SIGKILL",
+        "bangerd-root",
+        "bangerd",
+    ]);
+    let mut after_crash = String::new();
+    assert!(
+        common::wait_until(Duration::from_secs(60), || {
+            let out = ct.exec_as(
+                OWNER,
+                &[
+                    "banger",
+                    "vm",
+                    "ssh",
+                    "sd1",
+                    "--",
+                    "cat",
+                    "/proc/sys/kernel/random/boot_id",
+                ],
+                Duration::from_secs(60),
+            );
+            after_crash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            out.status.success()
+        }),
+        "the VM is not reachable after the units were killed"
+    );
+    assert_eq!(
+        after_crash, before,
+        "the guest rebooted across a crash of both units"
+    );
     // A re-install (here from the installed banger itself) upgrades in place, VM kept.
     let again = ct.ok(&["banger", "system", "install", "--owner", OWNER]);
     assert!(again.contains("bangerd answers"), "{again}");
