@@ -216,6 +216,9 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
             "1",
             "--memory",
             "512M",
+            // NAT too: the helper's nftables and forwarding work inside its bounding set (the
+            // container has no uplink: the rules exist, nothing leaves).
+            "--nat",
         ],
         LONG,
     );
@@ -225,6 +228,11 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
         Duration::from_secs(120),
     );
     assert!(uname.starts_with("Linux sd1 "), "{uname}");
+    let rules = ct.ok(&["nft", "list", "table", "bridge", "banger"]);
+    assert!(
+        rules.contains("banger-vm:"),
+        "no NAT rule for the VM: {rules}"
+    );
 
     // Only the helper runs as root; the daemon and the VMM run as the owner.
     let ps = ct.ok(&["ps", "-eo", "user:32,args", "--no-headers"]);
@@ -321,6 +329,19 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
         Duration::from_secs(10),
     );
     assert_ne!(String::from_utf8_lossy(&active.stdout).trim(), "active");
+    // --purge (from the binary under test: the installed one is gone) removes the state too.
+    ct.ok(&[
+        &format!("{SRC_BIN}/banger"),
+        "system",
+        "uninstall",
+        "--purge",
+    ]);
+    for gone in ["var/lib/banger", "var/cache/banger", "etc/banger"] {
+        assert!(
+            !ct.root().join(gone).exists(),
+            "{gone} is left after --purge"
+        );
+    }
     drop(ct);
     drop(bed);
 }

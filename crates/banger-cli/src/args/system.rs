@@ -16,7 +16,7 @@ Without this, the CLI starts a per-user daemon on demand and VM commands need ro
 /usr/local/bin/bangerd, /usr/local/libexec/banger/banger-agent) and two systemd units: \
 bangerd.service, the daemon running as you (the owner) with no privileges, and \
 bangerd-root.service, a root helper that does only the privileged steps (bridge, TAPs, NAT \
-rules, devices) for that daemon. After that you run every banger command without sudo; the \
+rules) for that daemon. After that you run every banger command without sudo; the \
 CLI finds the system daemon by itself and never starts a user daemon. State lives in \
 /var/lib/banger, downloads in /var/cache/banger, sockets in /run/banger.
 

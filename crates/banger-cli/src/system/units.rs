@@ -41,36 +41,19 @@ pub struct UnitSpec {
     pub bangerd: String,
 }
 
-/// Capabilities the helper keeps, each with the request that needs it.
+/// Capabilities the helper keeps, each with the requests that need it: exactly what its
+/// request set (bridge, TAPs, link renames and deletes, the NAT tables, its socket) uses.
 pub const HELPER_CAPABILITIES: &[(&str, &str)] = &[
     (
         "CAP_NET_ADMIN",
-        "bridge, TAPs, addresses, nftables table, resolver link settings",
+        "bridge, TAPs (and their owner), link renames and deletes, nftables, IP forwarding",
     ),
-    ("CAP_NET_RAW", "netlink and nftables sockets"),
-    (
-        "CAP_SYS_ADMIN",
-        "loop and device-mapper devices, mounts for jailer chroots",
-    ),
-    ("CAP_MKNOD", "device nodes inside jailer chroots"),
-    (
-        "CAP_CHOWN",
-        "handing TAPs, devices and staged files to the owner",
-    ),
+    ("CAP_NET_RAW", "the netlink and nftables sockets"),
+    ("CAP_CHOWN", "giving its socket to the owner"),
     (
         "CAP_FOWNER",
-        "setting modes on files the owner's daemon created",
+        "setting its socket's mode after handing it over",
     ),
-    (
-        "CAP_DAC_OVERRIDE",
-        "reading the owner's private state dir to stage files",
-    ),
-    ("CAP_SETUID", "dropping the VMM to the owner in the jailer"),
-    (
-        "CAP_SETGID",
-        "dropping the VMM to the owner's groups in the jailer",
-    ),
-    ("CAP_KILL", "stopping jailed VMMs that run as the owner"),
 ];
 
 /// One `[Section]` of a unit: ordered `Key=value` lines, each with an optional comment.
