@@ -63,6 +63,30 @@ impl Drop for TestUser {
     }
 }
 
+/// `/dev/net/tun` opened to everyone for the test, as Debian's udev rules leave it (mode 0666:
+/// opening it grants nothing, attaching to a TAP is checked against the TAP's owner); the
+/// machines here start with 0600. The earlier mode is restored when the test ends.
+struct TunMode(Option<u32>);
+
+impl TunMode {
+    fn open_to_all() -> Self {
+        let path = Path::new("/dev/net/tun");
+        let before = std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777);
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).expect("chmod tun");
+        Self(before)
+    }
+}
+
+impl Drop for TunMode {
+    fn drop(&mut self) {
+        if let Some(mode) = self.0 {
+            let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode));
+        }
+    }
+}
+
 /// The root helper running in the namespace.
 struct HelperProcess(Child);
 
@@ -179,7 +203,7 @@ print(data.decode())\n";
 
 /// What must not change when the helper refuses: links, the ruleset, the user's files.
 fn snapshot(bed: &Guestbed, files_root: &Path) -> (String, String, Vec<String>) {
-    let links = bed.ns().ip(&["-d", "link", "show"]).expect("ip link");
+    let links = bed.ns().ip(&["link", "show"]).expect("ip link");
     let nft = run(
         {
             let mut c = bed.ns().command("nft");
@@ -228,6 +252,7 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
     let bed = Guestbed::new();
     bed.pull_defaults();
     let user = TestUser::create();
+    let _tun = TunMode::open_to_all();
 
     // The user's layout, in a temp dir the user owns; the guest files copied in from the
     // shared cache (root's store is private to root).
