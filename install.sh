@@ -3,15 +3,21 @@
 # build, and the binaries into a prefix (default /usr/local):
 #   PREFIX/bin/banger, PREFIX/bin/bangerd, PREFIX/libexec/banger/banger-agent
 #
-#   sudo ./install.sh                  install (again: it is idempotent)
-#   sudo ./install.sh --uninstall      remove the installed binaries; your VMs, images and
-#                                      config stay where they are
+#   sudo ./install.sh                  install (again: it is idempotent); where systemd runs
+#                                      and PREFIX is the default, also runs
+#                                      `banger system install --owner <you>` (the services)
+#   sudo ./install.sh --no-system      binaries only, no systemd services
+#   sudo ./install.sh --uninstall      remove the installed binaries (and the services, via
+#                                      `banger system uninstall`); VMs, images and config stay
 #   sudo ./install.sh --uninstall --purge
 #                                      also remove the invoking user's banger config, state
 #                                      (VMs, images, kernels, keys) and cache
 #
 # Environment: PREFIX (default /usr/local), DESTDIR (staging root, prepended to every
 # installed path), SKIP_PACKAGES=1 (do not apt-get anything), CARGO (the cargo to build with).
+# The services are set up only with systemd as PID 1 (/run/systemd/system exists), as root,
+# with PREFIX=/usr/local and no DESTDIR: the units run /usr/local/bin/bangerd. A temporary
+# prefix (CI, packaging) therefore never touches the host's services.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,11 +37,13 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
 uninstall=0
 purge=0
+no_system=0
 for arg in "$@"; do
     case "$arg" in
         --uninstall) uninstall=1 ;;
         --purge) purge=1 ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --no-system) no_system=1 ;;
+        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $arg (see ./install.sh --help)" ;;
     esac
 done
@@ -48,7 +56,21 @@ user="${SUDO_USER:-$(id -un)}"
 user_home="$(getent passwd "$user" | cut -d: -f6)"
 [ -n "$user_home" ] || die "cannot find the home directory of $user"
 
+# Whether to manage the systemd services: see the header.
+with_services() {
+    [ "$no_system" -eq 0 ] && [ -d /run/systemd/system ] && [ "$(id -u)" -eq 0 ] &&
+        [ "$PREFIX" = /usr/local ] && [ -z "$DESTDIR" ]
+}
+
 if [ "$uninstall" -eq 1 ]; then
+    if with_services && [ -e /etc/banger/install.toml ] && [ -x "$BIN_DIR/banger" ]; then
+        say "removing the systemd services"
+        if [ "$purge" -eq 1 ]; then
+            "$BIN_DIR/banger" system uninstall --purge
+        else
+            "$BIN_DIR/banger" system uninstall
+        fi
+    fi
     for f in "$BIN_DIR/banger" "$BIN_DIR/bangerd" "$LIBEXEC_DIR/banger-agent"; do
         if [ -e "$f" ]; then
             rm -f "$f"
@@ -116,5 +138,18 @@ case ":$PATH:" in
     *":$PREFIX/bin:"*) ;;
     *) say "note: $PREFIX/bin is not on your PATH; add it, or run $PREFIX/bin/banger" ;;
 esac
-say "a daemon that is already running keeps its old binary until \`banger daemon stop\`"
-say "VM commands need root in this build (bridges and TAPs need CAP_NET_ADMIN): sudo banger vm run -- uname -a"
+if with_services && [ "$user" != root ]; then
+    say "installing the systemd services for $user (banger system install)"
+    "$BIN_DIR/banger" system install --owner "$user"
+    say "done: run banger as $user without sudo, e.g. banger vm run -- uname -a"
+elif with_services; then
+    say "not installing the services: run as the user who will own the VMs (sudo ./install.sh),"
+    say "or: sudo banger system install --owner USER"
+else
+    if [ "$no_system" -eq 0 ] && [ ! -d /run/systemd/system ]; then
+        say "systemd is not running here, so no services were installed"
+    fi
+    say "a daemon that is already running keeps its old binary until \`banger daemon stop\`"
+    say "start the daemon by hand: VM commands run as root start one on demand (bridges and"
+    say "TAPs need CAP_NET_ADMIN): sudo banger vm run -- uname -a"
+fi

@@ -4,8 +4,9 @@
 //! - `banger-model` depends on no banger crate; `banger-proto` only on the model.
 //! - Adapters (store, net, vmm, image, ssh, update) use only model and proto, never each
 //!   other; only `banger-daemon` composes them.
-//! - `banger-cli` and `banger-helper` use only model and proto (so the CLI cannot reach SQLite
-//!   or a VMM directly).
+//! - `banger-cli` uses only model and proto (so the CLI cannot reach SQLite or a VMM directly).
+//! - `banger-helper` (the root helper) uses only model, proto and `banger-net` (whose typed
+//!   operations it carries out), never the store, the daemon or another adapter.
 //! - `banger-testkit` appears only in `[dev-dependencies]`.
 //! - Leaves (`banger-util`, shared helpers; `banger-guest`, the host-guest contract) depend on
 //!   no banger crate, and every crate may use them.
@@ -132,9 +133,9 @@ fn broken_rule(package: &str, dep: &str, is_dev: bool) -> Option<&'static str> {
     match package {
         "banger-model" => Some("the model depends on no banger crate"),
         "banger-proto" => (dep != "banger-model").then_some("proto depends only on the model"),
-        "banger-cli" | "banger-helper" => {
-            (!CORE.contains(&dep)).then_some("the CLI and the helper use only model and proto")
-        }
+        "banger-cli" => (!CORE.contains(&dep)).then_some("the CLI uses only model and proto"),
+        "banger-helper" => (!CORE.contains(&dep) && dep != "banger-net")
+            .then_some("the root helper uses only model, proto and banger-net"),
         p if ADAPTERS.contains(&p) => {
             (!CORE.contains(&dep)).then_some("adapters use only model and proto, never each other")
         }
@@ -189,6 +190,25 @@ mod tests {
         let v = check(&with(("banger-cli", &[("banger-store", None)])));
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].dependency, "banger-store");
+    }
+
+    #[test]
+    fn the_helper_uses_net_but_never_the_store_or_daemon() {
+        let helper_deps: &[Dep<'_>] = &[
+            ("banger-net", None),
+            ("banger-proto", None),
+            ("banger-store", None),
+            ("banger-daemon", None),
+        ];
+        let v = check(&meta(&[
+            ("banger-helper", helper_deps),
+            ("banger-net", &[]),
+            ("banger-proto", &[]),
+            ("banger-store", &[]),
+            ("banger-daemon", &[]),
+        ]));
+        let refused: Vec<&str> = v.iter().map(|v| v.dependency.as_str()).collect();
+        assert_eq!(refused, ["banger-store", "banger-daemon"], "{v:?}");
     }
 
     #[test]

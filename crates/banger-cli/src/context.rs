@@ -1,7 +1,7 @@
 //! The one place the CLI reads its environment for paths and settings.
 //!
 //! [`Context::from_process`] resolves the [`Layout`] once (user mode from XDG variables, or the
-//! system layout when `/etc/banger/install.toml` exists) and commands receive it; nothing else
+//! system layout when `/etc/banger/install.toml` or `/run/banger/bangerd.sock` exists) and commands receive it; nothing else
 //! reads the environment for paths. A layout error is kept rather than raised, so commands
 //! that need no paths (`version`, `completion`, `--help`) still work without `HOME`.
 //! Reading the config never writes anything: a missing file means defaults.
@@ -20,9 +20,12 @@ pub struct Context {
 }
 
 impl Context {
-    /// Resolves the layout from the process environment and the install metadata.
+    /// Resolves the layout from the process environment and the system install, which is in
+    /// use when its metadata or its daemon's socket exists (a half-removed install still
+    /// never gets a user daemon started beside it).
     pub fn from_process() -> Self {
-        let system = Path::new(INSTALL_METADATA).exists();
+        let system_socket = Layout::system(PathBuf::new()).socket();
+        let system = Path::new(INSTALL_METADATA).exists() || system_socket.exists();
         Self::resolve(&|k: &str| std::env::var_os(k), system)
     }
 

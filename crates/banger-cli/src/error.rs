@@ -47,6 +47,12 @@ pub enum CliError {
         /// The command, e.g. `vm start`.
         command: &'static str,
     },
+    /// A command that changes the system install was run without root.
+    #[error("this needs root: run `{hint}`")]
+    NotRoot {
+        /// The command line to run instead.
+        hint: String,
+    },
     /// A daemon API call failed.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -94,6 +100,7 @@ impl CliError {
         match self {
             Self::Usage(_) | Self::Config { .. } | Self::ConfigUnreadable { .. } => Exit::Usage,
             Self::NotAvailable { .. } => Exit::NotAvailable,
+            Self::NotRoot { .. } => Exit::Denied,
             Self::Api(api) => match api {
                 ApiError::Daemon(body) => Exit::from_code(body.code),
                 ApiError::Denied { .. } => Exit::Denied,

@@ -7,7 +7,7 @@
 //! | 2 | usage error: bad arguments, invalid config, or the daemon said `bad_request` |
 //! | 3 | `not_found`: no such VM, image, kernel or operation |
 //! | 4 | `already_exists`: the name is taken |
-//! | 5 | `unauthorized` or permission denied on the daemon's socket |
+//! | 5 | `unauthorized`, permission denied on the daemon's socket, or a command that needs root (`system install`) |
 //! | 6 | `bad_version` or `unknown_method`: client and daemon do not match |
 //! | 7 | not available yet in this build (`unavailable`) |
 //! | 8 | could not reach or start the daemon |
@@ -79,7 +79,7 @@ Exit codes:
   2  usage error, invalid config, or bad_request
   3  not found
   4  already exists
-  5  unauthorized, or permission denied on the daemon socket
+  5  unauthorized, permission denied on the daemon socket, or a command that needs root
   6  client and daemon do not match (bad_version, unknown_method)
   7  not available yet in this build
   8  could not reach or start the daemon

@@ -27,6 +27,7 @@ mod repo;
 mod resume;
 mod spec;
 mod style;
+mod system;
 mod validate;
 mod workspace;
 

@@ -108,7 +108,7 @@ fn invalid_config_names_the_file() {
 #[test]
 fn commands_not_in_this_build_exit_7_without_side_effects() {
     let env = TestEnv::new().unwrap();
-    let commands: &[&[&str]] = &[&["system", "install"], &["update", "--check"]];
+    let commands: &[&[&str]] = &[&["update", "--check"]];
     for args in commands {
         env.command("banger")
             .args(*args)
@@ -118,6 +118,43 @@ fn commands_not_in_this_build_exit_7_without_side_effects() {
             .stderr(predicate::str::contains(
                 "is not available yet in this build",
             ));
+    }
+    assert_untouched(&env);
+}
+
+/// The `system` commands that change the host refuse a non-root caller before anything
+/// (as root, the test drops to `nobody` with `setpriv`).
+#[test]
+fn system_changes_need_root_and_touch_nothing() {
+    let env = TestEnv::new().unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    for (args, hint) in [
+        (
+            &["system", "install", "--owner", "nobody"][..],
+            "sudo banger system install",
+        ),
+        (&["system", "restart"][..], "sudo banger system restart"),
+        (
+            &["system", "uninstall", "--purge"][..],
+            "sudo banger system uninstall",
+        ),
+    ] {
+        let mut cmd = if root {
+            let mut cmd = std::process::Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(banger_testkit::bin_path("banger"))
+                .envs(env.vars());
+            cmd
+        } else {
+            env.command("banger")
+        };
+        cmd.args(args)
+            .assert()
+            .code(5)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "banger: this needs root: run `{hint}`"
+            )));
     }
     assert_untouched(&env);
 }

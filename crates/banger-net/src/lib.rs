@@ -77,6 +77,35 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
+    /// This daemon may not change the host's network itself and no root helper serves it.
+    #[error(
+        "creating bridges, TAPs and NAT rules needs root, and no root helper is running \
+         (looked for {socket})"
+    )]
+    Unprivileged {
+        /// Where the helper's socket was looked for.
+        socket: String,
+    },
+    /// The root helper's socket could not be used.
+    #[error("cannot reach the root helper at {socket}")]
+    HelperUnreachable {
+        /// The helper's socket.
+        socket: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The root helper refused the request by its policy; nothing was changed.
+    #[error("the root helper refused: {0}")]
+    Refused(String),
+    /// The root helper tried and failed; the message is its error chain.
+    #[error("the root helper failed: {message}")]
+    Helper {
+        /// The helper's error chain.
+        message: String,
+        /// Whether the kernel refused the helper for lack of privilege.
+        permission_denied: bool,
+    },
 }
 
 impl NetError {
@@ -95,6 +124,11 @@ impl NetError {
                 e.raw_os_error().is_some_and(denied)
             }
             Self::Nft { message, .. } => message.starts_with("permission denied"),
+            Self::Helper {
+                permission_denied, ..
+            } => *permission_denied,
+            Self::Unprivileged { .. } => true,
+            Self::HelperUnreachable { source, .. } => source.raw_os_error().is_some_and(denied),
             _ => false,
         }
     }

@@ -21,6 +21,8 @@ Examples:
   bangerd --check-migrations       is the store compatible with this binary? (exit 0/1/2)
   bangerd --check-migrations --system
   bangerd doctor --json            the host checks behind `banger doctor`; creates and changes nothing
+  sudo bangerd root-helper --owner alice
+                                   serve alice's daemon the few steps that need root
 
 Exit codes of --check-migrations:
   0  compatible: the store is at this binary's schema
@@ -56,5 +58,24 @@ pub enum Command {
         /// Print the report as JSON (what `banger doctor` reads)
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the root helper: as root, do the few privileged network steps (banger's bridge,
+    /// its TAPs, its nftables tables) for one owner's unprivileged daemon, refusing anything else
+    #[command(after_help = "\
+Examples:
+  sudo bangerd root-helper --owner alice
+  sudo bangerd root-helper --owner 1000 --socket /run/banger-root/helper.sock
+
+The owner's daemon finds the helper at /run/banger-root/helper.sock (or at
+$BANGER_ROOT_HELPER_SOCKET). Only the owner (and root) may connect; each request is checked
+against the policy (banger's bridge, bgr-<id>/tap-pool-<n> TAPs, banger's NAT tables) before
+anything happens, and logged as one JSON line on stderr.")]
+    RootHelper {
+        /// The user (name or uid) whose daemon the helper serves
+        #[arg(long, value_name = "USER_OR_UID")]
+        owner: String,
+        /// Where to listen
+        #[arg(long, value_name = "PATH")]
+        socket: Option<std::path::PathBuf>,
     },
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use banger_daemon::agent_binary::AgentLocator;
 use banger_daemon::vms::{Timeouts, VmBackends};
 use banger_model::{Config, Layout, VmmChoice};
-use banger_net::{LinuxNet, NetPlan};
+use banger_net::NetPlan;
 use banger_util::find_on_path;
 use banger_vmm::firecracker::FirecrackerVmm;
 use banger_vmm::qemu::{HostCpu, QemuVmm, detect_accel, host_tsc_khz};
@@ -181,9 +181,18 @@ pub fn detect(
         Some(key) => banger_ssh::load_keypair(&key)?,
         None => banger_ssh::ensure_keypair(&ssh_dir)?,
     };
+    let privilege = crate::privilege::Privilege::probe();
+    match &privilege {
+        crate::privilege::Privilege::None(_) => tracing::warn!(
+            privilege = %privilege.describe(),
+            fix = crate::privilege::FIX,
+            "privileged network steps will fail"
+        ),
+        _ => tracing::info!(privilege = %privilege.describe(), "privileged backend"),
+    }
     Ok(Arc::new(VmBackends {
         vmm,
-        net: Arc::new(LinuxNet),
+        net: privilege.backend(),
         plan: NetPlan::default(),
         ssh_key,
         known_hosts: banger_ssh::known_hosts::path(&ssh_dir),

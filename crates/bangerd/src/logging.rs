@@ -9,7 +9,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Call once, from `main`'s thread.
 pub fn init(level: &str) -> Result<()> {
-    let filter = EnvFilter::try_new(format!("warn,banger_daemon={level},bangerd={level}"))
+    init_for("banger_daemon", level)
+}
+
+/// Installs the global subscriber with `crate_name` (and `bangerd`) at `level`.
+pub fn init_for(crate_name: &str, level: &str) -> Result<()> {
+    let filter = EnvFilter::try_new(format!("warn,{crate_name}={level},bangerd={level}"))
         .with_context(|| format!("invalid log level {level:?}"))?;
     tracing_subscriber::fmt()
         .json()

@@ -5,7 +5,8 @@
 //! - `bangerd --system` serves a system install (systemd, `/var/lib/banger`);
 //! - `bangerd --check-migrations [--system]` classifies the store's schema for an upgrade and
 //!   exits 0 (compatible), 1 (migrations needed) or 2 (incompatible), touching nothing;
-//! - `bangerd doctor [--json]` checks the host for `banger doctor`, creating nothing.
+//! - `bangerd doctor [--json]` checks the host for `banger doctor`, creating nothing;
+//! - `bangerd root-helper --owner USER` serves the root helper for USER's daemon.
 //!
 //! This file only parses arguments and maps results to exit codes; each mode lives in its own
 //! module.
@@ -15,7 +16,10 @@ mod backends;
 mod check_migrations;
 mod doctor;
 mod logging;
+mod notify;
 mod private;
+mod privilege;
+mod root_helper;
 mod run;
 mod setup;
 
@@ -25,8 +29,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = args::Args::parse();
-    if let Some(args::Command::Doctor { json }) = args.command {
-        return doctor::main(args.system, json);
+    match &args.command {
+        Some(args::Command::Doctor { json }) => return doctor::main(args.system, *json),
+        Some(args::Command::RootHelper { owner, socket }) => {
+            let level = args.log_level.as_deref().unwrap_or("info");
+            return match root_helper::main(owner, socket.clone(), level) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("bangerd root-helper: {err:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     if args.check_migrations {
         return check_migrations::main(&args);

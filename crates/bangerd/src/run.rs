@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
 use banger_daemon::access::AccessPolicy;
@@ -19,11 +19,6 @@ use crate::{logging, setup};
 
 /// Runs the daemon until SIGTERM, SIGINT or `POST /v1/shutdown`.
 pub fn main(args: &Args) -> Result<()> {
-    if args.system {
-        bail!(
-            "the system-install daemon is not available yet in this build; run `bangerd` as the user"
-        );
-    }
     let layout = setup::layout(args.system)?;
     let config = setup::config(&layout)?;
     let level = args
@@ -71,7 +66,11 @@ pub fn main(args: &Args) -> Result<()> {
     let info = DaemonInfo {
         build: BuildInfo::current(),
         pid: std::process::id(),
-        mode: Mode::User,
+        mode: if args.system {
+            Mode::System
+        } else {
+            Mode::User
+        },
         owner_uid,
         socket: layout.socket(),
         state_dir: layout.state_dir.clone(),
@@ -116,6 +115,7 @@ pub fn main(args: &Args) -> Result<()> {
         banger_daemon::state_dir::reconcile(&ctx);
         vms::reconcile_at_start(&ctx, &backends).await;
         tokio::spawn(vms::monitor(ctx.clone(), backends));
+        crate::notify::ready();
         tracing::info!(
             version = %BuildInfo::current().version_line("bangerd"),
             pid = std::process::id(),

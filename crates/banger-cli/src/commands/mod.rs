@@ -38,7 +38,7 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
         Group::Daemon(cmd) => daemon::run(cmd, ctx).await,
         Group::Doctor(args) => doctor::run(&args, ctx).await,
         Group::SshConfig(args) => ssh_config::run(&args, ctx),
-        Group::System(cmd) => system::run(&cmd),
+        Group::System(cmd) => system::run(&cmd).await,
         Group::Update(args) => update::run(&args),
         Group::Completion(args) => completion::run(&args),
         Group::Complete(args) => {

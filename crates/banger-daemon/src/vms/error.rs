@@ -136,8 +136,8 @@ impl StageError {
                 Some(String::new())
             }
             StageFailure::Net(e) if e.is_permission_denied() => Some(
-                "creating bridges and TAPs needs root (CAP_NET_ADMIN); run the daemon as root: \
-                 `banger daemon stop`, then `sudo banger …`"
+                "creating bridges and TAPs needs root: run `sudo banger system install` once \
+                 (or start the root helper by hand: `sudo bangerd root-helper --owner $USER`)"
                     .to_owned(),
             ),
             _ => None,

@@ -16,9 +16,7 @@ use banger_net::resolver::{self, HostResolver};
 use banger_proto::Check;
 
 use super::probe::{self, Found};
-
-/// Bit of `CAP_NET_ADMIN` in the capability sets.
-const CAP_NET_ADMIN: u32 = 12;
+use crate::privilege::Privilege;
 
 /// What this group looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +27,8 @@ pub struct NetFacts {
     pub bridge_exists: bool,
     /// It is a bridge (`/sys/class/net/<bridge>/bridge` exists).
     pub bridge_is_bridge: bool,
-    /// This process holds `CAP_NET_ADMIN` (`CapEff` in `/proc/self/status`), when readable.
-    pub net_admin: Option<bool>,
+    /// Which backend a daemon started here would use for privileged steps.
+    pub privilege: Privilege,
     /// `nft`, and its version line.
     pub nft: Option<(String, Option<String>)>,
     /// Who answers on the DNS address.
@@ -110,25 +108,13 @@ impl NetFacts {
             bridge_exists: sys.exists(),
             bridge_is_bridge: sys.join("bridge").is_dir(),
             bridge,
-            net_admin: std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| has_net_admin(&s)),
+            privilege: Privilege::probe(),
             nft,
             dns: DnsState::probe(banger_daemon::dns::DEFAULT_ADDR),
             guest_dns: GuestDnsState::probe(guest_dns_addr()),
             resolver: resolver::detect(Path::new("/")),
         }
     }
-}
-
-/// Whether the `CapEff` line of a `/proc/self/status` text has `CAP_NET_ADMIN`.
-pub fn has_net_admin(status: &str) -> Option<bool> {
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))?
-        .trim();
-    let caps = u64::from_str_radix(hex, 16).ok()?;
-    Some(caps & (1 << CAP_NET_ADMIN) != 0)
 }
 
 /// `bridge`: there, missing (made by the first VM), or a non-bridge device with its name.
@@ -148,23 +134,18 @@ pub fn bridge(f: &NetFacts) -> Check {
     }
 }
 
-/// `privileges`: can a daemon started here create the bridge and TAPs?
-pub fn privileges(net_admin: Option<bool>) -> Check {
-    match net_admin {
-        Some(true) => Check::ok(
+/// `privileges`: who would carry out a daemon's privileged steps (bridge, TAPs, NAT)?
+pub fn privileges(privilege: &Privilege) -> Check {
+    match privilege {
+        Privilege::InProcess => Check::ok(
             "privileges",
-            "CAP_NET_ADMIN held: a daemon started here can create the bridge and TAPs",
+            "in-process root: a daemon started here runs as root and creates the bridge and \
+             TAPs itself",
         ),
-        Some(false) => Check::info(
-            "privileges",
-            "no CAP_NET_ADMIN: a daemon started by this user cannot create the bridge or TAPs, \
-             so VM commands need `sudo banger …` in this build (the root helper is still to come)",
-        )
-        .with_fix("run VM commands with sudo"),
-        None => Check::info(
-            "privileges",
-            "cannot read this process's capabilities; VM commands need CAP_NET_ADMIN",
-        ),
+        Privilege::Helper(_) => Check::ok("privileges", privilege.describe()),
+        Privilege::None(_) => {
+            Check::warn("privileges", privilege.describe(), crate::privilege::FIX)
+        }
     }
 }
 
@@ -311,7 +292,7 @@ mod tests {
             bridge: "banger0".to_owned(),
             bridge_exists: exists,
             bridge_is_bridge: is_bridge,
-            net_admin: Some(true),
+            privilege: Privilege::InProcess,
             nft: None,
             dns: DnsState::Free,
             guest_dns: GuestDnsState::Free,
@@ -382,14 +363,26 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_come_from_cap_eff() {
-        let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
-        let user = "CapEff:\t0000000000000000\n";
-        assert_eq!(has_net_admin(root), Some(true));
-        assert_eq!(has_net_admin(user), Some(false));
-        assert_eq!(has_net_admin("nothing"), None);
-        assert_eq!(privileges(Some(true)).status, Ok);
-        assert!(privileges(Some(false)).detail.contains("sudo banger"));
+    fn privileges_name_the_backend_or_the_fix() {
+        use std::path::PathBuf;
+        let root = privileges(&Privilege::InProcess);
+        assert_eq!(root.status, Ok);
+        assert!(root.detail.contains("in-process root"), "{}", root.detail);
+        let helper = privileges(&Privilege::Helper(PathBuf::from("/run/h.sock")));
+        assert_eq!(helper.status, Ok);
+        assert!(
+            helper.detail.contains("helper at /run/h.sock"),
+            "{}",
+            helper.detail
+        );
+        let none = privileges(&Privilege::None(PathBuf::from("/run/h.sock")));
+        assert_eq!(none.status, Warn);
+        assert!(
+            none.fix
+                .as_deref()
+                .is_some_and(|f| f.contains("sudo banger system install")),
+            "{none:?}"
+        );
     }
 
     #[test]

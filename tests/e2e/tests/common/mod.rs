@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod container;
+
 use banger_model::{Layout, Mode};
 use banger_testkit::NetNs;
 

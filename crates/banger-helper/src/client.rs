@@ -1,0 +1,235 @@
+//! The daemon's side: [`NetOps`] over the helper's socket, and the backend for a daemon that has
+//! neither root nor a helper.
+//!
+//! [`HelperNet`] opens one connection per step, sends the [`Request`] and maps the
+//! [`Response`] back to the `NetOps` result, so refusals and failures arrive as typed
+//! [`NetError`]s (`Refused`, `Helper`, `HelperUnreachable`) the daemon reports like its own.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use banger_net::{BoxFuture, NetError, NetOps};
+use tokio::io::BufReader;
+use tokio::net::UnixStream;
+
+use crate::server::OP_TIMEOUT;
+use crate::wire::{Request, Response, read_message, write_message};
+
+/// [`NetOps`] carried out by the root helper listening on a socket.
+#[derive(Debug, Clone)]
+pub struct HelperNet {
+    socket: PathBuf,
+}
+
+impl HelperNet {
+    /// A client of the helper at `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+        }
+    }
+
+    /// The helper's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Sends one request and returns the helper's answer.
+    pub async fn send(&self, request: &Request) -> Result<Response, NetError> {
+        let socket = self.socket.display().to_string();
+        let unreachable = |source: std::io::Error| NetError::HelperUnreachable {
+            socket: socket.clone(),
+            source,
+        };
+        let exchange = async {
+            let stream = UnixStream::connect(&self.socket)
+                .await
+                .map_err(unreachable)?;
+            let (read, mut write) = stream.into_split();
+            write_message(&mut write, request)
+                .await
+                .map_err(|e| unreachable(std::io::Error::other(e)))?;
+            read_message::<Response, _>(&mut BufReader::new(read))
+                .await
+                .map_err(|e| unreachable(std::io::Error::other(e)))
+        };
+        tokio::time::timeout(OP_TIMEOUT + Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| {
+                unreachable(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer in time",
+                ))
+            })?
+    }
+
+    async fn call(&self, request: Request) -> Result<(), NetError> {
+        match self.send(&request).await? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(response: Response) -> NetError {
+    match response {
+        Response::Refused { reason } => NetError::Refused(reason),
+        Response::Failed {
+            message,
+            permission_denied,
+        } => NetError::Helper {
+            message,
+            permission_denied,
+        },
+        other => NetError::Helper {
+            message: format!("unexpected answer {other:?}"),
+            permission_denied: false,
+        },
+    }
+}
+
+impl NetOps for HelperNet {
+    fn ensure_bridge<'a>(
+        &'a self,
+        name: &'a str,
+        gateway: Ipv4Addr,
+        prefix: u8,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::EnsureBridge {
+            name: name.to_owned(),
+            gateway,
+            prefix,
+        }))
+    }
+
+    fn ensure_tap<'a>(
+        &'a self,
+        name: &'a str,
+        bridge: &'a str,
+        owner_uid: u32,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::EnsureTap {
+            name: name.to_owned(),
+            bridge: bridge.to_owned(),
+            owner_uid,
+        }))
+    }
+
+    fn rename_link<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::RenameLink {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        }))
+    }
+
+    fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::DeleteLink {
+            name: name.to_owned(),
+        }))
+    }
+
+    fn links_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, NetError>> {
+        Box::pin(async move {
+            let request = Request::LinksWithPrefix {
+                prefix: prefix.to_owned(),
+            };
+            match self.send(&request).await? {
+                Response::Links { names } => Ok(names),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn allow_nat<'a>(
+        &'a self,
+        vm_id: &'a str,
+        tap: &'a str,
+        bridge: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::AllowNat {
+            vm_id: vm_id.to_owned(),
+            tap: tap.to_owned(),
+            bridge: bridge.to_owned(),
+        }))
+    }
+
+    fn revoke_nat<'a>(&'a self, vm_id: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::RevokeNat {
+            vm_id: vm_id.to_owned(),
+        }))
+    }
+}
+
+/// The backend of a daemon without root and without a helper: every privileged step fails with
+/// [`NetError::Unprivileged`], which the daemon reports as a host problem naming the fix.
+#[derive(Debug, Clone)]
+pub struct UnprivilegedNet {
+    socket: String,
+}
+
+impl UnprivilegedNet {
+    /// A backend that says the helper was looked for at `socket`.
+    pub fn new(socket: &Path) -> Self {
+        Self {
+            socket: socket.display().to_string(),
+        }
+    }
+
+    fn refuse<'a, T: Send + 'a>(&self) -> BoxFuture<'a, Result<T, NetError>> {
+        let socket = self.socket.clone();
+        Box::pin(async move { Err(NetError::Unprivileged { socket }) })
+    }
+}
+
+impl NetOps for UnprivilegedNet {
+    fn ensure_bridge<'a>(
+        &'a self,
+        _: &'a str,
+        _: Ipv4Addr,
+        _: u8,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        self.refuse()
+    }
+
+    fn ensure_tap<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: u32,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        self.refuse()
+    }
+
+    fn rename_link<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        self.refuse()
+    }
+
+    fn delete_link<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        self.refuse()
+    }
+
+    fn links_with_prefix<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, NetError>> {
+        self.refuse()
+    }
+
+    fn allow_nat<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<(), NetError>> {
+        self.refuse()
+    }
+
+    fn revoke_nat<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        self.refuse()
+    }
+}

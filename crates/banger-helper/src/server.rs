@@ -1,0 +1,163 @@
+//! The helper's serving loop: one request per connection, checked, carried out, logged.
+//!
+//! For each connection: read the peer's credentials (`SO_PEERCRED`) and refuse anyone but the
+//! owner and root; read one bounded request line (within [`READ_TIMEOUT`]); check it against the
+//! [`Policy`]; only then call the [`NetOps`] backend (the real one is `banger_net::LinuxNet`);
+//! answer; log one line with the peer, the request and the result. A refused or malformed
+//! request never reaches the backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_net::{NetError, NetOps};
+use tokio::io::BufReader;
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::policy::Policy;
+use crate::wire::{Request, Response, read_message, write_message};
+
+/// How long a client has to send its request.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one privileged step may take before the client is told it failed.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves `listener` until `stop` resolves.
+pub async fn serve(
+    listener: UnixListener,
+    policy: Arc<Policy>,
+    net: Arc<dyn NetOps>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let (policy, net) = (policy.clone(), net.clone());
+                    tokio::spawn(async move { handle(stream, &policy, net.as_ref()).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Answers one connection.
+pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
+    let (uid, pid) = match stream.peer_cred() {
+        Ok(cred) => (cred.uid(), cred.pid()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read peer credentials; connection dropped");
+            return;
+        }
+    };
+    let pid = pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    // The request is read (bounded) before anyone is answered, so the answer is not lost to a
+    // reset over unread input; a stranger's is then discarded unused.
+    let Ok(received) =
+        tokio::time::timeout(READ_TIMEOUT, read_message::<Request, _>(&mut reader)).await
+    else {
+        tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = "no request in time", "request");
+        return;
+    };
+    let response = match (policy.check_peer(uid), received) {
+        (Err(refusal), _) => {
+            tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %refusal, "request");
+            Response::Refused {
+                reason: refusal.to_string(),
+            }
+        }
+        (Ok(()), Err(e)) => {
+            let reason = format!("not a request this helper knows: {}", chain(&e));
+            tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %reason, "request");
+            Response::Refused { reason }
+        }
+        (Ok(()), Ok(request)) => {
+            let response = answer(policy, net, &request).await;
+            log(uid, &pid, &request, &response);
+            response
+        }
+    };
+    if let Err(e) = write_message(&mut write, &response).await {
+        tracing::debug!(error = %e, "the client left before the answer");
+    }
+}
+
+fn log(uid: u32, pid: &str, request: &Request, response: &Response) {
+    let op = request.op();
+    match response {
+        Response::Ok | Response::Links { .. } => {
+            tracing::info!(peer_uid = uid, peer_pid = %pid, op, request = ?request, result = "ok", "request");
+        }
+        Response::Refused { reason } => {
+            tracing::warn!(peer_uid = uid, peer_pid = %pid, op, request = ?request, result = "refused", reason = %reason, "request");
+        }
+        Response::Failed { message, .. } => {
+            tracing::warn!(peer_uid = uid, peer_pid = %pid, op, request = ?request, result = "failed", error = %message, "request");
+        }
+    }
+}
+
+/// Checks and carries out one request.
+pub async fn answer(policy: &Policy, net: &dyn NetOps, request: &Request) -> Response {
+    if let Err(refusal) = policy.check(request) {
+        return Response::Refused {
+            reason: refusal.to_string(),
+        };
+    }
+    let outcome = tokio::time::timeout(OP_TIMEOUT, dispatch(net, request)).await;
+    match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => Response::Failed {
+            message: chain(&e),
+            permission_denied: e.is_permission_denied(),
+        },
+        Err(_) => Response::Failed {
+            message: format!("{} took longer than {OP_TIMEOUT:?}", request.op()),
+            permission_denied: false,
+        },
+    }
+}
+
+async fn dispatch(net: &dyn NetOps, request: &Request) -> Result<Response, NetError> {
+    match request {
+        Request::EnsureBridge {
+            name,
+            gateway,
+            prefix,
+        } => net.ensure_bridge(name, *gateway, *prefix).await?,
+        Request::EnsureTap {
+            name,
+            bridge,
+            owner_uid,
+        } => net.ensure_tap(name, bridge, *owner_uid).await?,
+        Request::RenameLink { from, to } => net.rename_link(from, to).await?,
+        Request::DeleteLink { name } => net.delete_link(name).await?,
+        Request::LinksWithPrefix { prefix } => {
+            return Ok(Response::Links {
+                names: net.links_with_prefix(prefix).await?,
+            });
+        }
+        Request::AllowNat { vm_id, tap, bridge } => net.allow_nat(vm_id, tap, bridge).await?,
+        Request::RevokeNat { vm_id } => net.revoke_nat(vm_id).await?,
+    }
+    Ok(Response::Ok)
+}
+
+/// An error and its sources, joined by ": ".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,280 @@
+//! The helper's wire format: one JSON object per line, each way, one exchange per connection.
+//!
+//! A request is a [`Request`] tagged by `op`; the answer is a [`Response`] tagged by `result`.
+//! Lines are bounded ([`MAX_LINE`]) on both sides, so a client cannot make the helper buffer
+//! without end, and an unknown `op` or field is refused by the parser — the set of requests is
+//! closed.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Longest line either side accepts, newline included.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One privileged step, as the daemon asks for it (one per [`banger_net::NetOps`] method).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Create banger's bridge if missing, with the gateway address, up.
+    EnsureBridge {
+        /// The bridge.
+        name: String,
+        /// The guests' gateway (the bridge's address).
+        gateway: Ipv4Addr,
+        /// The subnet's prefix length.
+        prefix: u8,
+    },
+    /// Create a persistent TAP owned by `owner_uid`, on `bridge`, up.
+    EnsureTap {
+        /// The TAP.
+        name: String,
+        /// banger's bridge.
+        bridge: String,
+        /// Who may open the TAP (the VMM's user).
+        owner_uid: u32,
+    },
+    /// Rename a TAP (a pooled one to a VM's).
+    RenameLink {
+        /// Current name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// Delete a TAP; a missing one is not an error.
+    DeleteLink {
+        /// The TAP.
+        name: String,
+    },
+    /// List interfaces whose name starts with `prefix`.
+    LinksWithPrefix {
+        /// A prefix of banger's TAP names.
+        prefix: String,
+    },
+    /// Give a VM outbound NAT in banger's nftables tables.
+    AllowNat {
+        /// The VM's id (the rule's comment).
+        vm_id: String,
+        /// Its TAP.
+        tap: String,
+        /// banger's bridge.
+        bridge: String,
+    },
+    /// Remove a VM's NAT rule from banger's tables.
+    RevokeNat {
+        /// The VM's id.
+        vm_id: String,
+    },
+}
+
+impl Request {
+    /// The request's name, for logs.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Self::EnsureBridge { .. } => "ensure_bridge",
+            Self::EnsureTap { .. } => "ensure_tap",
+            Self::RenameLink { .. } => "rename_link",
+            Self::DeleteLink { .. } => "delete_link",
+            Self::LinksWithPrefix { .. } => "links_with_prefix",
+            Self::AllowNat { .. } => "allow_nat",
+            Self::RevokeNat { .. } => "revoke_nat",
+        }
+    }
+}
+
+/// The helper's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    /// Done.
+    Ok,
+    /// The answer to [`Request::LinksWithPrefix`].
+    Links {
+        /// The matching interface names.
+        names: Vec<String>,
+    },
+    /// Refused before anything happened: the caller, the request or its arguments are not
+    /// allowed.
+    Refused {
+        /// Why, naming what was refused.
+        reason: String,
+    },
+    /// Allowed, tried, and failed.
+    Failed {
+        /// The error chain.
+        message: String,
+        /// Whether the kernel refused the helper itself for lack of privilege.
+        permission_denied: bool,
+    },
+}
+
+/// Why a line could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The socket failed.
+    #[error("i/o on the helper socket")]
+    Io(#[from] std::io::Error),
+    /// The peer closed before sending a full line.
+    #[error("the peer closed the connection before a full message")]
+    Closed,
+    /// The line exceeded [`MAX_LINE`].
+    #[error("message longer than {MAX_LINE} bytes")]
+    TooLong,
+    /// The line is not a message this side knows.
+    #[error("not a valid message")]
+    Malformed(#[source] serde_json::Error),
+}
+
+/// Reads one bounded line and parses it as `T`.
+pub async fn read_message<T, R>(reader: &mut R) -> Result<T, WireError>
+where
+    T: for<'de> Deserialize<'de>,
+    R: AsyncBufRead + Unpin,
+{
+    let mut line = Vec::new();
+    let mut limited = reader.take(MAX_LINE as u64);
+    let n = limited.read_until(b'\n', &mut line).await?;
+    if line.last() != Some(&b'\n') {
+        return Err(if n >= MAX_LINE {
+            WireError::TooLong
+        } else {
+            WireError::Closed
+        });
+    }
+    serde_json::from_slice(&line).map_err(WireError::Malformed)
+}
+
+/// Writes `message` as one line.
+pub async fn write_message<T, W>(writer: &mut W, message: &T) -> Result<(), WireError>
+where
+    T: Serialize,
+    W: AsyncWrite + Unpin,
+{
+    let mut line = serde_json::to_vec(message).map_err(WireError::Malformed)?;
+    if line.len() >= MAX_LINE {
+        return Err(WireError::TooLong);
+    }
+    line.push(b'\n');
+    writer.write_all(&line).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_requests() -> Vec<Request> {
+        vec![
+            Request::EnsureBridge {
+                name: "banger0".into(),
+                gateway: Ipv4Addr::new(172, 30, 0, 1),
+                prefix: 24,
+            },
+            Request::EnsureTap {
+                name: "bgr-0123456789a".into(),
+                bridge: "banger0".into(),
+                owner_uid: 1000,
+            },
+            Request::RenameLink {
+                from: "tap-pool-0".into(),
+                to: "bgr-0123456789a".into(),
+            },
+            Request::DeleteLink {
+                name: "bgr-0123456789a".into(),
+            },
+            Request::LinksWithPrefix {
+                prefix: "tap-pool-".into(),
+            },
+            Request::AllowNat {
+                vm_id: "0123456789abcdef".into(),
+                tap: "bgr-0123456789a".into(),
+                bridge: "banger0".into(),
+            },
+            Request::RevokeNat {
+                vm_id: "0123456789abcdef".into(),
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn every_request_and_response_round_trips_as_one_line() {
+        let responses = vec![
+            Response::Ok,
+            Response::Links {
+                names: vec!["tap-pool-0".into()],
+            },
+            Response::Refused {
+                reason: "no".into(),
+            },
+            Response::Failed {
+                message: "netlink".into(),
+                permission_denied: true,
+            },
+        ];
+        let mut buf = Vec::new();
+        for r in all_requests() {
+            write_message(&mut buf, &r).await.expect("write");
+        }
+        for r in &responses {
+            write_message(&mut buf, r).await.expect("write");
+        }
+        assert_eq!(
+            buf.iter().filter(|b| **b == b'\n').count(),
+            all_requests().len() + responses.len()
+        );
+        let mut reader = tokio::io::BufReader::new(buf.as_slice());
+        for r in all_requests() {
+            let back: Request = read_message(&mut reader).await.expect("read");
+            assert_eq!(back, r);
+        }
+        for r in responses {
+            let back: Response = read_message(&mut reader).await.expect("read");
+            assert_eq!(back, r);
+        }
+        let end: Result<Request, _> = read_message(&mut reader).await;
+        assert!(matches!(end, Err(WireError::Closed)), "{end:?}");
+    }
+
+    #[test]
+    fn the_format_is_tagged_json() {
+        let text = serde_json::to_string(&Request::DeleteLink {
+            name: "bgr-1".into(),
+        })
+        .expect("json");
+        assert_eq!(text, r#"{"op":"delete_link","name":"bgr-1"}"#);
+        let text = serde_json::to_string(&Response::Ok).expect("json");
+        assert_eq!(text, r#"{"result":"ok"}"#);
+    }
+
+    #[tokio::test]
+    async fn unknown_ops_extra_fields_and_long_lines_are_refused() {
+        for line in [
+            "{\"op\":\"run_command\",\"argv\":[\"sh\"]}\n",
+            "{\"op\":\"flush_table\",\"family\":\"inet\",\"table\":\"filter\"}\n",
+            "{\"op\":\"delete_link\",\"name\":\"bgr-1\",\"force\":true}\n",
+            "not json\n",
+        ] {
+            let mut reader = tokio::io::BufReader::new(line.as_bytes());
+            let got: Result<Request, _> = read_message(&mut reader).await;
+            assert!(
+                matches!(got, Err(WireError::Malformed(_))),
+                "{line}: {got:?}"
+            );
+        }
+        let long = format!("{}\n", "x".repeat(MAX_LINE + 10));
+        let mut reader = tokio::io::BufReader::new(long.as_bytes());
+        let got: Result<Request, _> = read_message(&mut reader).await;
+        assert!(matches!(got, Err(WireError::TooLong)), "{got:?}");
+        let mut sink = Vec::new();
+        let huge = Request::DeleteLink {
+            name: "x".repeat(MAX_LINE),
+        };
+        assert!(matches!(
+            write_message(&mut sink, &huge).await,
+            Err(WireError::TooLong)
+        ));
+        assert!(sink.is_empty(), "nothing written");
+    }
+}
