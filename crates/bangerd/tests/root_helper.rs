@@ -39,7 +39,7 @@ fn the_helper_starts_only_as_root_for_a_real_owner_and_stops_cleanly() {
     }
     assert!(!socket.exists(), "a refused start made no socket");
 
-    let mut child = bangerd()
+    let child = bangerd()
         .args(["root-helper", "--owner", "4242", "--socket"])
         .arg(&socket)
         .stdin(Stdio::null())
