@@ -1,9 +1,11 @@
-//! The daemon's side: [`NetOps`] over the helper's socket, and the backend for a daemon that has
-//! neither root nor a helper.
+//! The daemon's side: [`NetOps`] over the helper's socket.
 //!
 //! [`HelperNet`] opens one connection per step, sends the [`Request`] and maps the
 //! [`Response`] back to the `NetOps` result, so refusals and failures arrive as typed
 //! [`NetError`]s (`Refused`, `Helper`, `HelperUnreachable`) the daemon reports like its own.
+//! When no helper runs (no socket, or nobody listening on it) a step fails with
+//! [`NetError::Unprivileged`], the host problem naming the fix; since the socket is looked up
+//! per step, a helper started after the daemon is used from its first request on.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -43,9 +45,20 @@ impl HelperNet {
             source,
         };
         let exchange = async {
-            let stream = UnixStream::connect(&self.socket)
-                .await
-                .map_err(unreachable)?;
+            let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+                // No socket, or nobody behind it: no helper runs. That is the host problem
+                // whose fix is to install (or start) the helper, not a transport failure.
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) {
+                    NetError::Unprivileged {
+                        socket: socket.clone(),
+                    }
+                } else {
+                    unreachable(e)
+                }
+            })?;
             let (read, mut write) = stream.into_split();
             write_message(&mut write, request)
                 .await
@@ -165,71 +178,5 @@ impl NetOps for HelperNet {
         Box::pin(self.call(Request::RevokeNat {
             vm_id: vm_id.to_owned(),
         }))
-    }
-}
-
-/// The backend of a daemon without root and without a helper: every privileged step fails with
-/// [`NetError::Unprivileged`], which the daemon reports as a host problem naming the fix.
-#[derive(Debug, Clone)]
-pub struct UnprivilegedNet {
-    socket: String,
-}
-
-impl UnprivilegedNet {
-    /// A backend that says the helper was looked for at `socket`.
-    pub fn new(socket: &Path) -> Self {
-        Self {
-            socket: socket.display().to_string(),
-        }
-    }
-
-    fn refuse<'a, T: Send + 'a>(&self) -> BoxFuture<'a, Result<T, NetError>> {
-        let socket = self.socket.clone();
-        Box::pin(async move { Err(NetError::Unprivileged { socket }) })
-    }
-}
-
-impl NetOps for UnprivilegedNet {
-    fn ensure_bridge<'a>(
-        &'a self,
-        _: &'a str,
-        _: Ipv4Addr,
-        _: u8,
-    ) -> BoxFuture<'a, Result<(), NetError>> {
-        self.refuse()
-    }
-
-    fn ensure_tap<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: u32,
-    ) -> BoxFuture<'a, Result<(), NetError>> {
-        self.refuse()
-    }
-
-    fn rename_link<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
-        self.refuse()
-    }
-
-    fn delete_link<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
-        self.refuse()
-    }
-
-    fn links_with_prefix<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, NetError>> {
-        self.refuse()
-    }
-
-    fn allow_nat<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), NetError>> {
-        self.refuse()
-    }
-
-    fn revoke_nat<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
-        self.refuse()
     }
 }

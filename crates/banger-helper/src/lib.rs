@@ -22,7 +22,7 @@ pub mod server;
 pub mod socket;
 pub mod wire;
 
-pub use client::{HelperNet, UnprivilegedNet};
+pub use client::HelperNet;
 pub use policy::{Policy, Refusal};
 pub use wire::{Request, Response};
 

@@ -31,6 +31,13 @@ fn main() -> ExitCode {
     let args = args::Args::parse();
     match &args.command {
         Some(args::Command::Doctor { json }) => return doctor::main(args.system, *json),
+        Some(args::Command::RootHelper { .. }) if args.system || args.check_migrations => {
+            eprintln!(
+                "bangerd root-helper: --system and --check-migrations do not apply to the helper; \
+                 drop them (the helper has no layout: it serves the owner's daemon wherever it runs)"
+            );
+            return ExitCode::from(2);
+        }
         Some(args::Command::RootHelper { owner, socket }) => {
             let level = args.log_level.as_deref().unwrap_or("info");
             return match root_helper::main(owner, socket.clone(), level) {

@@ -4,7 +4,8 @@
 //! - otherwise, when the root helper's socket exists (`BANGER_ROOT_HELPER_SOCKET`, else
 //!   `/run/banger-root/helper.sock`): each step goes to the helper (`banger_helper::HelperNet`);
 //! - otherwise every privileged step fails as a host problem naming
-//!   `sudo banger system install` (`banger_helper::UnprivilegedNet`).
+//!   `sudo banger system install` — until a helper appears: the client looks for the socket at
+//!   each step, so a helper started after the daemon is picked up without a restart.
 //!
 //! The choice is a pure function over facts probed once, shared by the daemon and `doctor`, so
 //! the two cannot disagree.
@@ -53,8 +54,10 @@ impl Privilege {
     pub fn backend(&self) -> Arc<dyn NetOps> {
         match self {
             Self::InProcess => Arc::new(banger_net::LinuxNet),
-            Self::Helper(socket) => Arc::new(banger_helper::HelperNet::new(socket.clone())),
-            Self::None(socket) => Arc::new(banger_helper::UnprivilegedNet::new(socket)),
+            // Without a socket the client fails each step as `NetError::Unprivileged`.
+            Self::Helper(socket) | Self::None(socket) => {
+                Arc::new(banger_helper::HelperNet::new(socket.clone()))
+            }
         }
     }
 

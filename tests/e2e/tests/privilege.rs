@@ -399,7 +399,7 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
     let tap = format!("bgr-{}", &id[..11.min(id.len())]);
     assert_eq!(
         bed.links(&tap),
-        [tap.clone()],
+        std::slice::from_ref(&tap),
         "the VM's TAP made by the helper"
     );
 
@@ -438,7 +438,7 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
             r#"{{"op":"ensure_tap","name":"evil0","bridge":"banger0","owner_uid":{}}}"#,
             user.uid
         ),
-        format!(r#"{{"op":"ensure_tap","name":"bgr-x","bridge":"banger0","owner_uid":0}}"#),
+        r#"{"op":"ensure_tap","name":"bgr-x","bridge":"banger0","owner_uid":0}"#.to_owned(),
         r#"{"op":"delete_link","name":"lo"}"#.to_owned(),
         format!(r#"{{"op":"delete_link","name":"{veth}"}}"#),
         format!(r#"{{"op":"rename_link","from":"{veth}","to":"bgr-x"}}"#),

@@ -203,6 +203,22 @@ mod tests {
         assert!(text.starts_with("failed at network: "), "{text}");
         assert!(text.contains("sudo"), "{text}");
 
+        // No root and no root helper: a host problem naming the install and the helper.
+        let no_helper = StageError::new(
+            Stage::Network,
+            NetError::Unprivileged {
+                socket: "/run/banger-root/helper.sock".into(),
+            },
+        );
+        assert_eq!(no_helper.code(), ErrorCode::HostProblem);
+        let text = no_helper.describe();
+        assert!(text.contains("/run/banger-root/helper.sock"), "{text}");
+        assert!(text.contains("sudo banger system install"), "{text}");
+        assert!(text.contains("bangerd root-helper --owner"), "{text}");
+        // A refusal by the helper's policy is not the host's fault.
+        let refused = StageError::new(Stage::Network, NetError::Refused("\"lo\" is not".into()));
+        assert_eq!(refused.code(), ErrorCode::OperationFailed);
+
         let no_vmm = StageError::new(
             Stage::Boot,
             VmmError::Unavailable {

@@ -164,7 +164,7 @@ fn checks(f: &Facts, layout: &Layout) -> Vec<Check> {
         vmm::vmm(&f.vmm),
         vmm::jailer(&f.vmm),
         vmm::vhost_vsock(f.vmm.vhost_vsock),
-        network::privileges(&f.net.privilege),
+        network::privileges(&f.net.privilege, f.net.tun_opens),
         network::bridge(&f.net),
         network::nat(f.net.nft.as_ref()),
         network::dns(f.net.dns),

@@ -29,6 +29,9 @@ pub struct NetFacts {
     pub bridge_is_bridge: bool,
     /// Which backend a daemon started here would use for privileged steps.
     pub privilege: Privilege,
+    /// `/dev/net/tun` opens read-write for this process (QEMU, running as this user, must open
+    /// it to attach to its TAP).
+    pub tun_opens: bool,
     /// `nft`, and its version line.
     pub nft: Option<(String, Option<String>)>,
     /// Who answers on the DNS address.
@@ -109,6 +112,11 @@ impl NetFacts {
             bridge_is_bridge: sys.join("bridge").is_dir(),
             bridge,
             privilege: Privilege::probe(),
+            tun_opens: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .is_ok(),
             nft,
             dns: DnsState::probe(banger_daemon::dns::DEFAULT_ADDR),
             guest_dns: GuestDnsState::probe(guest_dns_addr()),
@@ -135,8 +143,17 @@ pub fn bridge(f: &NetFacts) -> Check {
 }
 
 /// `privileges`: who would carry out a daemon's privileged steps (bridge, TAPs, NAT)?
-pub fn privileges(privilege: &Privilege) -> Check {
+pub fn privileges(privilege: &Privilege, tun_opens: bool) -> Check {
     match privilege {
+        Privilege::Helper(_) if !tun_opens => Check::warn(
+            "privileges",
+            format!(
+                "{}, but /dev/net/tun does not open for this user, so QEMU (running as you) \
+                 cannot attach to its TAP",
+                privilege.describe()
+            ),
+            "sudo chmod 0666 /dev/net/tun (the mode Debian's udev rules give it)",
+        ),
         Privilege::InProcess => Check::ok(
             "privileges",
             "in-process root: a daemon started here runs as root and creates the bridge and \
@@ -293,6 +310,7 @@ mod tests {
             bridge_exists: exists,
             bridge_is_bridge: is_bridge,
             privilege: Privilege::InProcess,
+            tun_opens: true,
             nft: None,
             dns: DnsState::Free,
             guest_dns: GuestDnsState::Free,
@@ -365,17 +383,27 @@ mod tests {
     #[test]
     fn privileges_name_the_backend_or_the_fix() {
         use std::path::PathBuf;
-        let root = privileges(&Privilege::InProcess);
+        let root = privileges(&Privilege::InProcess, false);
         assert_eq!(root.status, Ok);
         assert!(root.detail.contains("in-process root"), "{}", root.detail);
-        let helper = privileges(&Privilege::Helper(PathBuf::from("/run/h.sock")));
+        let helper = privileges(&Privilege::Helper(PathBuf::from("/run/h.sock")), true);
         assert_eq!(helper.status, Ok);
         assert!(
             helper.detail.contains("helper at /run/h.sock"),
             "{}",
             helper.detail
         );
-        let none = privileges(&Privilege::None(PathBuf::from("/run/h.sock")));
+        let no_tun = privileges(&Privilege::Helper(PathBuf::from("/run/h.sock")), false);
+        assert_eq!(no_tun.status, Warn);
+        assert!(no_tun.detail.contains("/dev/net/tun"), "{}", no_tun.detail);
+        assert!(
+            no_tun
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("chmod 0666")),
+            "{no_tun:?}"
+        );
+        let none = privileges(&Privilege::None(PathBuf::from("/run/h.sock")), true);
         assert_eq!(none.status, Warn);
         assert!(
             none.fix
