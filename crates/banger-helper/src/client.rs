@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use banger_net::{BoxFuture, NetError, NetOps};
+use banger_net::{BoxFuture, NetError, NetOps, ZoneRoute};
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
 
@@ -178,5 +178,25 @@ impl NetOps for HelperNet {
         Box::pin(self.call(Request::RevokeNat {
             vm_id: vm_id.to_owned(),
         }))
+    }
+
+    fn route_zone<'a>(
+        &'a self,
+        bridge: &'a str,
+        server: Ipv4Addr,
+        zone: &'a str,
+    ) -> BoxFuture<'a, Result<ZoneRoute, NetError>> {
+        Box::pin(async move {
+            let request = Request::RouteZone {
+                bridge: bridge.to_owned(),
+                server,
+                zone: zone.to_owned(),
+            };
+            match self.send(&request).await? {
+                Response::Zone { routed: true } => Ok(ZoneRoute::Routed),
+                Response::Zone { routed: false } => Ok(ZoneRoute::Unmanaged),
+                other => Err(unexpected(other)),
+            }
+        })
     }
 }

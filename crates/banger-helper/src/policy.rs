@@ -23,6 +23,8 @@ pub const VM_TAP_PREFIX: &str = "bgr-";
 const VM_TAP_ID_MAX: usize = MAX_IFNAME - VM_TAP_PREFIX.len();
 /// Longest VM id accepted.
 const VM_ID_MAX: usize = 64;
+/// The only zone the host resolver may be pointed at banger for.
+pub const ZONE: &str = "vm";
 
 /// Why the helper refused a request. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +58,17 @@ pub enum Refusal {
         /// The plan's gateway/prefix.
         expected: String,
     },
+    /// A resolver route to a server other than banger's gateway.
+    #[error("routing the vm zone to {asked} is not allowed: only to banger's gateway {gateway}")]
+    ZoneServer {
+        /// The server asked for.
+        asked: std::net::Ipv4Addr,
+        /// banger's gateway.
+        gateway: std::net::Ipv4Addr,
+    },
+    /// A resolver route for a zone other than banger's.
+    #[error("routing the zone {0:?} is not allowed: only {ZONE:?}")]
+    Zone(String),
     /// A link name banger does not make.
     #[error("{0:?} is not a TAP banger makes (bgr-<id> or tap-pool-<n>)")]
     NotBangerTap(String),
@@ -151,6 +164,23 @@ impl Policy {
                 self.bridge(bridge)
             }
             Request::RevokeNat { vm_id } => self::vm_id(vm_id),
+            Request::RouteZone {
+                bridge,
+                server,
+                zone,
+            } => {
+                self.bridge(bridge)?;
+                if *server != self.plan.gateway() {
+                    return Err(Refusal::ZoneServer {
+                        asked: *server,
+                        gateway: self.plan.gateway(),
+                    });
+                }
+                if zone != ZONE {
+                    return Err(Refusal::Zone(zone.clone()));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -259,6 +289,11 @@ mod tests {
             },
             Request::RevokeNat {
                 vm_id: "0123456789abcdef".into(),
+            },
+            Request::RouteZone {
+                bridge: "banger0".into(),
+                server: Ipv4Addr::new(172, 30, 0, 1),
+                zone: "vm".into(),
             },
         ];
         for r in ok {
@@ -380,6 +415,27 @@ mod tests {
             })
             .expect_err("nat behind another bridge");
         assert!(matches!(err, Refusal::NotBridge { .. }), "{err}");
+    }
+
+    #[test]
+    fn resolver_routes_other_than_the_vm_zone_to_the_gateway_are_refused() {
+        let p = policy();
+        let route = |bridge: &str, server: Ipv4Addr, zone: &str| Request::RouteZone {
+            bridge: bridge.into(),
+            server,
+            zone: zone.into(),
+        };
+        let gw = Ipv4Addr::new(172, 30, 0, 1);
+        let err = p.check(&route("eth0", gw, "vm")).expect_err("other link");
+        assert!(matches!(err, Refusal::NotBridge { .. }), "{err}");
+        let err = p
+            .check(&route("banger0", Ipv4Addr::new(1, 1, 1, 1), "vm"))
+            .expect_err("other server");
+        assert!(matches!(err, Refusal::ZoneServer { .. }), "{err}");
+        for zone in ["", "~.", ".", "com", "vm.example"] {
+            let err = p.check(&route("banger0", gw, zone)).expect_err("other zone");
+            assert!(matches!(err, Refusal::Zone(_)), "{zone:?}: {err}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use banger_net::{NetError, NetOps};
+use banger_net::{NetError, NetOps, ZoneRoute};
 use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -92,7 +92,7 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
 fn log(uid: u32, pid: &str, request: &Request, response: &Response) {
     let op = request.op();
     match response {
-        Response::Ok | Response::Links { .. } => {
+        Response::Ok | Response::Links { .. } | Response::Zone { .. } => {
             tracing::info!(peer_uid = uid, peer_pid = %pid, op, request = ?request, result = "ok", "request");
         }
         Response::Refused { reason } => {
@@ -146,6 +146,14 @@ async fn dispatch(net: &dyn NetOps, request: &Request) -> Result<Response, NetEr
         }
         Request::AllowNat { vm_id, tap, bridge } => net.allow_nat(vm_id, tap, bridge).await?,
         Request::RevokeNat { vm_id } => net.revoke_nat(vm_id).await?,
+        Request::RouteZone {
+            bridge,
+            server,
+            zone,
+        } => {
+            let routed = net.route_zone(bridge, *server, zone).await? == ZoneRoute::Routed;
+            return Ok(Response::Zone { routed });
+        }
     }
     Ok(Response::Ok)
 }

@@ -66,6 +66,16 @@ pub enum Request {
         /// The VM's id.
         vm_id: String,
     },
+    /// Route the `vm` zone to banger's server on its bridge in the host resolver
+    /// (systemd-resolved); elsewhere nothing changes and the answer says so.
+    RouteZone {
+        /// banger's bridge.
+        bridge: String,
+        /// The server the zone goes to (the bridge's gateway).
+        server: Ipv4Addr,
+        /// The zone (`vm`).
+        zone: String,
+    },
 }
 
 impl Request {
@@ -79,6 +89,7 @@ impl Request {
             Self::LinksWithPrefix { .. } => "links_with_prefix",
             Self::AllowNat { .. } => "allow_nat",
             Self::RevokeNat { .. } => "revoke_nat",
+            Self::RouteZone { .. } => "route_zone",
         }
     }
 }
@@ -89,6 +100,11 @@ impl Request {
 pub enum Response {
     /// Done.
     Ok,
+    /// The answer to [`Request::RouteZone`]: whether the host resolver now routes the zone.
+    Zone {
+        /// `true`: routed; `false`: the host's resolver is not one banger configures.
+        routed: bool,
+    },
     /// The answer to [`Request::LinksWithPrefix`].
     Links {
         /// The matching interface names.
@@ -194,6 +210,11 @@ mod tests {
             },
             Request::RevokeNat {
                 vm_id: "0123456789abcdef".into(),
+            },
+            Request::RouteZone {
+                bridge: "banger0".into(),
+                server: Ipv4Addr::new(172, 30, 0, 1),
+                zone: "vm".into(),
             },
         ]
     }
