@@ -433,7 +433,9 @@ mod tests {
             .expect_err("other server");
         assert!(matches!(err, Refusal::ZoneServer { .. }), "{err}");
         for zone in ["", "~.", ".", "com", "vm.example"] {
-            let err = p.check(&route("banger0", gw, zone)).expect_err("other zone");
+            let err = p
+                .check(&route("banger0", gw, zone))
+                .expect_err("other zone");
             assert!(matches!(err, Refusal::Zone(_)), "{zone:?}: {err}");
         }
     }

@@ -566,6 +566,7 @@ mod tests {
                 state_dir: PathBuf::from(paths::STATE_DIR),
                 started_at: "t".into(),
                 dns: None,
+                guest_dns: None,
             }),
             helper: PathBuf::from(paths::HELPER_SOCKET),
             helper_exists: true,
