@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use banger_testkit::NetNs;
-use common::{Guestbed, wait_until};
+use common::{Guestbed, tagged_pids, wait_until};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(900);
@@ -384,7 +384,28 @@ fn guests_reach_the_uplink_by_name_find_each_other_and_get_their_files() {
     let out = ssh(&bed, "net-a", &["getent", "hosts", "nope.vm"]);
     assert!(!out.status.success(), "an unknown name does not resolve");
 
-    // NAT rules follow the VM out.
+    // NAT rules follow the VM out — also when its VMM dies while the daemon is down: the next
+    // daemon's reconcile finds it dead and removes exactly its rule.
+    bed.kill_daemon();
+    let tag = format!("banger-{id}");
+    for pid in tagged_pids(&tag) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || tagged_pids(&tag).is_empty()),
+        "net-a's VMM survived SIGKILL"
+    );
+    assert!(ruleset(&bed).contains(&format!("banger-vm:{id}")));
+    let vm: Value =
+        serde_json::from_str(&bed.ok(&["vm", "show", "net-a", "--json"])).expect("json");
+    assert_ne!(vm["state"], "running", "{vm}");
+    assert!(
+        !ruleset(&bed).contains(&format!("banger-vm:{id}")),
+        "reconcile left the dead VM's rule: {}",
+        ruleset(&bed)
+    );
+    bed.ok(&["vm", "start", "net-a"]);
+    assert!(ruleset(&bed).contains(&format!("banger-vm:{id}")));
     bed.ok(&["vm", "stop", "net-a"]);
     assert!(
         !ruleset(&bed).contains(&format!("banger-vm:{id}")),

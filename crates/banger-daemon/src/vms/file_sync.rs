@@ -77,6 +77,19 @@ pub enum EntryError {
         #[source]
         source: std::io::Error,
     },
+    /// Under a system install, a host path outside the owner's home (after following the
+    /// entry's own symlink).
+    #[error(
+        "{} is outside the owner's home {}: a system install syncs only files from there",
+        path.display(),
+        home.display()
+    )]
+    OutsideHome {
+        /// The host path, resolved.
+        path: PathBuf,
+        /// The owner's home.
+        home: PathBuf,
+    },
     /// A name inside a host directory is not UTF-8, so no guest path can carry it.
     #[error("{} has a name that is not UTF-8", path.display())]
     NotUtf8 {
@@ -185,6 +198,9 @@ pub struct GuestFiles {
     pub entries: Vec<FileSync>,
     /// The host's git identity.
     pub git: GitIdentity,
+    /// Whether host paths must resolve inside `home` (a system install, where the daemon
+    /// serves the owner and must not become a way to read other users' files).
+    pub confine_to_home: bool,
 }
 
 /// What the stage did, for its detail line and the log.
@@ -245,7 +261,8 @@ pub fn apply(work: &Path, files: &GuestFiles) -> Result<SyncReport, FileSyncErro
             guest: entry.guest.clone(),
             source: Box::new(source),
         };
-        match copy_entry(work, entry, &host, &mut written, &mut report).map_err(fail)? {
+        let confine = files.confine_to_home.then_some(files.home.as_path());
+        match copy_entry(work, entry, &host, confine, &mut written, &mut report).map_err(fail)? {
             Copied::Yes => report.copied += 1,
             Copied::Missing => report.missing.push((index, host.clone())),
         }
@@ -281,6 +298,7 @@ fn copy_entry(
     work: &Path,
     entry: &FileSync,
     host: &Path,
+    confine: Option<&Path>,
     written: &mut BTreeSet<String>,
     report: &mut SyncReport,
 ) -> Result<Copied, EntryError> {
@@ -290,6 +308,9 @@ fn copy_entry(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Copied::Missing),
         Err(e) => return Err(io("stat", host)(e)),
     };
+    if let Some(home) = confine {
+        inside_home(host, home)?;
+    }
     let guest = work_disk_path(entry);
     let mut edits = Edits::new();
     if meta.is_file() {
@@ -310,6 +331,21 @@ fn copy_entry(
     }
     ext4::apply(work, &edits)?;
     Ok(Copied::Yes)
+}
+
+/// `host`, resolved, lies in `home`, resolved. Directories are walked without following
+/// symlinks, so checking the entry's own path is enough.
+fn inside_home(host: &Path, home: &Path) -> Result<(), EntryError> {
+    let resolved = std::fs::canonicalize(host).map_err(io("resolve", host))?;
+    let home = std::fs::canonicalize(home).map_err(io("resolve", home))?;
+    if resolved.starts_with(&home) {
+        Ok(())
+    } else {
+        Err(EntryError::OutsideHome {
+            path: resolved,
+            home,
+        })
+    }
 }
 
 fn readable(path: &Path) -> Result<(), EntryError> {
@@ -391,12 +427,14 @@ pub(super) async fn run(
     let authorized_key = backends.ssh_key.public_line.clone();
     let entries = ctx.config().file_sync.clone();
     let work = record.dir.join("work.ext4");
+    let confine_to_home = ctx.layout().mode == banger_model::Mode::System;
     let report = tokio::task::spawn_blocking(move || {
         let files = GuestFiles {
             authorized_key,
             entries,
             git: GitIdentity::read(&home),
             home,
+            confine_to_home,
         };
         apply(&work, &files)
     })
@@ -474,5 +512,32 @@ mod tests {
              skipped; warning: file_sync[2] skipped: /h/nope does not exist"
         );
         assert_eq!(SyncReport::default().detail(), "banger key");
+    }
+
+    #[test]
+    fn a_system_install_syncs_only_from_the_owners_home() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let home = root.path().join("home");
+        let elsewhere = root.path().join("etc");
+        std::fs::create_dir_all(home.join(".config")).expect("home");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        std::fs::write(home.join(".config/tool.toml"), "x").expect("file");
+        std::fs::write(elsewhere.join("shadow"), "secret").expect("file");
+        std::os::unix::fs::symlink(elsewhere.join("shadow"), home.join("link")).expect("link");
+
+        assert!(inside_home(&home.join(".config/tool.toml"), &home).is_ok());
+        assert!(inside_home(&home.join(".config"), &home).is_ok());
+        for outside in [
+            elsewhere.join("shadow"),
+            home.join("link"),
+            home.join("../etc"),
+        ] {
+            let err = inside_home(&outside, &home).expect_err("outside the home");
+            assert!(
+                matches!(err, EntryError::OutsideHome { .. }),
+                "{}: {err}",
+                outside.display()
+            );
+        }
     }
 }
