@@ -59,7 +59,8 @@ pub fn e2e_root() -> PathBuf {
 
 impl Guestbed {
     /// A fresh namespace over the shared persistent layout, once no other bed is in use.
-    /// Stops any daemon left over from an earlier run first.
+    /// An earlier run that was killed (a timeout, a cut-off CI job) never ran its guard, so
+    /// the bed first clears what such a run may have left: its daemon, its config, its VMs.
     pub fn new() -> Self {
         let root = e2e_root().join("bed");
         for dir in ["home", "config", "state", "cache", "run"] {
@@ -78,7 +79,23 @@ impl Guestbed {
             _lock: lock,
         };
         bed.kill_daemon();
+        let _ = std::fs::remove_file(bed.layout().config_file);
+        bed.delete_every_vm();
+        let _ = bed.banger(&["daemon", "stop"], Duration::from_secs(30));
+        bed.kill_daemon();
         bed
+    }
+
+    /// Deletes every VM the layout holds (best effort: the caller checks what matters).
+    fn delete_every_vm(&self) {
+        let out = self.banger(&["vm", "list", "--json"], Duration::from_secs(30));
+        if let Ok(serde_json::Value::Array(vms)) = serde_json::from_slice(&out.stdout) {
+            for vm in vms {
+                if let Some(name) = vm["name"].as_str() {
+                    let _ = self.banger(&["vm", "delete", name], Duration::from_secs(60));
+                }
+            }
+        }
     }
 
     /// The layout banger resolves here.
@@ -234,14 +251,7 @@ impl Guestbed {
 impl Drop for Guestbed {
     fn drop(&mut self) {
         // Leave no guest behind: delete every VM, then stop the daemon.
-        let out = self.banger(&["vm", "list", "--json"], Duration::from_secs(30));
-        if let Ok(serde_json::Value::Array(vms)) = serde_json::from_slice(&out.stdout) {
-            for vm in vms {
-                if let Some(name) = vm["name"].as_str() {
-                    let _ = self.banger(&["vm", "delete", name], Duration::from_secs(60));
-                }
-            }
-        }
+        self.delete_every_vm();
         let _ = self.banger(&["daemon", "stop"], Duration::from_secs(30));
         self.kill_daemon();
     }
