@@ -121,7 +121,10 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            // A file the stopped daemon or an exiting VMM removes while we walk is not ours.
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.is_dir() {
                 out.push((path.clone(), None));
                 walk(&path, out);
