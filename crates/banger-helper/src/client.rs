@@ -11,7 +11,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use banger_net::{BoxFuture, NetError, NetOps, ZoneRoute};
+use std::os::fd::OwnedFd;
+
+use banger_net::{BoxFuture, GuestDnsSockets, NetError, NetOps, ZoneRoute};
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
 
@@ -45,20 +47,9 @@ impl HelperNet {
             source,
         };
         let exchange = async {
-            let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
-                // No socket, or nobody behind it: no helper runs. That is the host problem
-                // whose fix is to install (or start) the helper, not a transport failure.
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) {
-                    NetError::Unprivileged {
-                        socket: socket.clone(),
-                    }
-                } else {
-                    unreachable(e)
-                }
-            })?;
+            // No socket, or nobody behind it: no helper runs. That is the host problem whose
+            // fix is to install (or start) the helper, not a transport failure.
+            let stream = self.connect().await?;
             let (read, mut write) = stream.into_split();
             write_message(&mut write, request)
                 .await
@@ -75,6 +66,63 @@ impl HelperNet {
                     "no answer in time",
                 ))
             })?
+    }
+
+    /// Asks for the guests' DNS sockets: the answer line comes with their descriptors.
+    async fn receive_sockets(&self, request: &Request) -> Result<GuestDnsSockets, NetError> {
+        let socket = self.socket.display().to_string();
+        let unreachable = |source: std::io::Error| NetError::HelperUnreachable {
+            socket: socket.clone(),
+            source,
+        };
+        let exchange = async {
+            let mut stream = self.connect().await?;
+            write_message(&mut stream, request)
+                .await
+                .map_err(|e| unreachable(std::io::Error::other(e)))?;
+            let (line, fds) = crate::fds::recv_line_with_fds(&stream)
+                .await
+                .map_err(|e| unreachable(std::io::Error::other(e)))?;
+            let response: Response =
+                serde_json::from_slice(&line).map_err(|e| unreachable(std::io::Error::other(e)))?;
+            match (response, <[OwnedFd; 2]>::try_from(fds)) {
+                (Response::Sockets, Ok([udp, tcp])) => Ok(GuestDnsSockets {
+                    udp: std::net::UdpSocket::from(udp),
+                    tcp: std::net::TcpListener::from(tcp),
+                }),
+                (Response::Sockets, Err(fds)) => Err(NetError::Helper {
+                    message: format!(
+                        "the sockets answer carried {} descriptors, not 2",
+                        fds.len()
+                    ),
+                    permission_denied: false,
+                }),
+                (other, _) => Err(unexpected(other)),
+            }
+        };
+        tokio::time::timeout(OP_TIMEOUT + Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| {
+                unreachable(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer in time",
+                ))
+            })?
+    }
+
+    /// Connects to the helper; no socket or nobody behind it is "no helper runs".
+    async fn connect(&self) -> Result<UnixStream, NetError> {
+        let socket = self.socket.display().to_string();
+        UnixStream::connect(&self.socket).await.map_err(|e| {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) {
+                NetError::Unprivileged { socket }
+            } else {
+                NetError::HelperUnreachable { socket, source: e }
+            }
+        })
     }
 
     async fn call(&self, request: Request) -> Result<(), NetError> {
@@ -197,6 +245,16 @@ impl NetOps for HelperNet {
                 Response::Zone { routed: false } => Ok(ZoneRoute::Unmanaged),
                 other => Err(unexpected(other)),
             }
+        })
+    }
+
+    fn bind_guest_dns(
+        &self,
+        gateway: Ipv4Addr,
+    ) -> BoxFuture<'_, Result<GuestDnsSockets, NetError>> {
+        Box::pin(async move {
+            self.receive_sockets(&Request::BindGuestDns { gateway })
+                .await
         })
     }
 }

@@ -2,7 +2,8 @@
 //! typed requests.
 //!
 //! The owner's daemon runs without privileges and sends each step it cannot do itself — make
-//! the bridge, make or rename or delete a TAP, add or remove a VM's NAT rule — as one
+//! the bridge, make or rename or delete a TAP, add or remove a VM's NAT rule, bind the guests' DNS
+//! port — as one
 //! [`Request`] over the helper's Unix socket ([`client::HelperNet`], which implements
 //! [`banger_net::NetOps`], so the daemon cannot tell it from the in-process backend). The
 //! helper ([`server`]) runs as root, answers only its owner (and root) by `SO_PEERCRED`, checks
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod fds;
 pub mod policy;
 pub mod server;
 pub mod socket;

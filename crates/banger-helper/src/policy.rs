@@ -7,7 +7,9 @@
 //! - listing only under those prefixes;
 //! - NAT only in banger's own nftables tables (the requests carry no table, family or rule:
 //!   the helper builds them from `banger_net::nat`), for a VM id of id characters on a banger
-//!   TAP behind banger's bridge.
+//!   TAP behind banger's bridge;
+//! - the guests' DNS sockets only on the plan's gateway (port 53 is fixed by the request
+//!   type: no port, address family or socket option can be asked for).
 //!
 //! So `lo`, a veth, the host's uplink, another table or another user's TAP cannot be named in a
 //! request that passes. A refusal is a typed [`Refusal`] naming what was refused.
@@ -69,6 +71,14 @@ pub enum Refusal {
     /// A resolver route for a zone other than banger's.
     #[error("routing the zone {0:?} is not allowed: only {ZONE:?}")]
     Zone(String),
+    /// Guests' DNS sockets on an address other than banger's gateway.
+    #[error("binding guests' DNS on {asked} is not allowed: only on banger's gateway {gateway}")]
+    DnsAddress {
+        /// The address asked for.
+        asked: std::net::Ipv4Addr,
+        /// banger's gateway.
+        gateway: std::net::Ipv4Addr,
+    },
     /// A link name banger does not make.
     #[error("{0:?} is not a TAP banger makes (bgr-<id> or tap-pool-<n>)")]
     NotBangerTap(String),
@@ -178,6 +188,15 @@ impl Policy {
                 }
                 if zone != ZONE {
                     return Err(Refusal::Zone(zone.clone()));
+                }
+                Ok(())
+            }
+            Request::BindGuestDns { gateway } => {
+                if *gateway != self.plan.gateway() {
+                    return Err(Refusal::DnsAddress {
+                        asked: *gateway,
+                        gateway: self.plan.gateway(),
+                    });
                 }
                 Ok(())
             }
@@ -294,6 +313,9 @@ mod tests {
                 bridge: "banger0".into(),
                 server: Ipv4Addr::new(172, 30, 0, 1),
                 zone: "vm".into(),
+            },
+            Request::BindGuestDns {
+                gateway: Ipv4Addr::new(172, 30, 0, 1),
             },
         ];
         for r in ok {
@@ -437,6 +459,22 @@ mod tests {
                 .check(&route("banger0", gw, zone))
                 .expect_err("other zone");
             assert!(matches!(err, Refusal::Zone(_)), "{zone:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn guests_dns_on_any_address_but_the_gateway_is_refused() {
+        let p = policy();
+        for asked in [
+            Ipv4Addr::new(0, 0, 0, 0),
+            Ipv4Addr::new(127, 0, 0, 1),
+            Ipv4Addr::new(172, 30, 0, 2),
+            Ipv4Addr::new(192, 168, 1, 1),
+        ] {
+            let err = p
+                .check(&Request::BindGuestDns { gateway: asked })
+                .expect_err("not the gateway");
+            assert!(matches!(err, Refusal::DnsAddress { .. }), "{asked}: {err}");
         }
     }
 

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use banger_net::{NetError, NetOps, ZoneRoute};
+use std::os::fd::AsRawFd;
+
+use banger_net::{GuestDnsSockets, NetError, NetOps, ZoneRoute};
 use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -79,8 +81,17 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
             Response::Refused { reason }
         }
         (Ok(()), Ok(request)) => {
-            let response = answer(policy, net, &request).await;
+            let (response, sockets) = answer_with_sockets(policy, net, &request).await;
             log(uid, &pid, &request, &response);
+            if let Some(sockets) = sockets {
+                // The descriptors travel with the answer line; ours close when this returns.
+                let line = encode(&response);
+                let fds = [sockets.udp.as_raw_fd(), sockets.tcp.as_raw_fd()];
+                if let Err(e) = crate::fds::send_line_with_fds(write.as_ref(), &line, &fds).await {
+                    tracing::debug!(error = %e, "the client left before the sockets");
+                }
+                return;
+            }
             response
         }
     };
@@ -92,7 +103,7 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
 fn log(uid: u32, pid: &str, request: &Request, response: &Response) {
     let op = request.op();
     match response {
-        Response::Ok | Response::Links { .. } | Response::Zone { .. } => {
+        Response::Ok | Response::Sockets | Response::Links { .. } | Response::Zone { .. } => {
             tracing::info!(peer_uid = uid, peer_pid = %pid, op, request = ?request, result = "ok", "request");
         }
         Response::Refused { reason } => {
@@ -106,26 +117,50 @@ fn log(uid: u32, pid: &str, request: &Request, response: &Response) {
 
 /// Checks and carries out one request.
 pub async fn answer(policy: &Policy, net: &dyn NetOps, request: &Request) -> Response {
+    answer_with_sockets(policy, net, request).await.0
+}
+
+/// [`answer`], keeping the sockets a [`Request::BindGuestDns`] bound, to hand them over.
+async fn answer_with_sockets(
+    policy: &Policy,
+    net: &dyn NetOps,
+    request: &Request,
+) -> (Response, Option<GuestDnsSockets>) {
     if let Err(refusal) = policy.check(request) {
-        return Response::Refused {
-            reason: refusal.to_string(),
-        };
+        let reason = refusal.to_string();
+        return (Response::Refused { reason }, None);
     }
     let outcome = tokio::time::timeout(OP_TIMEOUT, dispatch(net, request)).await;
     match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => Response::Failed {
-            message: chain(&e),
-            permission_denied: e.is_permission_denied(),
-        },
-        Err(_) => Response::Failed {
-            message: format!("{} took longer than {OP_TIMEOUT:?}", request.op()),
-            permission_denied: false,
-        },
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => (
+            Response::Failed {
+                message: chain(&e),
+                permission_denied: e.is_permission_denied(),
+            },
+            None,
+        ),
+        Err(_) => (
+            Response::Failed {
+                message: format!("{} took longer than {OP_TIMEOUT:?}", request.op()),
+                permission_denied: false,
+            },
+            None,
+        ),
     }
 }
 
-async fn dispatch(net: &dyn NetOps, request: &Request) -> Result<Response, NetError> {
+/// A response as its line; the variants carry nothing that can fail to serialise.
+fn encode(response: &Response) -> Vec<u8> {
+    let mut line = serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec());
+    line.push(b'\n');
+    line
+}
+
+async fn dispatch(
+    net: &dyn NetOps,
+    request: &Request,
+) -> Result<(Response, Option<GuestDnsSockets>), NetError> {
     match request {
         Request::EnsureBridge {
             name,
@@ -140,9 +175,8 @@ async fn dispatch(net: &dyn NetOps, request: &Request) -> Result<Response, NetEr
         Request::RenameLink { from, to } => net.rename_link(from, to).await?,
         Request::DeleteLink { name } => net.delete_link(name).await?,
         Request::LinksWithPrefix { prefix } => {
-            return Ok(Response::Links {
-                names: net.links_with_prefix(prefix).await?,
-            });
+            let names = net.links_with_prefix(prefix).await?;
+            return Ok((Response::Links { names }, None));
         }
         Request::AllowNat { vm_id, tap, bridge } => net.allow_nat(vm_id, tap, bridge).await?,
         Request::RevokeNat { vm_id } => net.revoke_nat(vm_id).await?,
@@ -152,10 +186,14 @@ async fn dispatch(net: &dyn NetOps, request: &Request) -> Result<Response, NetEr
             zone,
         } => {
             let routed = net.route_zone(bridge, *server, zone).await? == ZoneRoute::Routed;
-            return Ok(Response::Zone { routed });
+            return Ok((Response::Zone { routed }, None));
+        }
+        Request::BindGuestDns { gateway } => {
+            let sockets = net.bind_guest_dns(*gateway).await?;
+            return Ok((Response::Sockets, Some(sockets)));
         }
     }
-    Ok(Response::Ok)
+    Ok((Response::Ok, None))
 }
 
 /// An error and its sources, joined by ": ".

@@ -76,6 +76,13 @@ pub enum Request {
         /// The zone (`vm`).
         zone: String,
     },
+    /// Bind the guests' DNS sockets (UDP and TCP, port 53) on banger's gateway and hand them
+    /// over: the answer [`Response::Sockets`] carries the two descriptors (`SCM_RIGHTS`,
+    /// UDP first), so the daemon serves DNS as the owner.
+    BindGuestDns {
+        /// The bridge's gateway.
+        gateway: Ipv4Addr,
+    },
 }
 
 impl Request {
@@ -90,6 +97,7 @@ impl Request {
             Self::AllowNat { .. } => "allow_nat",
             Self::RevokeNat { .. } => "revoke_nat",
             Self::RouteZone { .. } => "route_zone",
+            Self::BindGuestDns { .. } => "bind_guest_dns",
         }
     }
 }
@@ -105,6 +113,9 @@ pub enum Response {
         /// `true`: routed; `false`: the host's resolver is not one banger configures.
         routed: bool,
     },
+    /// The answer to [`Request::BindGuestDns`]; the line travels with the UDP and the TCP
+    /// socket as ancillary data ([`crate::fds`]).
+    Sockets,
     /// The answer to [`Request::LinksWithPrefix`].
     Links {
         /// The matching interface names.
@@ -216,6 +227,9 @@ mod tests {
                 server: Ipv4Addr::new(172, 30, 0, 1),
                 zone: "vm".into(),
             },
+            Request::BindGuestDns {
+                gateway: Ipv4Addr::new(172, 30, 0, 1),
+            },
         ]
     }
 
@@ -223,6 +237,7 @@ mod tests {
     async fn every_request_and_response_round_trips_as_one_line() {
         let responses = vec![
             Response::Ok,
+            Response::Sockets,
             Response::Links {
                 names: vec!["tap-pool-0".into()],
             },

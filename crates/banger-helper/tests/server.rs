@@ -240,3 +240,48 @@ print(data.decode())\n";
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[tokio::test]
+#[ignore = "needs root: chowns the socket to another uid"]
+async fn the_guests_dns_sockets_come_back_over_the_socket_and_receive() {
+    let h = Helper::start();
+    let client = HelperNet::new(h.socket());
+    let plan = NetPlan::default();
+    // The fake binds loopback on free ports where the real helper binds the gateway's 53.
+    let sockets = client
+        .bind_guest_dns(plan.gateway())
+        .await
+        .expect("sockets handed over");
+    let udp_addr = sockets.udp.local_addr().expect("udp");
+    let tcp_addr = sockets.tcp.local_addr().expect("tcp");
+    assert!(udp_addr.ip().is_loopback() && tcp_addr.ip().is_loopback());
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+    probe.send_to(b"q", udp_addr).expect("send");
+    sockets.udp.set_nonblocking(false).expect("blocking");
+    sockets
+        .udp
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 4];
+    let (n, _) = sockets
+        .udp
+        .recv_from(&mut buf)
+        .expect("the handed-over socket receives");
+    assert_eq!(&buf[..n], b"q");
+    std::net::TcpStream::connect(tcp_addr).expect("the handed-over listener accepts");
+
+    // Any address but the gateway is refused before the backend is asked.
+    let err = client
+        .bind_guest_dns(std::net::Ipv4Addr::new(0, 0, 0, 0))
+        .await
+        .expect_err("not the gateway");
+    assert!(matches!(err, NetError::Refused(_)), "{err}");
+    let binds = h
+        .net
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, NetCall::BindGuestDns(_)))
+        .count();
+    assert_eq!(binds, 1, "the refused request never reached the backend");
+    h.stop().await;
+}

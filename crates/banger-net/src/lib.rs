@@ -8,6 +8,7 @@
 //! can route the same typed calls through the root helper.
 #![deny(missing_docs)]
 
+pub mod dns_socket;
 pub mod linux;
 pub mod nat;
 pub mod plan;
@@ -17,6 +18,7 @@ mod tap;
 
 use std::net::Ipv4Addr;
 
+pub use dns_socket::{GUEST_DNS_PORT, GuestDnsSockets};
 pub use linux::LinuxNet;
 pub use plan::{NetPlan, PlanError};
 
@@ -77,6 +79,15 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
+    /// The guests' DNS sockets could not be bound.
+    #[error("cannot bind {addr} for the guests' DNS")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// This daemon may not change the host's network itself and no root helper serves it.
     #[error(
         "creating bridges, TAPs and NAT rules needs root, and no root helper is running \
@@ -120,15 +131,25 @@ impl NetError {
                 source: rtnetlink::Error::NetlinkError(e),
                 ..
             } => denied(-e.raw_code()),
-            Self::Connect(e) | Self::Tap { source: e, .. } | Self::Sysctl { source: e, .. } => {
-                e.raw_os_error().is_some_and(denied)
-            }
+            Self::Connect(e)
+            | Self::Tap { source: e, .. }
+            | Self::Sysctl { source: e, .. }
+            | Self::Bind { source: e, .. } => e.raw_os_error().is_some_and(denied),
             Self::Nft { message, .. } => message.starts_with("permission denied"),
             Self::Helper {
                 permission_denied, ..
             } => *permission_denied,
             Self::Unprivileged { .. } => true,
             Self::HelperUnreachable { source, .. } => source.raw_os_error().is_some_and(denied),
+            _ => false,
+        }
+    }
+
+    /// Whether the address to bind is taken by another socket.
+    pub fn is_addr_in_use(&self) -> bool {
+        match self {
+            Self::Bind { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+            Self::Helper { message, .. } => message.contains("Address already in use"),
             _ => false,
         }
     }
@@ -195,4 +216,8 @@ pub trait NetOps: Send + Sync {
         server: Ipv4Addr,
         zone: &'a str,
     ) -> BoxFuture<'a, Result<ZoneRoute, NetError>>;
+    /// Binds the guests' DNS sockets on `gateway`, port 53 (which needs
+    /// `CAP_NET_BIND_SERVICE`) and hands them to the caller, who serves on them.
+    fn bind_guest_dns(&self, gateway: Ipv4Addr)
+    -> BoxFuture<'_, Result<GuestDnsSockets, NetError>>;
 }

@@ -135,6 +135,18 @@ impl NetOps for LinuxNet {
     ) -> BoxFuture<'a, Result<ZoneRoute, NetError>> {
         Box::pin(route_zone(bridge, server, zone))
     }
+
+    fn bind_guest_dns(
+        &self,
+        gateway: Ipv4Addr,
+    ) -> BoxFuture<'_, Result<crate::GuestDnsSockets, NetError>> {
+        Box::pin(async move {
+            crate::dns_socket::bind_guest_dns(gateway).map_err(|source| NetError::Bind {
+                addr: std::net::SocketAddr::from((gateway, crate::GUEST_DNS_PORT)),
+                source,
+            })
+        })
+    }
 }
 
 /// How long one `resolvectl` call may take.

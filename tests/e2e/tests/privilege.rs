@@ -396,6 +396,19 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
     );
     let uname = ub.ok(&["vm", "ssh", "priv-a", "--", "uname", "-a"]);
     assert!(uname.contains("Linux"), "{uname}");
+    // Port 53 on the gateway: the helper bound it and handed the sockets over, so the
+    // unprivileged daemon answers the guest's resolver itself.
+    let status = ub.ok(&["daemon", "status"]);
+    assert!(
+        status.contains("serving guests on 172.30.0.1:53"),
+        "the owner's daemon serves guests' DNS: {status}"
+    );
+    let ip = vm["guest_ip"].as_str().expect("ip").to_owned();
+    let hosts = ub.ok(&["vm", "ssh", "priv-a", "--", "getent", "hosts", "priv-a.vm"]);
+    assert!(
+        hosts.contains(&ip),
+        "the guest resolves its name through banger: {hosts}"
+    );
     let tap = format!("bgr-{}", &id[..11.min(id.len())]);
     assert_eq!(
         bed.links(&tap),

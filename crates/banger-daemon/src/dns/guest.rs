@@ -17,16 +17,18 @@
 //! - The sockets are bound when a VM's network stage has made the bridge, not at daemon start
 //!   ([`GuestResolver::ensure_serving`]): a daemon that never runs a VM never holds port 53
 //!   on a guest-subnet address (tests of the daemon binary run outside any namespace), and
-//!   binding next to `ensure_bridge` keeps both privileged steps together for the root helper.
+//!   binding next to `ensure_bridge` keeps both privileged steps together. Binding port 53
+//!   is privileged, so it goes through `NetOps::bind_guest_dns`: an unprivileged daemon gets
+//!   the two sockets from the root helper and serves on them itself.
 //!   Once bound the sockets stay: a socket bound to an address survives the address going
 //!   away with the bridge and receives again when it comes back. `IP_FREEBIND`
-//!   ([`bind_port`]) makes that bind independent of the address being up at that instant.
+//!   (`banger_net::dns_socket`) makes that bind independent of the address being up at that instant.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use banger_net::NetPlan;
+use banger_net::{NetOps, NetPlan};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -34,7 +36,7 @@ use super::{Zone, forward, wire};
 use crate::shutdown::Shutdown;
 
 /// The port guests' resolvers use.
-pub const PORT: u16 = 53;
+pub const PORT: u16 = banger_net::GUEST_DNS_PORT;
 /// Forwarded queries in flight, at most.
 pub const MAX_FORWARDS: usize = 64;
 /// TCP connections open, at most.
@@ -79,6 +81,7 @@ pub struct GuestResolver {
     resolver: Resolver,
     shutdown: Shutdown,
     state: std::sync::Mutex<GuestListener>,
+    binding: tokio::sync::Mutex<()>,
 }
 
 impl GuestResolver {
@@ -100,6 +103,7 @@ impl GuestResolver {
             plan,
             shutdown,
             state: std::sync::Mutex::new(GuestListener::NotYet(addr)),
+            binding: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -108,45 +112,42 @@ impl GuestResolver {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Binds and starts serving, unless already serving; a failure is kept (for `daemon
+    /// Binds (through `net`: in-process as root, else the root helper hands the sockets
+    /// over) and starts serving, unless already serving; a failure is kept (for `daemon
     /// status`) and logged, and tried again at the next call. Must run inside the runtime.
-    pub fn ensure_serving(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(*state, GuestListener::Serving(_)) {
+    pub async fn ensure_serving(&self, net: &dyn NetOps) {
+        // One bind at a time: two VMs starting together must not both bind.
+        let _binding = self.binding.lock().await;
+        if matches!(self.listener(), GuestListener::Serving(_)) {
             return;
         }
-        let (sockets, listener) = bind(&self.plan);
-        match (&listener, sockets) {
-            (GuestListener::Serving(addr), Some(sockets)) => {
-                tracing::info!(guest_dns = %addr, "serving guests' DNS");
-                tokio::spawn(serve(sockets, self.resolver.clone(), self.shutdown.clone()));
-            }
-            _ => {
-                if *state != listener {
-                    tracing::warn!(reason = %listener.describe(), "guests get no resolver");
-                }
-            }
+        let (sockets, listener) = bind(&self.plan, net).await;
+        if let (GuestListener::Serving(addr), Some(sockets)) = (&listener, sockets) {
+            tracing::info!(guest_dns = %addr, "serving guests' DNS");
+            tokio::spawn(serve(sockets, self.resolver.clone(), self.shutdown.clone()));
+        } else if self.listener() != listener {
+            tracing::warn!(reason = %listener.describe(), "guests get no resolver");
         }
-        *state = listener;
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = listener;
     }
 }
 
-/// Binds the guests' resolver on the bridge gateway of `plan`.
-pub fn bind(plan: &NetPlan) -> (Option<GuestSockets>, GuestListener) {
+/// Binds the guests' resolver on the bridge gateway of `plan`, through `net`.
+pub async fn bind(plan: &NetPlan, net: &dyn NetOps) -> (Option<GuestSockets>, GuestListener) {
     let addr = SocketAddr::new(IpAddr::V4(plan.gateway()), PORT);
-    match bind_port(addr) {
-        Ok((udp, tcp)) => (
-            Some(GuestSockets { udp, tcp }),
-            GuestListener::Serving(addr),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
-            None,
-            GuestListener::Unavailable(format!(
-                "cannot bind {addr} for guests' DNS ({e}): port 53 needs root or \
-                 CAP_NET_BIND_SERVICE; guests get no resolver"
-            )),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => (
+    match net.bind_guest_dns(plan.gateway()).await {
+        Ok(sockets) => {
+            // What was bound, which a test backend may put elsewhere than the gateway.
+            let bound = sockets.udp.local_addr().unwrap_or(addr);
+            (
+                Some(GuestSockets {
+                    udp: sockets.udp,
+                    tcp: sockets.tcp,
+                }),
+                GuestListener::Serving(bound),
+            )
+        }
+        Err(e) if e.is_addr_in_use() => (
             None,
             GuestListener::Unavailable(format!(
                 "{addr} is taken by another program, so guests get no resolver; find it with \
@@ -155,29 +156,22 @@ pub fn bind(plan: &NetPlan) -> (Option<GuestSockets>, GuestListener) {
                 plan.bridge
             )),
         ),
+        Err(e) if e.is_permission_denied() => (
+            None,
+            GuestListener::Unavailable(format!(
+                "cannot bind {addr} for guests' DNS ({}): port 53 needs root or the root \
+                 helper (`sudo banger system install`); guests get no resolver",
+                banger_util::chain(&e)
+            )),
+        ),
         Err(e) => (
             None,
-            GuestListener::Unavailable(format!("cannot bind {addr} for guests' DNS: {e}")),
+            GuestListener::Unavailable(format!(
+                "cannot bind {addr} for guests' DNS: {}",
+                banger_util::chain(&e)
+            )),
         ),
     }
-}
-
-/// The privileged step: UDP and TCP sockets on `addr` (port 53 needs `CAP_NET_BIND_SERVICE`),
-/// with `IP_FREEBIND` so the address need not exist yet, non-blocking for tokio. Kept alone so
-/// a root helper can do exactly this and hand the descriptors over.
-pub fn bind_port(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let udp = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    udp.set_freebind_v4(true)?;
-    udp.bind(&addr.into())?;
-    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    tcp.set_freebind_v4(true)?;
-    tcp.set_reuse_address(true)?;
-    tcp.bind(&addr.into())?;
-    tcp.listen(64)?;
-    udp.set_nonblocking(true)?;
-    tcp.set_nonblocking(true)?;
-    Ok((udp.into(), tcp.into()))
 }
 
 /// Who may have queries forwarded: guest addresses of the bridge subnet.
@@ -339,7 +333,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("resolv.conf");
         std::fs::write(&conf, "nameserver 127.0.0.1\n").expect("write");
-        let (udp, tcp) = bind_port("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let bound = banger_net::dns_socket::bind_dns_on("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let (udp, tcp) = (bound.udp, bound.tcp);
         let addr = udp.local_addr().expect("addr");
         let tcp_addr = tcp.local_addr().expect("addr");
         let zone = Zone::default();
@@ -406,12 +402,25 @@ mod tests {
         task.abort();
     }
 
-    #[test]
-    fn a_bound_address_is_reported_taken() {
-        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let (udp, _tcp) = bind_port(addr).expect("bind");
-        let taken = udp.local_addr().expect("addr");
-        let err = bind_port(taken).expect_err("taken");
-        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    #[tokio::test]
+    async fn the_backend_binds_and_a_refusal_names_the_fix() {
+        let plan = NetPlan::new("banger0", "172.30.0.0/24").expect("plan");
+        let net = banger_testkit::fakes::FakeNet::default();
+        let (sockets, listener) = bind(&plan, &net).await;
+        assert!(sockets.is_some());
+        assert!(
+            matches!(listener, GuestListener::Serving(a) if a.ip() == Ipv4Addr::LOCALHOST),
+            "serving on what the backend bound: {listener:?}"
+        );
+        net.deny_all(true);
+        let (sockets, listener) = bind(&plan, &net).await;
+        assert!(sockets.is_none());
+        let GuestListener::Unavailable(why) = listener else {
+            panic!("{listener:?}");
+        };
+        assert!(
+            why.contains("172.30.0.1:53") && why.contains("system install"),
+            "{why}"
+        );
     }
 }

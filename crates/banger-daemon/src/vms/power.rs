@@ -56,7 +56,7 @@ pub(super) async fn boot(
         .await
         .map_err(at_network)?;
     if let Some(guest_dns) = ctx.guest_dns() {
-        guest_dns.ensure_serving();
+        guest_dns.ensure_serving(backends.net.as_ref()).await;
     }
     route_zone(backends).await;
     let tap = spec.net.as_ref().map(|n| n.tap.clone()).unwrap_or_default();

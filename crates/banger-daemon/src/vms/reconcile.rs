@@ -40,7 +40,7 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
                     super::power::publish_name(ctx, &vm);
                     // Its bridge exists and its resolv.conf names the gateway.
                     if let Some(guest_dns) = ctx.guest_dns() {
-                        guest_dns.ensure_serving();
+                        guest_dns.ensure_serving(backends.net.as_ref()).await;
                     }
                 }
                 _ => {

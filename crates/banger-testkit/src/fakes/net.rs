@@ -23,6 +23,8 @@ pub enum NetCall {
     RevokeNat(String),
     /// `route_zone(bridge, server, zone)`.
     RouteZone(String, Ipv4Addr, String),
+    /// `bind_guest_dns(gateway)`.
+    BindGuestDns(Ipv4Addr),
 }
 
 /// A TAP as the fake holds it.
@@ -340,6 +342,27 @@ impl NetOps for FakeNet {
             s.zone_routes
                 .insert(bridge.to_owned(), (server, zone.to_owned()));
             Ok(ZoneRoute::Routed)
+        })
+    }
+
+    /// Binds loopback sockets on free ports in place of the gateway's port 53 (tests are not
+    /// root and must not hold a guest-subnet address), so the daemon serves on what it got.
+    fn bind_guest_dns(
+        &self,
+        gateway: Ipv4Addr,
+    ) -> BoxFuture<'_, Result<banger_net::GuestDnsSockets, NetError>> {
+        Box::pin(async move {
+            let deny = {
+                let mut s = self.lock();
+                s.calls.push(NetCall::BindGuestDns(gateway));
+                s.deny
+            };
+            if deny {
+                return Err(denied());
+            }
+            let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            banger_net::dns_socket::bind_dns_on(addr)
+                .map_err(|source| NetError::Bind { addr, source })
         })
     }
 }

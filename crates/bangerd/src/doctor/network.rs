@@ -66,7 +66,7 @@ impl GuestDnsState {
         if local && banger_daemon::dns::server::probe_is_banger(addr) {
             return Self::Banger;
         }
-        match banger_daemon::dns::guest::bind_port(addr) {
+        match banger_net::dns_socket::bind_dns_on(addr) {
             Ok(_) => Self::Free,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Self::Denied,
             Err(_) if local => Self::Other,
@@ -247,7 +247,9 @@ pub fn guest_dns(state: GuestDnsState) -> Check {
         GuestDnsState::Denied => Check::info(
             "guest-dns",
             format!(
-                "a daemon started by this user cannot bind {addr} (port 53 needs root), so its                  guests get no resolver; run VM commands with sudo"
+                "this user cannot bind {addr} itself (port 53 needs root): the daemon gets the \
+                 socket from the root helper, so guests have a resolver where the helper runs \
+                 (see the privileges row)"
             ),
         ),
     }
