@@ -41,50 +41,33 @@ impl HelperNet {
 
     /// Sends one request and returns the helper's answer.
     pub async fn send(&self, request: &Request) -> Result<Response, NetError> {
-        let socket = self.socket.display().to_string();
-        let unreachable = |source: std::io::Error| NetError::HelperUnreachable {
-            socket: socket.clone(),
-            source,
-        };
-        let exchange = async {
+        self.bounded(async {
             // No socket, or nobody behind it: no helper runs. That is the host problem whose
             // fix is to install (or start) the helper, not a transport failure.
             let stream = self.connect().await?;
             let (read, mut write) = stream.into_split();
             write_message(&mut write, request)
                 .await
-                .map_err(|e| unreachable(std::io::Error::other(e)))?;
+                .map_err(|e| self.unreachable(e))?;
             read_message::<Response, _>(&mut BufReader::new(read))
                 .await
-                .map_err(|e| unreachable(std::io::Error::other(e)))
-        };
-        tokio::time::timeout(OP_TIMEOUT + Duration::from_secs(5), exchange)
-            .await
-            .map_err(|_| {
-                unreachable(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no answer in time",
-                ))
-            })?
+                .map_err(|e| self.unreachable(e))
+        })
+        .await
     }
 
     /// Asks for the guests' DNS sockets: the answer line comes with their descriptors.
     async fn receive_sockets(&self, request: &Request) -> Result<GuestDnsSockets, NetError> {
-        let socket = self.socket.display().to_string();
-        let unreachable = |source: std::io::Error| NetError::HelperUnreachable {
-            socket: socket.clone(),
-            source,
-        };
-        let exchange = async {
+        self.bounded(async {
             let mut stream = self.connect().await?;
             write_message(&mut stream, request)
                 .await
-                .map_err(|e| unreachable(std::io::Error::other(e)))?;
+                .map_err(|e| self.unreachable(e))?;
             let (line, fds) = crate::fds::recv_line_with_fds(&stream)
                 .await
-                .map_err(|e| unreachable(std::io::Error::other(e)))?;
+                .map_err(|e| self.unreachable(e))?;
             let response: Response =
-                serde_json::from_slice(&line).map_err(|e| unreachable(std::io::Error::other(e)))?;
+                serde_json::from_slice(&line).map_err(|e| self.unreachable(e))?;
             match (response, <[OwnedFd; 2]>::try_from(fds)) {
                 (Response::Sockets, Ok([udp, tcp])) => Ok(GuestDnsSockets {
                     udp: std::net::UdpSocket::from(udp),
@@ -99,15 +82,31 @@ impl HelperNet {
                 }),
                 (other, _) => Err(unexpected(other)),
             }
-        };
+        })
+        .await
+    }
+
+    /// One exchange, bounded in time: a helper that never answers is unreachable.
+    async fn bounded<T>(
+        &self,
+        exchange: impl std::future::Future<Output = Result<T, NetError>>,
+    ) -> Result<T, NetError> {
         tokio::time::timeout(OP_TIMEOUT + Duration::from_secs(5), exchange)
             .await
             .map_err(|_| {
-                unreachable(std::io::Error::new(
+                self.unreachable(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "no answer in time",
                 ))
             })?
+    }
+
+    /// The transport failed mid-exchange.
+    fn unreachable(&self, source: impl std::error::Error + Send + Sync + 'static) -> NetError {
+        NetError::HelperUnreachable {
+            socket: self.socket.display().to_string(),
+            source: std::io::Error::other(source),
+        }
     }
 
     /// Connects to the helper; no socket or nobody behind it is "no helper runs".
