@@ -327,3 +327,17 @@ async fn peer_credentials_are_checked_even_on_an_open_socket() {
     assert!(owner.starts_with("HTTP/1.1 200"), "{owner}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_catalog_lists_what_pull_takes_and_whether_it_is_here() {
+    let d = TestDaemon::start_default().await;
+    let (status, body) = d.call("GET", "/v1/catalog", None).await;
+    assert_eq!(status, 200, "{body}");
+    let image = &body["images"][0];
+    assert_eq!(image["name"], "debian-bookworm", "{body}");
+    assert_eq!(image["kernel"], "debian-cloud", "{body}");
+    assert_eq!(image["pulled"], false, "{body}");
+    assert_eq!(body["kernels"][0]["name"], "debian-cloud", "{body}");
+    assert_eq!(body["kernels"][0]["pulled"], false, "{body}");
+    d.stop().await;
+}

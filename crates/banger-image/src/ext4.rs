@@ -412,6 +412,7 @@ enum Step {
         uid: u32,
         gid: u32,
     },
+    Remove(String),
 }
 
 /// Changes to an existing image, applied with one `debugfs -w` run by [`apply`] and read back.
@@ -467,6 +468,12 @@ impl Edits {
         self
     }
 
+    /// Removes the file (not directory) at `guest`; nothing there is fine.
+    pub fn remove(&mut self, guest: &str) -> &mut Self {
+        self.steps.push(Step::Remove(guest.to_owned()));
+        self
+    }
+
     /// The debugfs script; `hosts[i]` is the host file of the i-th `put`.
     fn script(&self, hosts: &[PathBuf]) -> String {
         let mut out = String::new();
@@ -486,6 +493,7 @@ impl Edits {
                 Step::Owner { guest, uid, gid } => {
                     out.push_str(&format!("sif {guest} uid {uid}\nsif {guest} gid {gid}\n"));
                 }
+                Step::Remove(guest) => out.push_str(&format!("rm {guest}\n")),
             }
         }
         out
@@ -516,9 +524,10 @@ pub fn apply(image: &Path, edits: &Edits) -> Result<(), Ext4Error> {
     absolute(image)?;
     for step in &edits.steps {
         match step {
-            Step::Mkdir(g) | Step::Mode { guest: g, .. } | Step::Owner { guest: g, .. } => {
-                check_guest(g)?
-            }
+            Step::Mkdir(g)
+            | Step::Mode { guest: g, .. }
+            | Step::Owner { guest: g, .. }
+            | Step::Remove(g) => check_guest(g)?,
             Step::Put { host, guest } => {
                 absolute(host)?;
                 check_guest(guest)?;
@@ -596,6 +605,11 @@ fn verify(image: &Path, edits: &Edits, stderr: &str) -> Result<(), Ext4Error> {
                     return Err(not_applied(format!("set owner {uid}:{gid} on"), guest));
                 }
             }
+            Step::Remove(guest) => {
+                if stat(image, guest)?.is_some() {
+                    return Err(not_applied("remove".to_owned(), guest));
+                }
+            }
         }
     }
     Ok(())
@@ -625,6 +639,28 @@ pub fn read_file(image: &Path, guest: &str) -> Result<Vec<u8>, Ext4Error> {
     absolute(image)?;
     check_guest(guest)?;
     request(image, &format!("cat {guest}"))
+}
+
+/// The names in directory `guest` (without `.` and `..`); empty when there is no such
+/// directory. Names debugfs cannot print plainly (with `/` in its parsable listing) are
+/// skipped.
+pub fn list_dir(image: &Path, guest: &str) -> Result<Vec<String>, Ext4Error> {
+    absolute(image)?;
+    check_guest(guest)?;
+    let out = request(image, &format!("ls -p {guest}"))?;
+    Ok(parse_listing(&String::from_utf8_lossy(&out)))
+}
+
+/// `ls -p` lines: `/inode/mode/uid/gid/name/size/`.
+fn parse_listing(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.trim().split('/').collect();
+            (fields.len() == 8 && fields[0].is_empty() && fields[7].is_empty())
+                .then(|| fields[5].to_owned())
+        })
+        .filter(|name| !name.is_empty() && name != "." && name != "..")
+        .collect()
 }
 
 /// The word after `key` in debugfs `stat` output (`Mode:  0700` → `0700`).
@@ -825,6 +861,20 @@ mod tests {
     }
 
     #[test]
+    fn removals_are_one_line_and_listings_parse() {
+        let mut edits = Edits::new();
+        edits.remove("/etc/ssh/ssh_host_ed25519_key");
+        assert_eq!(edits.script(&[]), "rm /etc/ssh/ssh_host_ed25519_key\n");
+        let listing = "/13/040755/0/0/.//\n/12/040755/0/0/..//\n\
+                       /12/100600/0/0/ssh_host_ed25519_key/411/\n/13/100644/0/0/sshd_config/3223/\n";
+        assert_eq!(
+            parse_listing(listing),
+            ["ssh_host_ed25519_key", "sshd_config"]
+        );
+        assert!(parse_listing("/etc/ssh: File not found by ext2_lookup\n").is_empty());
+    }
+
+    #[test]
     fn script_paths_cannot_change_the_script() {
         for bad in ["relative", "/a b", "/a\nrm /etc", "/x\"y", "/a/../b", ""] {
             let mut edits = Edits::new();
@@ -964,6 +1014,21 @@ mod tests {
             })
         );
         assert_eq!(stat(&img, "/missing").expect("stat"), None);
+        assert_eq!(
+            list_dir(&img, "/usr/local/bin").expect("ls"),
+            ["banger-agent"]
+        );
+        assert!(list_dir(&img, "/missing").expect("ls").is_empty());
+        let mut edits = Edits::new();
+        edits
+            .remove("/usr/local/bin/banger-agent")
+            .remove("/usr/local/bin/never-there");
+        apply(&img, &edits).expect("remove");
+        assert_eq!(
+            stat(&img, "/usr/local/bin/banger-agent").expect("stat"),
+            None
+        );
+        assert!(list_dir(&img, "/usr/local/bin").expect("ls").is_empty());
         // A write into a missing directory is caught by the read-back.
         let mut edits = Edits::new();
         edits.put(&spaced, "/no/such/dir/file");

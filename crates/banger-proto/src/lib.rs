@@ -17,6 +17,7 @@ pub use build_info::BuildInfo;
 pub use doctor::{Check, CheckStatus, DoctorReport};
 pub use error::{ErrorBody, ErrorCode};
 pub use operation::{Operation, OperationState, Stage, StageState};
+pub use types::{CatalogEntry, CatalogListing, PromoteImageRequest};
 pub use types::{
     CreateVmRequest, DaemonInfo, LogChunk, PullRequest, RegisterImageRequest,
     RegisterKernelRequest, SshCommandLine, SshRequest,

@@ -132,6 +132,18 @@ pub const PRUNE_IMAGE_CACHE: Route = route(
     "/v1/images/cache/prune",
     "Empty the OCI layer blob cache (or report what that would free)",
 );
+/// `POST /v1/images/promote`.
+pub const PROMOTE_IMAGE: Route = route(
+    "POST",
+    "/v1/images/promote",
+    "Turn a stopped VM's disks into a new image (returns an operation)",
+);
+/// `GET /v1/catalog`.
+pub const CATALOG: Route = route(
+    "GET",
+    "/v1/catalog",
+    "List the images and kernels that can be pulled by name",
+);
 /// `POST /v1/kernels/pull`.
 pub const PULL_KERNEL: Route = route(
     "POST",
@@ -187,6 +199,8 @@ pub const ALL: &[Route] = &[
     REGISTER_IMAGE,
     PULL_IMAGE,
     PRUNE_IMAGE_CACHE,
+    PROMOTE_IMAGE,
+    CATALOG,
     GET_IMAGE,
     DELETE_IMAGE,
     LIST_KERNELS,

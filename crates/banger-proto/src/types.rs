@@ -397,3 +397,35 @@ mod tests {
         assert_eq!(prune.ids, None);
     }
 }
+
+/// `POST /v1/images/promote`: which stopped VM becomes which new image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoteImageRequest {
+    /// The VM (id, name or unique prefix); it must be stopped.
+    pub vm: String,
+    /// Name of the new image.
+    pub name: String,
+}
+
+/// `GET /v1/catalog`: what `image pull NAME` and `kernel pull NAME` take.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CatalogListing {
+    /// Images by name: built in, then config `[[catalog]]` bundles.
+    pub images: Vec<CatalogEntry>,
+    /// Kernels by name (built in).
+    pub kernels: Vec<CatalogEntry>,
+}
+
+/// One name in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// What to pull (`debian-bookworm`).
+    pub name: String,
+    /// Where it comes from (`debootstrap bookworm`, a bundle's manifest URL, a package).
+    pub source: String,
+    /// The kernel an image boots with (images only; a bundle brings its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// Whether it is pulled already (an image or kernel of that name exists here).
+    pub pulled: bool,
+}

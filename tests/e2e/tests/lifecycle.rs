@@ -88,9 +88,34 @@ fn lifecycle_on_a_real_guest() {
         "e2e-a",
         &["sh", "-c", "echo kept > /root/keep.txt && sync"],
     );
+    let host_key_a = ssh_ok(&bed, "e2e-a", &["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
     bed.ok(&["vm", "stop", "e2e-a"]);
     assert_eq!(vm_json(&bed, "e2e-a")["state"], "stopped");
     assert!(!bed.links(&tap).contains(&tap), "stop releases the tap");
+
+    // Promote: the stopped VM's disks become an image; a VM of it sees the file, with a host
+    // key of its own.
+    bed.ok(&["image", "promote", "e2e-a", "e2e-golden"]);
+    bed.ok(&[
+        "vm",
+        "create",
+        "--name",
+        "e2e-p",
+        "--image",
+        "e2e-golden",
+        "--vcpu",
+        "1",
+        "--memory",
+        "512M",
+    ]);
+    assert_eq!(ssh_ok(&bed, "e2e-p", &["cat", "/root/keep.txt"]), "kept");
+    let host_key_p = ssh_ok(&bed, "e2e-p", &["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
+    assert_ne!(
+        host_key_a, host_key_p,
+        "the promoted image shares no host key"
+    );
+    bed.ok(&["vm", "delete", "e2e-p"]);
+    bed.ok(&["image", "rm", "e2e-golden"]);
     bed.ok(&["vm", "start", "e2e-a"]);
     assert_eq!(ssh_ok(&bed, "e2e-a", &["cat", "/root/keep.txt"]), "kept");
     bed.ok(&["vm", "restart", "e2e-a"]);

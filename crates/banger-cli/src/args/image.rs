@@ -26,6 +26,8 @@ pub const AFTER_HELP: &str = "\
 Examples:
   banger image pull debian-bookworm
   banger image ls
+  banger image catalog
+  banger image promote web web-golden
   banger image register --name mine --rootfs ./rootfs.ext4 --kernel debian-cloud";
 
 /// The `image` subcommands.
@@ -56,11 +58,28 @@ Examples:
 Examples:
   banger image register --name mine --rootfs ./rootfs.ext4 --kernel debian-cloud")]
     Register(RegisterArgs),
-    /// Turn a VM's disk into a managed image (not built yet in this build: exits 7)
+    /// Turn a stopped VM's disks into a new image
+    #[command(
+        long_about = "Turn a stopped VM's disks into a new image.\n\n\
+            The VM's root filesystem becomes the image's root filesystem and its /root the \
+            image's work seed, so VMs created from the image start with everything installed \
+            and written there. The VM is copied, not changed, and keeps working. Each VM of \
+            the new image still gets its own SSH host key and machine id. The image boots with \
+            the kernel of the VM's image. New VMs need a disk at least as large as the \
+            source VM's (--disk-size).",
+        after_help = "\
+Examples:
+  banger vm stop web
+  banger image promote web web-golden
+  banger vm create --image web-golden"
+    )]
+    Promote(PromoteArgs),
+    /// List the images `image pull NAME` can fetch
     #[command(after_help = "\
 Examples:
-  banger image promote web --name web-golden")]
-    Promote(PromoteArgs),
+  banger image catalog
+  banger image catalog --json")]
+    Catalog(JsonFlag),
     /// List images
     #[command(
         visible_alias = "ls",
@@ -129,11 +148,11 @@ pub struct RegisterArgs {
 /// Arguments of `image promote`.
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
-    /// VM whose disk becomes the image
+    /// The stopped VM whose disks become the image
     #[arg(value_name = "VM")]
     pub vm: String,
     /// Name of the new image
-    #[arg(long)]
+    #[arg(value_name = "NAME")]
     pub name: String,
 }
 

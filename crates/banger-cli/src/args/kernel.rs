@@ -42,6 +42,12 @@ Examples:
   banger kernel show debian-cloud
   banger kernel show debian-cloud --json")]
     Show(ShowArgs),
+    /// List the kernels `kernel pull NAME` can fetch
+    #[command(after_help = "\
+Examples:
+  banger kernel catalog
+  banger kernel catalog --json")]
+    Catalog(JsonFlag),
     /// Fetch a kernel from the catalog
     #[command(after_help = "\
 Examples:

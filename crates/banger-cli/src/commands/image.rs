@@ -1,10 +1,9 @@
-//! `banger image …`: pull, register, list, show and rm (pinned by id, see [`super::pin`]);
-//! promote and cache validate and refuse.
+//! `banger image …`: pull, register, promote, catalog, list, show, rm (pinned by id, see
+//! [`super::pin`]) and cache prune.
 
 use banger_model::ImageRecord;
 use banger_proto::{RegisterImageRequest, routes};
 
-use super::not_available;
 use super::pin::{self, Action};
 use crate::args::common::JsonFlag;
 use crate::args::image::{CacheCommand, ImageCommand, RegisterArgs, ShowArgs};
@@ -37,8 +36,24 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
         ImageCommand::Promote(args) => {
             validate::reference("vm", &args.vm)?;
             validate::reference("image name", &args.name)?;
-            not_available("image promote")
+            let daemon = connect_or_start(ctx).await?;
+            let request = banger_proto::PromoteImageRequest {
+                vm: args.vm,
+                name: args.name.clone(),
+            };
+            let op: banger_proto::Operation = daemon
+                .client
+                .send(routes::PROMOTE_IMAGE, &[], &request)
+                .await?;
+            let done = crate::progress::follow(ctx, &daemon.client, op).await?;
+            let took = done.duration_ms.map(render::elapsed).unwrap_or_default();
+            output::info(&format!(
+                "image {} ready ({took}); boot it with `banger vm create --image {}`",
+                args.name, args.name
+            ));
+            Ok(())
         }
+        ImageCommand::Catalog(json) => catalog(true, json, ctx).await,
         ImageCommand::Delete(args) => {
             for image in &args.images {
                 validate::reference("image", image)?;
@@ -69,6 +84,24 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `image catalog` (`images`) and `kernel catalog`: what can be pulled by name.
+pub(super) async fn catalog(images: bool, json: JsonFlag, ctx: &Context) -> Result<(), CliError> {
+    let daemon = connect_or_start(ctx).await?;
+    let listing: banger_proto::CatalogListing = daemon.client.get(routes::CATALOG, &[]).await?;
+    let entries = if images {
+        listing.images
+    } else {
+        listing.kernels
+    };
+    let mut out = Stdout::lock();
+    if json.json {
+        out.json(&entries)?;
+    } else {
+        out.text(&render::catalog::table(&entries, images).render())?;
+    }
+    out.finish()
 }
 
 /// `image rm` and `kernel rm`.

@@ -1,4 +1,4 @@
-//! `banger kernel …`: list, show, pull, register and rm (pinned by id, see [`super::pin`]).
+//! `banger kernel …`: list, show, catalog, pull, register and rm (pinned by id, see [`super::pin`]).
 
 use banger_model::KernelRecord;
 use banger_proto::{RegisterKernelRequest, routes};
@@ -19,6 +19,7 @@ pub async fn run(cmd: KernelCommand, ctx: &Context) -> Result<(), CliError> {
     match cmd {
         KernelCommand::List(json) => list(json, ctx).await,
         KernelCommand::Show(args) => show(args, ctx).await,
+        KernelCommand::Catalog(json) => super::image::catalog(false, json, ctx).await,
         KernelCommand::Pull(args) => {
             validate::reference("kernel", &args.kernel)?;
             super::image::pull(routes::PULL_KERNEL, &args.kernel, ctx).await

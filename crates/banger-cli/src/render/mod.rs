@@ -4,6 +4,7 @@
 //! commands decide where the text goes (stdout for data, stderr for notes) and `--json`
 //! bypasses these entirely.
 
+pub mod catalog;
 pub mod daemon;
 pub mod error;
 pub mod fields;

@@ -46,6 +46,22 @@ pub async fn pull(
     Ok((StatusCode::ACCEPTED, Json(op)))
 }
 
+/// Starts turning a stopped VM's disks into a new image (an operation).
+pub async fn promote(
+    State(ctx): State<DaemonContext>,
+    Json(request): Json<banger_proto::PromoteImageRequest>,
+) -> Result<(StatusCode, Json<banger_proto::Operation>), ApiError> {
+    let op = crate::images::promote::promote(&ctx, &request.vm, &request.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(op)))
+}
+
+/// Lists what can be pulled by name.
+pub async fn catalog(
+    State(ctx): State<DaemonContext>,
+) -> Result<Json<banger_proto::CatalogListing>, ApiError> {
+    Ok(Json(crate::images::pull::listing(&ctx)?))
+}
+
 /// Empties the OCI blob cache (waits for a running pull).
 pub async fn prune_cache(
     State(ctx): State<DaemonContext>,

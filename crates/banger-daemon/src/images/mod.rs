@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod cache_prune;
 mod error;
 pub mod oci_pull;
+pub mod promote;
 pub mod pull;
 pub mod staging;
 pub mod validate;

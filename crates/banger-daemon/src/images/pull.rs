@@ -37,6 +37,39 @@ fn kernel_recipe(catalog: &Catalog, name: &str) -> Result<KernelRecipe, ImageErr
         })
 }
 
+/// `GET /v1/catalog`: every name `image pull` and `kernel pull` take, and whether it is here.
+pub fn listing(ctx: &DaemonContext) -> Result<banger_proto::CatalogListing, ImageError> {
+    let catalog = catalog()?;
+    let images = ctx.store().images();
+    let kernels = ctx.store().kernels();
+    let mut listing = banger_proto::CatalogListing::default();
+    for recipe in &catalog.images {
+        listing.images.push(banger_proto::CatalogEntry {
+            name: recipe.name.clone(),
+            source: format!("debootstrap {} ({})", recipe.suite, recipe.arch),
+            kernel: Some(recipe.kernel.clone()),
+            pulled: images.get_by_name(&recipe.name)?.is_some(),
+        });
+    }
+    for bundle in &ctx.config().catalog {
+        listing.images.push(banger_proto::CatalogEntry {
+            name: bundle.name.clone(),
+            source: bundle.source.clone(),
+            kernel: None,
+            pulled: images.get_by_name(&bundle.name)?.is_some(),
+        });
+    }
+    for recipe in &catalog.kernels {
+        listing.kernels.push(banger_proto::CatalogEntry {
+            name: recipe.name.clone(),
+            source: format!("{} from debian {}", recipe.package, recipe.suite),
+            kernel: None,
+            pulled: kernels.get_by_name(&recipe.name)?.is_some(),
+        });
+    }
+    Ok(listing)
+}
+
 /// The image recipe called `name`, if the catalog has one.
 pub fn image_recipe(catalog: &Catalog, name: &str) -> Option<ImageRecipe> {
     catalog.images.iter().find(|i| i.name == name).cloned()

@@ -37,7 +37,7 @@ pub const SSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const USER_HZ: f64 = 100.0;
 
 /// The handles of VM `record` if its VMM is alive and is this VM's.
-pub(super) fn live_handles(ctx: &DaemonContext, record: &VmRecord) -> Option<VmHandles> {
+pub(crate) fn live_handles(ctx: &DaemonContext, record: &VmRecord) -> Option<VmHandles> {
     let backends = ctx.backends();
     let saved = ctx
         .handles(&record.id)
