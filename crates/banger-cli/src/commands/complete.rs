@@ -10,7 +10,7 @@
 //! Invariants: it never starts a daemon (one request to the socket, nothing if nobody
 //! answers), every request is bounded by [`LIMIT`], and it never prints to stderr or fails:
 //! whatever goes wrong, the answer is "no names" and exit 0. Catalog names come from config
-//! (the default image and `[[catalog]]` entries): the daemon has no route listing catalogs.
+//! (the default image and `[[catalog]]` entries), so they complete before any daemon runs.
 
 use std::time::Duration;
 
