@@ -20,6 +20,7 @@ pub mod backend;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod jail;
 pub mod jailer;
 pub mod short_path;
 pub mod socket;
