@@ -69,9 +69,9 @@ pub const API_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a failed launch waits for the killed process to go.
-const KILL_WAIT: Duration = Duration::from_secs(5);
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
-const KIND: &str = "firecracker";
+pub(super) const KIND: &str = "firecracker";
 
 /// The files of one VM's Firecracker, in its run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +222,7 @@ pub fn vm_config(
 pub struct FirecrackerVmm {
     firecracker_bin: PathBuf,
     jailer_bin: Option<PathBuf>,
+    jail: Option<super::jailed::JailConfig>,
     link_base: Option<PathBuf>,
 }
 
@@ -232,6 +233,7 @@ impl FirecrackerVmm {
         Self {
             firecracker_bin: firecracker_bin.into(),
             jailer_bin: None,
+            jail: None,
             link_base: link_base_from_env(),
         }
     }
@@ -251,6 +253,19 @@ impl FirecrackerVmm {
     pub fn with_jailer(mut self, jailer_bin: Option<PathBuf>) -> Self {
         self.jailer_bin = jailer_bin;
         self
+    }
+
+    /// The same backend launching every VM under the jailer as `jail` says (see
+    /// [`super::jailed`]); `None` runs Firecracker directly.
+    #[must_use]
+    pub fn with_jail(mut self, jail: Option<super::jailed::JailConfig>) -> Self {
+        self.jail = jail;
+        self
+    }
+
+    /// The jail configuration, if VMs run under the jailer.
+    pub fn jail(&self) -> Option<&super::jailed::JailConfig> {
+        self.jail.as_ref()
     }
 
     /// The same backend with another base directory for short socket links (`None`: over-long
@@ -305,10 +320,13 @@ impl Vmm for FirecrackerVmm {
 }
 
 /// Why a started process did not become a running VM.
-struct Failure(String);
+pub(super) struct Failure(pub(super) String);
 
 impl FirecrackerVmm {
     async fn launch_firecracker(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
+        if let Some(jail) = &self.jail {
+            return self.launch_jailed(jail, spec).await;
+        }
         if let Some(jailer) = &self.jailer_bin {
             return Err(VmmError::InvalidSpec(format!(
                 "running firecracker under the jailer ({}) is not supported by this build of \
@@ -398,7 +416,7 @@ impl FirecrackerVmm {
 
 /// Waits for the API socket (or the process's early exit), applies the plan, and checks the
 /// process survived `InstanceStart`.
-async fn configure(
+pub(super) async fn configure(
     sockets: &SocketPaths,
     plan: &[ApiCall],
     mut exited: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
@@ -476,7 +494,7 @@ fn drop_link(link: Option<&ShortLink>) {
 }
 
 /// The last lines of the console log and of Firecracker's own log.
-fn log_tails(files: &FirecrackerFiles) -> String {
+pub(super) fn log_tails(files: &FirecrackerFiles) -> String {
     let mut parts = Vec::new();
     for (label, path, lines) in [
         ("console", &files.console_log, 10),

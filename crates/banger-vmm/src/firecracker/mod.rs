@@ -21,6 +21,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod jail;
+pub mod jailed;
 pub mod jailer;
 pub mod short_path;
 pub mod socket;
@@ -38,6 +39,7 @@ pub use backend::{
 pub use client::{ApplyPlanError, FirecrackerApiError, FirecrackerClient};
 pub use command::{FirecrackerArgs, command_line};
 pub use config::{ApiCall, VmConfig, VmConfigError};
+pub use jailed::JailConfig;
 pub use jailer::{JailerArgs, JailerArgsError, jailer_command_line};
 pub use short_path::{ShortLink, ShortPathError, SocketPaths, socket_paths};
 pub use socket::{WaitForSocketError, wait_for_api_socket};
