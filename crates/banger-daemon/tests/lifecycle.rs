@@ -94,6 +94,18 @@ async fn create_stop_start_kill_delete_hold_and_release_what_they_should() {
         host.net.calls().contains(&NetCall::Delete(tap)),
         "the tap was deleted by name"
     );
+    // stop, kill and delete each released the VM's jail, never while its VMM ran.
+    let releases: Vec<VmmCall> = host
+        .vmm
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, VmmCall::Release { .. }))
+        .collect();
+    let once = VmmCall::Release {
+        vm_id: vm.id.clone(),
+        while_running: false,
+    };
+    assert_eq!(releases, [once.clone(), once.clone(), once]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,6 +297,20 @@ async fn reconcile_adopts_live_vms_and_demotes_dead_ones_releasing_taps_by_durab
     assert!(
         host.net.link(&dead_tap).is_none(),
         "released by its durable name"
+    );
+    // The crashed VM's jail is released, after its VMM is gone; the live one's is kept.
+    let releases: Vec<VmmCall> = host
+        .vmm
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, VmmCall::Release { .. }))
+        .collect();
+    assert_eq!(
+        releases,
+        [VmmCall::Release {
+            vm_id: dead.id.clone(),
+            while_running: false
+        }]
     );
     assert!(
         host.net

@@ -301,6 +301,10 @@ impl Vmm for FirecrackerVmm {
         Box::pin(self.launch_firecracker(spec))
     }
 
+    fn release(&self, vm_id: &str) -> Result<(), VmmError> {
+        self.remove_jail(vm_id)
+    }
+
     fn request_shutdown<'a>(
         &'a self,
         handle: &'a VmmHandle,
