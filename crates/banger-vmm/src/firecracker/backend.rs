@@ -17,8 +17,9 @@
 //!    [`VmmError::StartFailed`] with the failing call, Firecracker's `fault_message` and the
 //!    tail of its logs.
 //!
-//! The jailer is not supported by this build: a backend configured with one refuses to launch
-//! (see [`super::jailer`] for the command line that is ready for the root helper).
+//! With a [`super::JailConfig`] ([`FirecrackerVmm::with_jail`]) the launch runs under the
+//! jailer instead ([`super::jailed`]). A bare jailer binary without one ([`FirecrackerVmm::with_jailer`])
+//! is refused rather than ignored.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -247,8 +248,9 @@ impl FirecrackerVmm {
             })
     }
 
-    /// The same backend with a jailer. Launching through the jailer is not supported by this
-    /// build yet: a backend with one refuses to launch (rather than run Firecracker unjailed).
+    /// The same backend with a bare jailer binary. Without a [`super::JailConfig`] (uid, gid,
+    /// chroot base: [`FirecrackerVmm::with_jail`]) such a backend refuses to launch rather
+    /// than run Firecracker unjailed.
     #[must_use]
     pub fn with_jailer(mut self, jailer_bin: Option<PathBuf>) -> Self {
         self.jailer_bin = jailer_bin;
@@ -333,8 +335,8 @@ impl FirecrackerVmm {
         }
         if let Some(jailer) = &self.jailer_bin {
             return Err(VmmError::InvalidSpec(format!(
-                "running firecracker under the jailer ({}) is not supported by this build of \
-                 banger yet; unset jailer_bin to run firecracker directly",
+                "a jailer ({}) without a jail configuration (uid, gid, chroot base) cannot \
+                 launch; unset jailer_bin to run firecracker directly",
                 jailer.display()
             )));
         }

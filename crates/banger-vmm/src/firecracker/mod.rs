@@ -12,8 +12,8 @@
 //! process detached ([`spawn`]), [`wait_for_api_socket`], then
 //! [`FirecrackerClient::apply_plan`] with [`VmConfig::plan`], then [`vsock::connect`] to reach
 //! the guest agent. Socket paths too long for `AF_UNIX` go through a short symlink
-//! ([`short_path`]). [`jailer`] builds the jailer's command line; launching under the jailer
-//! is not supported by this build.
+//! ([`short_path`]). Under the jailer ([`JailConfig`] via [`FirecrackerVmm::with_jail`]),
+//! [`jailed`] launches instead: [`jail`] stages the chroot, [`jailer`] builds the command line.
 
 pub mod api;
 pub mod backend;
