@@ -95,12 +95,7 @@ async fn create_stop_start_kill_delete_hold_and_release_what_they_should() {
         "the tap was deleted by name"
     );
     // stop, kill and delete each released the VM's jail, never while its VMM ran.
-    let releases: Vec<VmmCall> = host
-        .vmm
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, VmmCall::Release { .. }))
-        .collect();
+    let releases = releases(&host);
     let once = VmmCall::Release {
         vm_id: vm.id.clone(),
         while_running: false,
@@ -299,12 +294,7 @@ async fn reconcile_adopts_live_vms_and_demotes_dead_ones_releasing_taps_by_durab
         "released by its durable name"
     );
     // The crashed VM's jail is released, after its VMM is gone; the live one's is kept.
-    let releases: Vec<VmmCall> = host
-        .vmm
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, VmmCall::Release { .. }))
-        .collect();
+    let releases = releases(&host);
     assert_eq!(
         releases,
         [VmmCall::Release {
@@ -1096,4 +1086,13 @@ async fn the_host_resolver_routes_the_zone_to_the_bridge_after_every_bridge_ensu
     let op = finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
     assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
     vms::delete(&ctx, "web").await.expect("delete");
+}
+
+/// The `release` calls the fake VMM saw, in order.
+fn releases(host: &Host) -> Vec<VmmCall> {
+    host.vmm
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, VmmCall::Release { .. }))
+        .collect()
 }

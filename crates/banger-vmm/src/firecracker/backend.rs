@@ -471,7 +471,7 @@ pub(super) async fn configure(
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> Result<(), VmmError> {
+pub(super) fn remove_if_present(path: &Path) -> Result<(), VmmError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -214,11 +214,7 @@ fn prepare(
 ) -> Result<Vec<super::config::ApiCall>, VmmError> {
     std::fs::create_dir_all(run_dir)
         .map_err(VmmError::io(format!("create {}", run_dir.display())))?;
-    match std::fs::remove_file(run_pidfile) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(VmmError::io(format!("remove {}", run_pidfile.display()))(e)),
-    }
+    super::backend::remove_if_present(run_pidfile)?;
     for inside in [&jail_files.vmm_log, &jail_files.metrics] {
         let path = host(&inside.to_string_lossy());
         std::fs::File::create(&path).map_err(VmmError::io(format!("create {}", path.display())))?;
