@@ -1439,4 +1439,25 @@ mod tests {
         assert!(checked_id(None).is_err());
         assert!(checked_id(Some("a-b")).is_err());
     }
+
+    #[test]
+    fn jailed_paths_resolve_inside_the_root_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("run")).expect("mkdir");
+        std::fs::write(dir.path().join("host-kernel"), b"k").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("host-kernel"), root.join("escape"))
+            .expect("symlink");
+        assert_eq!(
+            in_jail(&root, Path::new("/run/fc.sock")).expect("inside"),
+            root.join("run/fc.sock")
+        );
+        assert_eq!(
+            in_jail(&root, Path::new("/not/yet")).expect("a new path inside"),
+            root.join("not/yet")
+        );
+        for refused in ["run/fc.sock", "/run/../../host-kernel", "/escape"] {
+            assert!(in_jail(&root, Path::new(refused)).is_err(), "{refused}");
+        }
+    }
 }
