@@ -94,6 +94,13 @@ async fn create_stop_start_kill_delete_hold_and_release_what_they_should() {
         host.net.calls().contains(&NetCall::Delete(tap)),
         "the tap was deleted by name"
     );
+    // stop, kill and delete each released the VM's jail, never while its VMM ran.
+    let releases = releases(&host);
+    let once = VmmCall::Release {
+        vm_id: vm.id.clone(),
+        while_running: false,
+    };
+    assert_eq!(releases, [once.clone(), once.clone(), once]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,6 +292,15 @@ async fn reconcile_adopts_live_vms_and_demotes_dead_ones_releasing_taps_by_durab
     assert!(
         host.net.link(&dead_tap).is_none(),
         "released by its durable name"
+    );
+    // The crashed VM's jail is released, after its VMM is gone; the live one's is kept.
+    let releases = releases(&host);
+    assert_eq!(
+        releases,
+        [VmmCall::Release {
+            vm_id: dead.id.clone(),
+            while_running: false
+        }]
     );
     assert!(
         host.net
@@ -1070,4 +1086,13 @@ async fn the_host_resolver_routes_the_zone_to_the_bridge_after_every_bridge_ensu
     let op = finish(&ctx, vms::start(&ctx, "web").await.expect("start")).await;
     assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
     vms::delete(&ctx, "web").await.expect("delete");
+}
+
+/// The `release` calls the fake VMM saw, in order.
+fn releases(host: &Host) -> Vec<VmmCall> {
+    host.vmm
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, VmmCall::Release { .. }))
+        .collect()
 }

@@ -29,6 +29,13 @@
 //! - `PUT /vsock` binds `uds_path` (failing if it exists) and serves the hybrid vsock handshake
 //!   there once the VM runs (see [`FakeVsock`]).
 //!
+//! **Jailed** ([`FakeFirecracker::start_jailed`], used by the `fake-jailer` binary): every
+//! path a request names (kernel, initrd, drives, vsock, log, metrics) is a path *inside the
+//! jail* and is resolved under the jail's root, as a chrooted Firecracker sees it; a relative
+//! path, a `..` component or a symlink that leads outside the root is refused as a file that
+//! cannot be opened. So a launcher that forgot to stage a file into the jail, or passed a host
+//! path, fails here as it would against the real jailer.
+//!
 //! Not modelled: TAP devices are not opened (tests run without root), vhost-user drives, rate
 //! limiters beyond "is an object", the other endpoints (balloon, snapshots, MMDS, …).
 
@@ -259,6 +266,41 @@ impl Drop for Background {
     }
 }
 
+/// The environment variable through which `fake-jailer` tells `fake-firecracker` its jail's
+/// root (the fake does not `chroot`: the fake binary is not static, see `fake-jailer`).
+pub const JAIL_ROOT_ENV: &str = "BANGER_FAKE_JAIL_ROOT";
+
+/// `path` (absolute, inside the jail) as a host path under `root`. Refused: relative paths,
+/// `..`, and an existing path whose real location (symlinks followed) is outside the root.
+pub fn in_jail(root: &Path, path: &Path) -> io::Result<PathBuf> {
+    use std::path::Component;
+    let escape = || {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a path inside the jail", path.display()),
+        )
+    };
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(escape());
+    }
+    let rel = path.strip_prefix("/").map_err(|_| escape())?;
+    let host = root.join(rel);
+    let real_root = std::fs::canonicalize(root)?;
+    // The deepest existing ancestor must resolve inside the root (a symlink in the jail that
+    // points at the host's files is what a chroot would not follow out of).
+    let mut probe = host.as_path();
+    loop {
+        match std::fs::canonicalize(probe) {
+            Ok(real) if real.starts_with(&real_root) => return Ok(host),
+            Ok(_) => return Err(escape()),
+            Err(_) => match probe.parent() {
+                Some(parent) => probe = parent,
+                None => return Err(escape()),
+            },
+        }
+    }
+}
+
 fn bind_std(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     let listener = std::os::unix::net::UnixListener::bind(path)?;
     listener.set_nonblocking(true)?;
@@ -361,6 +403,8 @@ struct Inner {
     metrics: Option<PathBuf>,
     calls: Vec<RecordedCall>,
     faults: VecDeque<Fault>,
+    /// The jail's root when jailed: request paths resolve under it.
+    root: Option<PathBuf>,
 }
 
 impl FakeFirecracker {
@@ -378,7 +422,27 @@ impl FakeFirecracker {
         id: &str,
         hook: Option<EventHook>,
     ) -> io::Result<Self> {
-        let socket = api_socket_path.into();
+        Self::start_in(api_socket_path.into(), id, hook, None)
+    }
+
+    /// Like [`FakeFirecracker::start_with`], jailed in `root`: `api_socket_path` and every path
+    /// in a request are paths inside the jail (see the module docs).
+    pub fn start_jailed(
+        root: &Path,
+        api_socket_path: &Path,
+        id: &str,
+        hook: Option<EventHook>,
+    ) -> io::Result<Self> {
+        let socket = in_jail(root, api_socket_path)?;
+        Self::start_in(socket, id, hook, Some(root.to_path_buf()))
+    }
+
+    fn start_in(
+        socket: PathBuf,
+        id: &str,
+        hook: Option<EventHook>,
+        root: Option<PathBuf>,
+    ) -> io::Result<Self> {
         let listener = bind_std(&socket)?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -394,6 +458,7 @@ impl FakeFirecracker {
                 metrics: None,
                 calls: Vec::new(),
                 faults: VecDeque::new(),
+                root,
             }),
             hook: Mutex::new(hook),
             ports: Arc::new(VsockPorts::default()),
@@ -713,16 +778,27 @@ impl Inner {
         Ok(no_content())
     }
 
+    /// A request's path as a host path: itself unjailed, resolved under the root when jailed.
+    fn host_path(&self, path: impl AsRef<Path>) -> io::Result<PathBuf> {
+        match &self.root {
+            None => Ok(path.as_ref().to_path_buf()),
+            Some(root) => in_jail(root, path.as_ref()),
+        }
+    }
+
     fn put_boot_source(&mut self, body: &[u8]) -> Result<Answer, Answer> {
         let cfg: BootSourceCfg = parse(body)?;
         self.pre_boot_only()?;
-        if let Err(e) = std::fs::File::open(&cfg.kernel_image_path) {
+        if let Err(e) = self
+            .host_path(&cfg.kernel_image_path)
+            .and_then(std::fs::File::open)
+        {
             return Err(fault(format!(
                 "Boot source error: The kernel file cannot be opened: {e}"
             )));
         }
         if let Some(initrd) = &cfg.initrd_path
-            && let Err(e) = std::fs::File::open(initrd)
+            && let Err(e) = self.host_path(initrd).and_then(std::fs::File::open)
         {
             return Err(fault(format!(
                 "Boot source error: The initrd file cannot be opened due to invalid path or \
@@ -764,7 +840,10 @@ impl Inner {
             ));
         }
         let read_only = cfg.is_read_only.unwrap_or(false);
-        if let Err(e) = OpenOptions::new().read(true).write(!read_only).open(path) {
+        if let Err(e) = self
+            .host_path(path)
+            .and_then(|p| OpenOptions::new().read(true).write(!read_only).open(p))
+        {
             return Err(fault(format!(
                 "Drive config error: Unable to create the virtio block device: Virtio backend \
                  error: Error manipulating the backing file: {e} {path}"
@@ -844,7 +923,8 @@ impl Inner {
                  the host-side Unix socket: {e}"
             ))
         };
-        let listener = bind_std(Path::new(&cfg.uds_path))
+        let host = self.host_path(&cfg.uds_path).map_err(bind_error)?;
+        let listener = bind_std(&host)
             .and_then(UnixListener::from_std)
             .map_err(bind_error)?;
         let task = tokio::spawn(vsock_accept_loop(
@@ -852,7 +932,7 @@ impl Inner {
             shared.ports.clone(),
             shared.vsock_open.clone(),
         ));
-        self.vsock = Some((cfg.uds_path, task));
+        self.vsock = Some((host.to_string_lossy().into_owned(), task));
         Ok(no_content())
     }
 
@@ -860,7 +940,7 @@ impl Inner {
         let cfg: LoggerCfg = parse(body)?;
         self.pre_boot_only()?;
         if let Some(path) = &cfg.log_path
-            && let Err(e) = open_like_firecracker(Path::new(path))
+            && let Err(e) = self.host_path(path).and_then(|p| open_like_firecracker(&p))
         {
             return Err(fault(format!(
                 "Logger error: Failed to open target file: {e}"
@@ -874,7 +954,10 @@ impl Inner {
         let cfg: MetricsCfg = parse(body)?;
         self.pre_boot_only()?;
         let prefix = "Metrics error: Cannot initialize the metrics system due to bad user input:";
-        if let Err(e) = open_like_firecracker(Path::new(&cfg.metrics_path)) {
+        if let Err(e) = self
+            .host_path(&cfg.metrics_path)
+            .and_then(|p| open_like_firecracker(&p))
+        {
             return Err(fault(format!("{prefix} {e}")));
         }
         if self.metrics.is_some() {
@@ -1355,5 +1438,26 @@ mod tests {
         assert!(checked_id(Some("")).is_err());
         assert!(checked_id(None).is_err());
         assert!(checked_id(Some("a-b")).is_err());
+    }
+
+    #[test]
+    fn jailed_paths_resolve_inside_the_root_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("run")).expect("mkdir");
+        std::fs::write(dir.path().join("host-kernel"), b"k").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("host-kernel"), root.join("escape"))
+            .expect("symlink");
+        assert_eq!(
+            in_jail(&root, Path::new("/run/fc.sock")).expect("inside"),
+            root.join("run/fc.sock")
+        );
+        assert_eq!(
+            in_jail(&root, Path::new("/not/yet")).expect("a new path inside"),
+            root.join("not/yet")
+        );
+        for refused in ["run/fc.sock", "/run/../../host-kernel", "/escape"] {
+            assert!(in_jail(&root, Path::new(refused)).is_err(), "{refused}");
+        }
     }
 }

@@ -205,6 +205,15 @@ pub trait Vmm: Send + Sync {
         crate::process::kill(pid, &tag_for(vm_id))
     }
 
+    /// Removes what the backend keeps for VM `vm_id` beyond its process (the jailer's chroot
+    /// under [`crate::firecracker::JailConfig`]). The daemon calls it at every teardown, once
+    /// the VMM is gone — stop, delete, a dead VMM found by the monitor or by reconcile after a
+    /// crash — so nothing of a stopped VM stays staged. Default: nothing to remove.
+    fn release(&self, vm_id: &str) -> Result<(), VmmError> {
+        let _ = vm_id;
+        Ok(())
+    }
+
     /// Waits (bounded) until the VMM process is gone; true if it went.
     fn wait_exit<'a>(&'a self, handle: &'a VmmHandle, timeout: Duration) -> BoxFuture<'a, bool> {
         Box::pin(crate::process::wait_gone(handle.pid, &handle.tag, timeout))

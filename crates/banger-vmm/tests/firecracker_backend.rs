@@ -4,6 +4,11 @@
 //! that leave nothing behind, socket paths too long for `AF_UNIX`, and VMs outliving the
 //! runtime that launched them. No root, no KVM, no network: the fake opens no TAP.
 //!
+//! Under the jailer (`fake-jailer`, which follows the real jailer's contract and runs the fake
+//! Firecracker confined to the jail's root): the chroot staged with hard links, in-jail paths
+//! in every API call, liveness through the jailer's pid file, the jail removed after the VM and
+//! after a failed launch; as root, the VMM dropped to another uid/gid.
+//!
 //! `cargo test -p banger-vmm` does not build other packages' binaries, so the first test to
 //! need the fake builds it with the same cargo (bounded in time) and panics if that fails.
 
@@ -13,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use banger_vmm::firecracker::vsock;
-use banger_vmm::firecracker::{FirecrackerClient, FirecrackerVmm, InstanceState};
+use banger_vmm::firecracker::{FirecrackerClient, FirecrackerVmm, InstanceState, JailConfig};
 use banger_vmm::process::is_our_process;
 use banger_vmm::{AgentEndpoint, DiskSpec, LaunchSpec, NetSpec, Vmm, VmmError, VmmHandle, VmmKind};
 use serde_json::{Value, json};
@@ -45,6 +50,8 @@ fn build_fake() -> PathBuf {
             "banger-testkit",
             "--bin",
             "fake-firecracker",
+            "--bin",
+            "fake-jailer",
         ])
         .arg("--profile")
         .arg(&profile)
@@ -75,6 +82,12 @@ fn build_fake() -> PathBuf {
     }
     assert!(bin.is_file(), "{} was not built", bin.display());
     bin
+}
+
+/// The fake jailer, built with the fake Firecracker.
+fn jailer_bin() -> PathBuf {
+    let _ = fake_bin();
+    banger_testkit::bin_path("fake-jailer")
 }
 
 /// A unique VM id per test (16 hex digits, like the daemon's).
@@ -591,4 +604,168 @@ async fn relaunch_replaces_stale_sockets() {
     assert_ne!(first.pid, second.pid);
     let (status, _) = agent_call(&second, "GET", "/healthz").await;
     assert_eq!(status, 200);
+}
+
+fn jailed_vmm(firecracker: &Path, base: &Path, uid: u32, gid: u32) -> FirecrackerVmm {
+    FirecrackerVmm::new(firecracker)
+        .with_socket_link_base(None)
+        .with_jail(Some(JailConfig {
+            jailer_bin: jailer_bin(),
+            chroot_base: base.to_path_buf(),
+            uid,
+            gid,
+        }))
+}
+
+fn inode(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).expect("metadata");
+    (m.dev(), m.ino())
+}
+
+#[tokio::test]
+async fn jailed_launch_stages_the_chroot_boots_and_tears_down() {
+    let vm = Vm::new(101);
+    let base = vm.path("jail");
+    let vmm = jailed_vmm(
+        fake_bin(),
+        &base,
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let handle = vmm.launch(&vm.spec).await.expect("jailed launch");
+    let _reap = Reap(handle.clone());
+    let jail = base
+        .join("fake-firecracker")
+        .join(format!("banger-{}", vm.spec.vm_id));
+    let root = jail.join("root");
+
+    // The jail: Firecracker copied in by the jailer, the VM's files hard-linked by banger.
+    assert!(root.join("fake-firecracker").is_file());
+    assert_eq!(inode(&root.join("vmlinux")), inode(&vm.spec.kernel));
+    assert_eq!(inode(&root.join("disk0")), inode(&vm.spec.disks[0].path));
+    assert_eq!(inode(&root.join("disk1")), inode(&vm.spec.disks[1].path));
+
+    // Liveness: the jailer's pid file names the process, which carries the VM's tag.
+    let recorded = std::fs::read_to_string(root.join("fake-firecracker.pid")).expect("pid file");
+    assert_eq!(recorded.trim(), handle.pid.to_string());
+    let run_pid = std::fs::read_to_string(vm.spec.run_dir.join("vmm.pid")).expect("vmm.pid");
+    assert_eq!(run_pid.trim(), handle.pid.to_string());
+    assert!(vmm.is_running(&handle));
+    assert_eq!(handle.control_socket, root.join("firecracker.socket"));
+
+    // Firecracker was told only in-jail paths.
+    let calls = api_log(&handle.console_log);
+    let body = |path: &str| {
+        calls
+            .iter()
+            .find(|c| c["path"] == path)
+            .map(|c| c["body"].clone())
+            .unwrap_or_else(|| panic!("no {path} call in {calls:?}"))
+    };
+    assert_eq!(body("/boot-source")["kernel_image_path"], "/vmlinux");
+    assert_eq!(body("/boot-source")["initrd_path"], "/initrd");
+    assert_eq!(body("/drives/rootfs")["path_on_host"], "/disk0");
+    assert_eq!(body("/drives/disk1")["path_on_host"], "/disk1");
+    assert_eq!(body("/vsock")["uds_path"], "/vsock.sock");
+    assert_eq!(body("/logger")["log_path"], "/firecracker-vmm.log");
+
+    // The agent answers through the jail's vsock socket.
+    let (status, _) = agent_call(&handle, "GET", "/healthz").await;
+    assert_eq!(status, 200);
+
+    vmm.request_shutdown(&handle).await.expect("ctrl-alt-del");
+    assert!(vmm.wait_exit(&handle, BOUND).await, "exits");
+    vmm.remove_jail(&vm.spec.vm_id).expect("remove jail");
+    assert!(!jail.exists(), "the jail is gone");
+    assert!(vm.spec.disks[0].path.is_file(), "the VM's disk stays");
+    vmm.remove_jail(&vm.spec.vm_id)
+        .expect("a missing jail is fine");
+}
+
+#[tokio::test]
+async fn a_failed_jailed_launch_leaves_no_jail_and_no_process() {
+    let vm = Vm::new(102);
+    let base = vm.path("jail");
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    // The jailer only execs binaries named like Firecracker: it refuses this one.
+    let renamed = vm.path("vmm-binary");
+    std::fs::copy(fake_bin(), &renamed).expect("copy");
+    let err = jailed_vmm(&renamed, &base, uid, gid)
+        .launch(&vm.spec)
+        .await
+        .expect_err("the jailer refuses");
+    assert!(matches!(err, VmmError::StartFailed { .. }), "{err}");
+    assert!(
+        format!("{err:?}").contains("is not a firecracker binary"),
+        "the jailer's refusal is in the error: {err:?}"
+    );
+    let jail = base
+        .join("vmm-binary")
+        .join(format!("banger-{}", vm.spec.vm_id));
+    assert!(!jail.exists(), "no jail left");
+    assert!(processes_tagged(&format!("banger-{}", vm.spec.vm_id)).is_empty());
+
+    // A missing jailer is named, and stages nothing either.
+    let vmm = FirecrackerVmm::new(fake_bin()).with_jail(Some(JailConfig {
+        jailer_bin: "/nonexistent/jailer".into(),
+        chroot_base: base.clone(),
+        uid,
+        gid,
+    }));
+    let err = vmm.launch(&vm.spec).await.expect_err("no jailer");
+    assert!(
+        matches!(err, VmmError::MissingBinary { ref binary } if binary == "/nonexistent/jailer"),
+        "{err}"
+    );
+    assert!(
+        !base
+            .join("fake-firecracker")
+            .join(format!("banger-{}", vm.spec.vm_id))
+            .exists()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs root: the jailer drops the VMM to another uid/gid and makes device nodes"]
+async fn the_jailed_vmm_runs_as_the_owner_uid() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    const OWNER: u32 = 65534;
+    let vm = Vm::new(103);
+    // The fake resolves the jail from the host, so the owner must be able to walk to it; the
+    // VM's disks are the owner's files, as in a system install.
+    std::fs::set_permissions(vm.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for disk in &vm.spec.disks {
+        std::os::unix::fs::chown(&disk.path, Some(OWNER), Some(OWNER)).expect("chown disk");
+    }
+    let base = vm.path("jail");
+    let vmm = jailed_vmm(fake_bin(), &base, OWNER, OWNER);
+    let handle = vmm.launch(&vm.spec).await.expect("jailed launch as root");
+    let _reap = Reap(handle.clone());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", handle.pid)).expect("status");
+    for key in ["Uid:", "Gid:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).expect("line");
+        let ids: Vec<&str> = line.split_whitespace().skip(1).collect();
+        assert_eq!(ids, ["65534"; 4], "{line}");
+    }
+    let root = base
+        .join("fake-firecracker")
+        .join(format!("banger-{}", vm.spec.vm_id))
+        .join("root");
+    assert_eq!(std::fs::metadata(&root).expect("root").uid(), OWNER);
+    let kvm = std::fs::metadata(root.join("dev/kvm")).expect("dev/kvm");
+    assert!(kvm.file_type().is_char_device());
+    assert_eq!(
+        (kvm.rdev(), kvm.uid()),
+        (nix::sys::stat::makedev(10, 232), OWNER)
+    );
+    let (code, _) = agent_call(&handle, "GET", "/healthz").await;
+    assert_eq!(code, 200);
+    vmm.kill(&handle).expect("kill");
+    assert!(vmm.wait_exit(&handle, BOUND).await);
+    vmm.remove_jail(&vm.spec.vm_id).expect("remove jail");
+    assert!(!root.exists());
 }

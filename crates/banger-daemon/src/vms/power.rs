@@ -191,6 +191,10 @@ pub async fn teardown(
             .await;
     }
     kill_unrecorded_vmms(backends, record).await;
+    // Only once no VMM of it runs: the jail (if any) it ran in goes too.
+    if let Err(e) = backends.vmm.release(&record.id) {
+        tracing::warn!(vm = %record.name, error = %e, "could not remove the vm's jail");
+    }
     ctx.zone().remove(record.name.as_str());
     if let Err(e) = backends.net.revoke_nat(&record.id).await {
         tracing::warn!(vm = %record.name, error = %e, "could not remove the vm's NAT rule");

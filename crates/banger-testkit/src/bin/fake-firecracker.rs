@@ -13,6 +13,10 @@
 //! process exits, as Firecracker does when its guest powers off. `SendCtrlAltDel` makes it exit
 //! too (a real guest booted with `reboot=k` reboots, and Firecracker exits on reboot).
 //!
+//! Started by `fake-jailer`, it finds the jail's root in [`JAIL_ROOT_ENV`] and resolves
+//! `--api-sock`, `--log-path` and every path in an API request inside it, as a chrooted
+//! Firecracker would (see `banger_testkit::fake_firecracker::in_jail`).
+//!
 //! A fake must never outlive a failed test: it exits on its own after [`MAX_LIFETIME`].
 
 use std::ffi::OsString;
@@ -23,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use banger_guest::agent::{HEALTHZ, SHUTDOWN};
 use banger_testkit::fake_firecracker::{
-    EventHook, FAKE_INSTANCE_ID, FAKE_VMM_VERSION, FakeEvent, FakeFirecracker,
+    EventHook, FAKE_INSTANCE_ID, FAKE_VMM_VERSION, FakeEvent, FakeFirecracker, JAIL_ROOT_ENV,
+    in_jail,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -181,7 +186,18 @@ fn main() -> ExitCode {
         println!("Firecracker v{FAKE_VMM_VERSION}");
         return ExitCode::SUCCESS;
     }
-    if let Some(log) = &args.log_path
+    let jail = std::env::var_os(JAIL_ROOT_ENV).map(PathBuf::from);
+    let log_path = match (&jail, &args.log_path) {
+        (Some(root), Some(log)) => match in_jail(root, log) {
+            Ok(host) => Some(host),
+            Err(e) => {
+                eprintln!("Failed to open the log file {}: {e}", log.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        (_, log) => log.clone(),
+    };
+    if let Some(log) = &log_path
         && let Err(e) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -212,7 +228,11 @@ fn main() -> ExitCode {
             let _ = events_tx.send(Exit::CtrlAltDel);
         }
     });
-    let fake = match FakeFirecracker::start_with(&args.api_sock, &args.id, Some(hook)) {
+    let started = match &jail {
+        Some(root) => FakeFirecracker::start_jailed(root, &args.api_sock, &args.id, Some(hook)),
+        None => FakeFirecracker::start_with(&args.api_sock, &args.id, Some(hook)),
+    };
+    let fake = match started {
         Ok(fake) => fake,
         Err(e) => {
             eprintln!(

@@ -43,6 +43,13 @@ pub enum VmmCall {
     Shutdown(u32),
     /// `kill` of this pid.
     Kill(u32),
+    /// `release` of this VM id, and whether a VMM of it still ran then (it never should).
+    Release {
+        /// The VM.
+        vm_id: String,
+        /// Whether a process tagged with it was alive.
+        while_running: bool,
+    },
 }
 
 struct Process {
@@ -252,6 +259,17 @@ impl Vmm for FakeVmm {
             .filter(|(_, p)| p.tag == tag)
             .map(|(pid, _)| *pid)
             .collect()
+    }
+
+    fn release(&self, vm_id: &str) -> Result<(), VmmError> {
+        let mut state = lock(&self.state);
+        let tag = tag_for(vm_id);
+        let while_running = state.processes.values().any(|p| p.tag == tag);
+        state.calls.push(VmmCall::Release {
+            vm_id: vm_id.to_owned(),
+            while_running,
+        });
+        Ok(())
     }
 
     fn kill_tagged(&self, vm_id: &str, pid: u32) -> Result<(), VmmError> {

@@ -17,8 +17,9 @@
 //!    [`VmmError::StartFailed`] with the failing call, Firecracker's `fault_message` and the
 //!    tail of its logs.
 //!
-//! The jailer is not supported by this build: a backend configured with one refuses to launch
-//! (see [`super::jailer`] for the command line that is ready for the root helper).
+//! With a [`super::JailConfig`] ([`FirecrackerVmm::with_jail`]) the launch runs under the
+//! jailer instead ([`super::jailed`]). A bare jailer binary without one ([`FirecrackerVmm::with_jailer`])
+//! is refused rather than ignored.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,9 +70,9 @@ pub const API_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a failed launch waits for the killed process to go.
-const KILL_WAIT: Duration = Duration::from_secs(5);
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
-const KIND: &str = "firecracker";
+pub(super) const KIND: &str = "firecracker";
 
 /// The files of one VM's Firecracker, in its run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +223,7 @@ pub fn vm_config(
 pub struct FirecrackerVmm {
     firecracker_bin: PathBuf,
     jailer_bin: Option<PathBuf>,
+    jail: Option<super::jailed::JailConfig>,
     link_base: Option<PathBuf>,
 }
 
@@ -232,6 +234,7 @@ impl FirecrackerVmm {
         Self {
             firecracker_bin: firecracker_bin.into(),
             jailer_bin: None,
+            jail: None,
             link_base: link_base_from_env(),
         }
     }
@@ -245,12 +248,26 @@ impl FirecrackerVmm {
             })
     }
 
-    /// The same backend with a jailer. Launching through the jailer is not supported by this
-    /// build yet: a backend with one refuses to launch (rather than run Firecracker unjailed).
+    /// The same backend with a bare jailer binary. Without a [`super::JailConfig`] (uid, gid,
+    /// chroot base: [`FirecrackerVmm::with_jail`]) such a backend refuses to launch rather
+    /// than run Firecracker unjailed.
     #[must_use]
     pub fn with_jailer(mut self, jailer_bin: Option<PathBuf>) -> Self {
         self.jailer_bin = jailer_bin;
         self
+    }
+
+    /// The same backend launching every VM under the jailer as `jail` says (see
+    /// [`super::jailed`]); `None` runs Firecracker directly.
+    #[must_use]
+    pub fn with_jail(mut self, jail: Option<super::jailed::JailConfig>) -> Self {
+        self.jail = jail;
+        self
+    }
+
+    /// The jail configuration, if VMs run under the jailer.
+    pub fn jail(&self) -> Option<&super::jailed::JailConfig> {
+        self.jail.as_ref()
     }
 
     /// The same backend with another base directory for short socket links (`None`: over-long
@@ -286,6 +303,10 @@ impl Vmm for FirecrackerVmm {
         Box::pin(self.launch_firecracker(spec))
     }
 
+    fn release(&self, vm_id: &str) -> Result<(), VmmError> {
+        self.remove_jail(vm_id)
+    }
+
     fn request_shutdown<'a>(
         &'a self,
         handle: &'a VmmHandle,
@@ -305,14 +326,17 @@ impl Vmm for FirecrackerVmm {
 }
 
 /// Why a started process did not become a running VM.
-struct Failure(String);
+pub(super) struct Failure(pub(super) String);
 
 impl FirecrackerVmm {
     async fn launch_firecracker(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
+        if let Some(jail) = &self.jail {
+            return self.launch_jailed(jail, spec).await;
+        }
         if let Some(jailer) = &self.jailer_bin {
             return Err(VmmError::InvalidSpec(format!(
-                "running firecracker under the jailer ({}) is not supported by this build of \
-                 banger yet; unset jailer_bin to run firecracker directly",
+                "a jailer ({}) without a jail configuration (uid, gid, chroot base) cannot \
+                 launch; unset jailer_bin to run firecracker directly",
                 jailer.display()
             )));
         }
@@ -398,7 +422,7 @@ impl FirecrackerVmm {
 
 /// Waits for the API socket (or the process's early exit), applies the plan, and checks the
 /// process survived `InstanceStart`.
-async fn configure(
+pub(super) async fn configure(
     sockets: &SocketPaths,
     plan: &[ApiCall],
     mut exited: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
@@ -447,7 +471,7 @@ async fn configure(
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> Result<(), VmmError> {
+pub(super) fn remove_if_present(path: &Path) -> Result<(), VmmError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -476,7 +500,7 @@ fn drop_link(link: Option<&ShortLink>) {
 }
 
 /// The last lines of the console log and of Firecracker's own log.
-fn log_tails(files: &FirecrackerFiles) -> String {
+pub(super) fn log_tails(files: &FirecrackerFiles) -> String {
     let mut parts = Vec::new();
     for (label, path, lines) in [
         ("console", &files.console_log, 10),

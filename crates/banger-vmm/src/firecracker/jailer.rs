@@ -2,9 +2,9 @@
 //!
 //! Why: system installs run Firecracker under its jailer (chroot, dropped uid/gid, own mount
 //! and pid namespaces), which only the root helper may start. The argv is fixed here as a pure,
-//! tested function so the root helper can later take it as a typed request. Launching through
-//! the jailer is *not* wired in this build: [`super::FirecrackerVmm`] refuses a configured
-//! jailer with a clear error instead of silently running Firecracker unjailed.
+//! tested function; [`super::jailed`] launches with it, and the root helper can take it as a
+//! typed request. [`super::FirecrackerVmm::with_jailer`] alone (a binary, no
+//! [`super::JailConfig`]) is refused with a clear error instead of running Firecracker unjailed.
 //!
 //! Flag names follow Firecracker's `docs/jailer.md`: `--id`, `--exec-file`, `--uid`, `--gid`,
 //! `--chroot-base-dir`, optional `--netns`, `--daemonize`, `--new-pid-ns`, then `--` and the

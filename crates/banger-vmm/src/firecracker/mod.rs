@@ -12,14 +12,16 @@
 //! process detached ([`spawn`]), [`wait_for_api_socket`], then
 //! [`FirecrackerClient::apply_plan`] with [`VmConfig::plan`], then [`vsock::connect`] to reach
 //! the guest agent. Socket paths too long for `AF_UNIX` go through a short symlink
-//! ([`short_path`]). [`jailer`] builds the jailer's command line; launching under the jailer
-//! is not supported by this build.
+//! ([`short_path`]). Under the jailer ([`JailConfig`] via [`FirecrackerVmm::with_jail`]),
+//! [`jailed`] launches instead: [`jail`] stages the chroot, [`jailer`] builds the command line.
 
 pub mod api;
 pub mod backend;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod jail;
+pub mod jailed;
 pub mod jailer;
 pub mod short_path;
 pub mod socket;
@@ -37,6 +39,7 @@ pub use backend::{
 pub use client::{ApplyPlanError, FirecrackerApiError, FirecrackerClient};
 pub use command::{FirecrackerArgs, command_line};
 pub use config::{ApiCall, VmConfig, VmConfigError};
+pub use jailed::JailConfig;
 pub use jailer::{JailerArgs, JailerArgsError, jailer_command_line};
 pub use short_path::{ShortLink, ShortPathError, SocketPaths, socket_paths};
 pub use socket::{WaitForSocketError, wait_for_api_socket};
