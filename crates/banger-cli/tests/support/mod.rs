@@ -62,7 +62,7 @@ impl FakeDaemon {
 /// The ping answer of a daemon from this very build.
 pub fn ping(socket: &Path) -> String {
     serde_json::to_string(&DaemonInfo {
-        build: BuildInfo::current(),
+        build: banger_proto::build_info!(),
         pid: 4242,
         mode: Mode::User,
         owner_uid: 0,
