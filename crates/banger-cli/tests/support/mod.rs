@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use banger_model::Mode;
-use banger_proto::{BuildInfo, DaemonInfo};
+use banger_proto::DaemonInfo;
 use banger_testkit::TestEnv;
 
 /// One request as the fake daemon saw it.
