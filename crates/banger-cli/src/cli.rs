@@ -7,7 +7,6 @@
 use std::sync::LazyLock;
 
 use banger_model::ResolvedSpec;
-use banger_proto::BuildInfo;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::args::common::JsonFlag;
@@ -22,9 +21,9 @@ use crate::args::update::UpdateArgs;
 use crate::args::version::VersionArgs;
 use crate::args::vm::{self, VmCommand};
 
-/// `0.1.0 (commit 1a2b3c4d, built …)`: clap prefixes the program name.
+/// `v0.1.0 (commit 1a2b3c4d, built …)`: clap prefixes the program name.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
-    let line = BuildInfo::current().version_line("banger");
+    let line = banger_proto::build_info!().version_line("banger");
     line.strip_prefix("banger ").unwrap_or(&line).to_owned()
 });
 

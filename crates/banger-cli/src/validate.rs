@@ -55,34 +55,12 @@ pub fn existing_path(what: &str, path: &Path) -> Result<PathBuf, CliError> {
 }
 
 /// A release version: `1.2.3`, `v1.2.3` or `1.2.3-rc.1`.
-pub fn release_version(raw: &str) -> Result<(), CliError> {
-    let bad = || {
+pub fn release_version(raw: &str) -> Result<crate::update::version::Version, CliError> {
+    crate::update::version::Version::parse(raw).ok_or_else(|| {
         CliError::Usage(format!(
             "version {raw:?} is not a release version like 0.2.0 or v0.2.0-rc.1"
         ))
-    };
-    let text = raw.strip_prefix('v').unwrap_or(raw);
-    let (core, pre) = match text.split_once('-') {
-        Some((core, pre)) => (core, Some(pre)),
-        None => (text, None),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.len() != 3
-        || parts
-            .iter()
-            .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
-    {
-        return Err(bad());
-    }
-    if let Some(pre) = pre
-        && (pre.is_empty()
-            || !pre
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
-    {
-        return Err(bad());
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

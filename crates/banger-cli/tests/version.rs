@@ -27,7 +27,7 @@ fn version_flag_has_the_documented_shape_and_this_commit() {
         .assert()
         .success()
         .stdout(predicate::str::is_match(
-            r"^banger \d+\.\d+\.\d+ \(commit [0-9a-f]{8}, built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\n$",
+            r"^banger v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)? \(commit [0-9a-f]{8}, built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\n$",
         )
         .unwrap())
         .get_output()

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use clap::{Parser, Subcommand};
 
 static VERSION: LazyLock<String> = LazyLock::new(|| {
-    let line = banger_proto::BuildInfo::current().version_line("bangerd");
+    let line = banger_proto::build_info!().version_line("bangerd");
     // clap prefixes the command name itself.
     line.strip_prefix("bangerd ").unwrap_or(&line).to_owned()
 });

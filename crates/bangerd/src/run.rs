@@ -11,7 +11,7 @@ use banger_daemon::dns::guest as guest_dns;
 use banger_daemon::server::{self, InstanceLock};
 use banger_daemon::{DaemonContext, Shutdown, SocketOptions, vms};
 use banger_model::Mode;
-use banger_proto::{BuildInfo, DaemonInfo};
+use banger_proto::DaemonInfo;
 use banger_store::Store;
 
 use crate::args::Args;
@@ -64,7 +64,7 @@ pub fn main(args: &Args) -> Result<()> {
     let backends = crate::backends::detect(&layout, &config, &home, owner_uid)
         .context("cannot prepare the ssh key banger uses for guests")?;
     let info = DaemonInfo {
-        build: BuildInfo::current(),
+        build: banger_proto::build_info!(),
         pid: std::process::id(),
         mode: if args.system {
             Mode::System
@@ -117,7 +117,7 @@ pub fn main(args: &Args) -> Result<()> {
         tokio::spawn(vms::monitor(ctx.clone(), backends));
         crate::notify::ready();
         tracing::info!(
-            version = %BuildInfo::current().version_line("bangerd"),
+            version = %banger_proto::build_info!().version_line("bangerd"),
             pid = std::process::id(),
             state_dir = %layout.state_dir.display(),
             "bangerd started"

@@ -73,7 +73,7 @@ fn version_line_names_the_real_commit() {
     let head = git_head();
     let expected_prefix = format!(
         "bangerd {} (commit {}, built ",
-        env!("CARGO_PKG_VERSION"),
+        env!("BANGER_VERSION"),
         &head[..8]
     );
     assert!(

@@ -91,7 +91,7 @@ fn doctor_reports_every_check_as_json_and_creates_nothing() {
     assert!(store.detail.starts_with("no state yet"), "{store:?}");
     let failed = report.checks.iter().any(|c| c.status == CheckStatus::Fail);
     assert_eq!(code, Some(i32::from(failed)));
-    assert_eq!(report.build, banger_proto::BuildInfo::current());
+    assert_eq!(report.build, banger_proto::build_info!());
     assert!(report.summary.starts_with("vmm: "), "{}", report.summary);
 }
 

@@ -72,7 +72,7 @@ pub async fn connect_existing(ctx: &Context) -> Result<Option<Connected>, CliErr
 }
 
 fn warn_if_other_build(info: &DaemonInfo) {
-    if let Some(line) = build_mismatch(&info.build, &BuildInfo::current()) {
+    if let Some(line) = build_mismatch(&info.build, &banger_proto::build_info!()) {
         output::note(&line);
     }
 }

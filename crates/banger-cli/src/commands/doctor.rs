@@ -36,7 +36,11 @@ pub async fn run(args: &DoctorArgs, ctx: &Context) -> Result<(), CliError> {
             let mut checks = vec![check];
             match report {
                 Some(report) => {
-                    checks.push(version(&BuildInfo::current(), &report.build, &bangerd));
+                    checks.push(version(
+                        &banger_proto::build_info!(),
+                        &report.build,
+                        &bangerd,
+                    ));
                     checks.push(running_daemon(ctx).await);
                     checks.extend(report.checks);
                     (checks, report.summary)
@@ -167,7 +171,7 @@ async fn running_daemon(ctx: &Context) -> Check {
         Err(e) => return Check::warn("daemon", e.to_string(), "set HOME to an absolute path"),
     };
     let answer = Client::new(socket).ping().await;
-    daemon_check(&BuildInfo::current(), answer)
+    daemon_check(&banger_proto::build_info!(), answer)
 }
 
 fn daemon_check(cli: &BuildInfo, answer: Result<DaemonInfo, ApiError>) -> Check {

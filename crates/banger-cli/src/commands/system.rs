@@ -142,7 +142,7 @@ async fn install(args: &InstallArgs) -> Result<(), CliError> {
         unit_path(DAEMON_UNIT).display(),
         unit_path(HELPER_UNIT).display()
     ));
-    let build = BuildInfo::current();
+    let build = banger_proto::build_info!();
     let metadata = InstallMetadata {
         version: build.version.clone(),
         commit: build.commit.clone(),
@@ -190,7 +190,7 @@ async fn restart() -> Result<(), CliError> {
     }
     system::systemctl(&["restart", HELPER_UNIT])?;
     system::systemctl(&["restart", DAEMON_UNIT])?;
-    let info = wait_for_daemon(&BuildInfo::current()).await?;
+    let info = wait_for_daemon(&banger_proto::build_info!()).await?;
     let mut out = Stdout::lock();
     out.line(&format!(
         "restarted bangerd-root.service and bangerd.service: bangerd answers on {} (pid {})",
@@ -361,7 +361,7 @@ async fn status(json: JsonFlag) -> Result<(), CliError> {
         helper: PathBuf::from(paths::HELPER_SOCKET),
         helper_exists: Path::new(paths::HELPER_SOCKET).exists(),
     };
-    let cli = BuildInfo::current();
+    let cli = banger_proto::build_info!();
     let drift = install.as_ref().map_or_else(Vec::new, |meta| {
         drift(
             meta,

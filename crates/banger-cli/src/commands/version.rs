@@ -8,7 +8,7 @@ use crate::output::Stdout;
 
 /// Prints the version, commit and build time.
 pub fn run(args: &VersionArgs) -> Result<(), CliError> {
-    let info = BuildInfo::current();
+    let info = banger_proto::build_info!();
     let mut out = Stdout::lock();
     if args.json {
         out.json(&info)?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use banger_model::Mode;
-use banger_proto::{BuildInfo, DaemonInfo};
+use banger_proto::DaemonInfo;
 use banger_testkit::TestEnv;
 
 /// One request as the fake daemon saw it.
@@ -62,7 +62,7 @@ impl FakeDaemon {
 /// The ping answer of a daemon from this very build.
 pub fn ping(socket: &Path) -> String {
     serde_json::to_string(&DaemonInfo {
-        build: BuildInfo::current(),
+        build: banger_proto::build_info!(),
         pid: 4242,
         mode: Mode::User,
         owner_uid: 0,

@@ -22,6 +22,15 @@ use banger_model::{Config, Layout, Mode};
 use banger_proto::{BuildInfo, DaemonInfo};
 use banger_store::Store;
 
+/// The build the test daemon reports (the daemon library reports what its binary hands it).
+pub fn test_build() -> BuildInfo {
+    BuildInfo {
+        version: "v0.0.0-test".to_owned(),
+        commit: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        built_at: "2026-01-01T00:00:00Z".to_owned(),
+    }
+}
+
 pub struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub layout: Layout,
@@ -54,7 +63,7 @@ impl TestDaemon {
         let lock = InstanceLock::acquire(&layout).expect("lock");
         let store = Store::open(&layout.db_file()).expect("store");
         let info = DaemonInfo {
-            build: BuildInfo::current(),
+            build: test_build(),
             pid: std::process::id(),
             mode: Mode::User,
             owner_uid: policy.owner_uid,

@@ -97,7 +97,11 @@ impl Host {
             timeouts: self.timeouts,
         });
         let info = DaemonInfo {
-            build: BuildInfo::current(),
+            build: BuildInfo {
+                version: "v0.0.0-test".to_owned(),
+                commit: "test".to_owned(),
+                built_at: "2026-01-01T00:00:00Z".to_owned(),
+            },
             pid: std::process::id(),
             mode: Mode::User,
             owner_uid: 1000,

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use banger_model::{Config, Layout, ResolvedSpec, SpecOverrides};
-use banger_proto::{BuildInfo, Check, CheckStatus, DoctorReport};
+use banger_proto::{Check, CheckStatus, DoctorReport};
 
 use crate::setup;
 
@@ -32,7 +32,7 @@ pub fn main(system: bool, json: bool) -> ExitCode {
     let report = match setup::layout(system) {
         Ok(layout) => run(&layout),
         Err(e) => DoctorReport {
-            build: BuildInfo::current(),
+            build: banger_proto::build_info!(),
             summary: "layout unresolved".to_owned(),
             checks: vec![Check::fail(
                 "layout",
@@ -84,7 +84,7 @@ pub fn run(layout: &Layout) -> DoctorReport {
     let (config, config_state) = read_config(&layout.config_file);
     let facts = Facts::probe(layout, &config, config_state);
     DoctorReport {
-        build: BuildInfo::current(),
+        build: banger_proto::build_info!(),
         summary: vmm::summary(&facts.vmm),
         checks: checks(&facts, layout),
     }
