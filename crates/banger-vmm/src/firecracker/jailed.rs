@@ -166,7 +166,7 @@ impl FirecrackerVmm {
         };
         let pid = launched?;
         let tag = tag_for(&spec.vm_id);
-        let exited = watch_exit(pid, tag.clone());
+        let exited = watch_exit(pid);
         let started = match configure(&sockets, &plan, exited, pid, &tag).await {
             Ok(()) => check_pid_file(&args, pid, &run_pidfile),
             Err(failure) => Err(failure),
@@ -210,15 +210,25 @@ fn open_log(log: &Path) -> Result<std::fs::File, VmmError> {
         .map_err(VmmError::io(format!("open {}", log.display())))
 }
 
-/// Fires once `pid` no longer runs as this VM's (the jailer may be another process's child,
-/// so its exit status is not ours to collect).
+/// Fires once `pid` is gone (the jailer may be another process's child, so its exit status is
+/// not ours to collect). Existence, not the tag: while the jailer execs Firecracker its
+/// command line is briefly unreadable; the tag is checked after the launch.
 fn watch_exit(
     pid: u32,
-    tag: String,
 ) -> tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let exists = move || {
+        let Ok(raw) = i32::try_from(pid) else {
+            return false;
+        };
+        // EPERM: it exists, still as root (the jailer before its drop to the owner).
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+            Ok(()) | Err(nix::errno::Errno::EPERM)
+        ) && !is_zombie(pid)
+    };
     tokio::spawn(async move {
-        while crate::process::is_our_process(pid, &tag) {
+        while exists() {
             if tx.is_closed() {
                 return;
             }
@@ -227,6 +237,13 @@ fn watch_exit(
         let _ = tx.send(Err(std::io::Error::other("the jailed VMM is gone")));
     });
     rx
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    })
 }
 
 /// The jailer's pid file must name the process we started (which must still be this VM's);
