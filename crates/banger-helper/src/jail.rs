@@ -42,29 +42,36 @@ pub struct JailPolicy {
     pub firecracker_bin: PathBuf,
     /// The owner's primary gid (Firecracker drops to it).
     pub owner_gid: u32,
-    /// banger's state dir (canonical): the VMs' files and the chroot base.
+    /// banger's state dir: the VMs' files and the chroot base.
     pub state_dir: PathBuf,
-    /// banger's runtime dir (canonical): another place for the chroot base.
+    /// banger's runtime dir: another place for the chroot base.
     pub runtime_dir: PathBuf,
 }
 
 impl JailPolicy {
-    /// A policy over `state_dir` and `runtime_dir`, made canonical (so checks compare real
-    /// paths); both must exist.
+    /// A policy over `state_dir` and `runtime_dir`. They need not exist yet (the helper starts
+    /// before the daemon makes them); each check compares against their canonical paths then.
     pub fn new(
         jailer_bin: PathBuf,
         firecracker_bin: PathBuf,
         owner_gid: u32,
         state_dir: &Path,
         runtime_dir: &Path,
-    ) -> std::io::Result<Self> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             jailer_bin,
             firecracker_bin,
             owner_gid,
-            state_dir: state_dir.canonicalize()?,
-            runtime_dir: runtime_dir.canonicalize()?,
-        })
+            state_dir: state_dir.to_path_buf(),
+            runtime_dir: runtime_dir.to_path_buf(),
+        }
+    }
+
+    /// The state dir's canonical path (it must exist by the time a VM is jailed).
+    fn state(&self) -> Result<PathBuf, Refusal> {
+        self.state_dir
+            .canonicalize()
+            .map_err(|e| path_refusal(&self.state_dir, &format!("banger's state dir cannot be resolved ({e})")))
     }
 
     /// Whether `jail` names a jail the helper may touch; its `banger_jail` arguments if so.
@@ -83,7 +90,9 @@ impl JailPolicy {
             });
         }
         let base = &jail.chroot_base;
-        let allowed = [&self.state_dir, &self.runtime_dir];
+        let state = self.state()?;
+        let runtime = self.runtime_dir.canonicalize().ok();
+        let allowed: Vec<&PathBuf> = std::iter::once(&state).chain(runtime.as_ref()).collect();
         let Some(top) = allowed.iter().find(|dir| base.starts_with(dir)) else {
             return Err(path_refusal(base, "the chroot base must be under banger's state or runtime dir"));
         };
@@ -151,7 +160,7 @@ impl JailPolicy {
         let real = path
             .canonicalize()
             .map_err(|e| path_refusal(path, &format!("cannot resolve it ({e})")))?;
-        if !real.starts_with(&self.state_dir) {
+        if !real.starts_with(self.state()?) {
             return Err(path_refusal(path, "only files under banger's state dir may be linked into a jail"));
         }
         let meta = std::fs::metadata(&real)

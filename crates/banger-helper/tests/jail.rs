@@ -68,8 +68,7 @@ impl Bed {
             gid,
             &bed.state(),
             &bed.path("run"),
-        )
-        .expect("policy");
+        );
         let policy = Policy::new(NetPlan::default(), uid).with_jail(jail.then_some(policy));
         let listener = socket::bind(&bed.path("helper/helper.sock"), uid).expect("bind");
         let (tx, rx) = tokio::sync::oneshot::channel();
