@@ -261,6 +261,40 @@ pub fn agent_locator() -> AgentLocator {
 mod tests {
     use super::*;
 
+    #[test]
+    fn jailer_bin_jails_firecracker_in_the_state_dir_as_the_daemons_user() {
+        let layout = Layout::rooted(banger_model::Mode::User, Path::new("/r"));
+        assert_eq!(jail_config(&layout, &Config::default(), 1000, 1000), None);
+        let config = Config::parse("jailer_bin = \"/usr/bin/jailer\"").expect("config");
+        let jail = jail_config(&layout, &config, 1000, 1001).expect("jailed");
+        assert_eq!(jail.jailer_bin, Path::new("/usr/bin/jailer"));
+        assert_eq!(jail.chroot_base, layout.state_dir.join("jailer"));
+        assert_eq!((jail.uid, jail.gid), (1000, 1001));
+    }
+
+    #[test]
+    fn a_jailer_bin_that_is_not_an_executable_file_is_refused_at_load_naming_the_fix() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::rooted(banger_model::Mode::User, tmp.path());
+        std::fs::create_dir_all(layout.config_file.parent().expect("dir")).expect("dir");
+        let plain = tmp.path().join("jailer");
+        std::fs::write(&plain, "not executable").expect("file");
+        for bad in [plain.clone(), tmp.path().join("missing"), tmp.path().to_path_buf()] {
+            std::fs::write(
+                &layout.config_file,
+                format!("jailer_bin = \"{}\"\n", bad.display()),
+            )
+            .expect("config");
+            let err = crate::setup::config(&layout).expect_err("refused");
+            let text = format!("{err:#}");
+            assert!(text.contains("jailer_bin"), "{text}");
+            assert!(text.contains("remove jailer_bin"), "{text}");
+        }
+        std::fs::write(&layout.config_file, "jailer_bin = \"/bin/sh\"\n").expect("config");
+        let config = crate::setup::config(&layout).expect("an executable is accepted");
+        assert_eq!(config.jailer_bin.as_deref(), Some(Path::new("/bin/sh")));
+    }
+
     fn facts(firecracker: bool, qemu: bool, kvm_usable: bool) -> HostFacts {
         HostFacts {
             firecracker: firecracker.then(|| PathBuf::from("/usr/bin/firecracker")),
