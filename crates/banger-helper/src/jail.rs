@@ -69,18 +69,16 @@ impl JailPolicy {
 
     /// The state dir's canonical path (it must exist by the time a VM is jailed).
     fn state(&self) -> Result<PathBuf, Refusal> {
-        self.state_dir
-            .canonicalize()
-            .map_err(|e| path_refusal(&self.state_dir, &format!("banger's state dir cannot be resolved ({e})")))
+        self.state_dir.canonicalize().map_err(|e| {
+            path_refusal(
+                &self.state_dir,
+                &format!("banger's state dir cannot be resolved ({e})"),
+            )
+        })
     }
 
     /// Whether `jail` names a jail the helper may touch; its `banger_jail` arguments if so.
-    pub fn check_ref(
-        &self,
-        jail: &JailRef,
-        uid: u32,
-        gid: u32,
-    ) -> Result<JailerArgs, Refusal> {
+    pub fn check_ref(&self, jail: &JailRef, uid: u32, gid: u32) -> Result<JailerArgs, Refusal> {
         check_vm_id(&jail.vm_id)?;
         if jail.exec_file != self.firecracker_bin {
             return Err(Refusal::JailBinary {
@@ -94,13 +92,19 @@ impl JailPolicy {
         let runtime = self.runtime_dir.canonicalize().ok();
         let allowed: Vec<&PathBuf> = std::iter::once(&state).chain(runtime.as_ref()).collect();
         let Some(top) = allowed.iter().find(|dir| base.starts_with(dir)) else {
-            return Err(path_refusal(base, "the chroot base must be under banger's state or runtime dir"));
+            return Err(path_refusal(
+                base,
+                "the chroot base must be under banger's state or runtime dir",
+            ));
         };
         if !base
             .components()
             .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
         {
-            return Err(path_refusal(base, "the chroot base must be a plain absolute path"));
+            return Err(path_refusal(
+                base,
+                "the chroot base must be a plain absolute path",
+            ));
         }
         let args = JailerArgs {
             id: jail_id(&jail.vm_id),
@@ -161,7 +165,10 @@ impl JailPolicy {
             .canonicalize()
             .map_err(|e| path_refusal(path, &format!("cannot resolve it ({e})")))?;
         if !real.starts_with(self.state()?) {
-            return Err(path_refusal(path, "only files under banger's state dir may be linked into a jail"));
+            return Err(path_refusal(
+                path,
+                "only files under banger's state dir may be linked into a jail",
+            ));
         }
         let meta = std::fs::metadata(&real)
             .map_err(|e| path_refusal(path, &format!("cannot read it ({e})")))?;

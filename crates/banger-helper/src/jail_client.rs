@@ -116,7 +116,8 @@ impl HelperJail {
             .set_read_timeout(bound)
             .and_then(|()| stream.set_write_timeout(bound))
             .map_err(|e| self.unreachable(e))?;
-        let mut line = serde_json::to_vec(request).map_err(|e| self.unreachable(std::io::Error::other(e)))?;
+        let mut line =
+            serde_json::to_vec(request).map_err(|e| self.unreachable(std::io::Error::other(e)))?;
         line.push(b'\n');
         send_all(&stream, &line, fd).map_err(|e| self.unreachable(e))?;
         let mut answer = Vec::new();

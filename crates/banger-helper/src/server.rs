@@ -172,8 +172,7 @@ fn refused(refusal: &Refusal) -> Response {
 /// The jail requests (`None` for any other): checked, then carried out off the runtime (file
 /// operations and a spawn).
 async fn answer_jail(policy: &Policy, request: &Request, fds: Vec<OwnedFd>) -> Option<Response> {
-    let job: Box<dyn FnOnce() -> Result<Response, banger_jail::JailError> + Send> = match request
-    {
+    let job: Box<dyn FnOnce() -> Result<Response, banger_jail::JailError> + Send> = match request {
         Request::LaunchJail { launch } => {
             let vetted = policy
                 .jail()

@@ -48,7 +48,11 @@ impl Bed {
         for d in ["state/kernels", "state/vms/x", "run", "outside"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("dirs");
         }
-        for f in ["state/kernels/vmlinux", "state/vms/x/rootfs.ext4", "outside/secret"] {
+        for f in [
+            "state/kernels/vmlinux",
+            "state/vms/x/rootfs.ext4",
+            "outside/secret",
+        ] {
             std::fs::write(dir.path().join(f), f).expect("file");
         }
         let uid = nix::unistd::geteuid().as_raw();
@@ -173,9 +177,20 @@ async fn a_vetted_launch_stages_and_spawns_and_a_release_removes_the_jail() {
     let linked = std::fs::metadata(root.join("vmlinux")).expect("staged kernel");
     assert_eq!(kernel.ino(), linked.ino(), "the kernel is hard-linked");
     let disk = std::fs::metadata(bed.state().join("vms/x/rootfs.ext4")).expect("disk");
-    assert_eq!(disk.ino(), std::fs::metadata(root.join("disk0")).expect("disk0").ino());
-    assert!(root.join("firecracker-vmm.log").is_file(), "the VMM log exists");
-    let name = bed.firecracker.file_name().expect("name").to_string_lossy().into_owned();
+    assert_eq!(
+        disk.ino(),
+        std::fs::metadata(root.join("disk0")).expect("disk0").ino()
+    );
+    assert!(
+        root.join("firecracker-vmm.log").is_file(),
+        "the VMM log exists"
+    );
+    let name = bed
+        .firecracker
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let deadline = Instant::now() + Duration::from_secs(10);
     let pid_file = root.join(format!("{name}.pid"));
     while !pid_file.exists() {
@@ -190,7 +205,10 @@ async fn a_vetted_launch_stages_and_spawns_and_a_release_removes_the_jail() {
     assert_eq!(recorded, pid, "the helper answered the jailer's pid");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !banger_vmm_tag_alive(pid) {
-        assert!(Instant::now() < deadline, "the jailed VMM never ran with its tag");
+        assert!(
+            Instant::now() < deadline,
+            "the jailed VMM never ran with its tag"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = nix::sys::signal::kill(
@@ -203,7 +221,10 @@ async fn a_vetted_launch_stages_and_spawns_and_a_release_removes_the_jail() {
         .expect("task")
         .expect("released");
     assert!(!bed.jail_dir().exists(), "the jail is gone");
-    assert!(bed.state().join("vms/x/rootfs.ext4").exists(), "the disk stays");
+    assert!(
+        bed.state().join("vms/x/rootfs.ext4").exists(),
+        "the disk stays"
+    );
     bed.stop().await;
 }
 
@@ -226,7 +247,9 @@ async fn requests_outside_the_policy_are_refused_and_change_nothing() {
         bad.push((what, l));
     };
     with("another jailer", &|l| l.jailer_bin = "/bin/sh".into());
-    with("another exec file", &|l| l.jail.exec_file = "/bin/sh".into());
+    with("another exec file", &|l| {
+        l.jail.exec_file = "/bin/sh".into()
+    });
     with("another uid", &|l| l.uid = l.uid.wrapping_add(1));
     with("another gid", &|l| l.gid = l.gid.wrapping_add(1));
     with("a bad vm id", &|l| l.jail.vm_id = "../../etc".into());
@@ -236,12 +259,18 @@ async fn requests_outside_the_policy_are_refused_and_change_nothing() {
     let dotted = bed.state().join("../outside");
     with("a base with ..", &|l| l.jail.chroot_base = dotted.clone());
     let linked = bed.state().join("link/jailer");
-    with("a base through a symlink", &|l| l.jail.chroot_base = linked.clone());
+    with("a base through a symlink", &|l| {
+        l.jail.chroot_base = linked.clone()
+    });
     let secret = bed.path("outside/secret");
     with("a kernel outside", &|l| l.kernel = secret.clone());
-    with("/etc/passwd as a disk", &|l| l.disks = vec!["/etc/passwd".into()]);
+    with("/etc/passwd as a disk", &|l| {
+        l.disks = vec!["/etc/passwd".into()]
+    });
     let secret_link = bed.state().join("secret-link");
-    with("a disk linking outside", &|l| l.disks = vec![secret_link.clone()]);
+    with("a disk linking outside", &|l| {
+        l.disks = vec![secret_link.clone()]
+    });
     let dir = bed.state().join("vms/x");
     with("a directory as a disk", &|l| l.disks = vec![dir.clone()]);
     let missing = bed.state().join("vms/x/missing");
@@ -260,18 +289,27 @@ async fn requests_outside_the_policy_are_refused_and_change_nothing() {
         );
     }
     for (what, jail) in [
-        ("release outside", JailRef {
-            chroot_base: bed.path("outside"),
-            ..bed.jail()
-        }),
-        ("release through a symlink", JailRef {
-            chroot_base: bed.state().join("link"),
-            ..bed.jail()
-        }),
-        ("release of another exec file", JailRef {
-            exec_file: "/bin/sh".into(),
-            ..bed.jail()
-        }),
+        (
+            "release outside",
+            JailRef {
+                chroot_base: bed.path("outside"),
+                ..bed.jail()
+            },
+        ),
+        (
+            "release through a symlink",
+            JailRef {
+                chroot_base: bed.state().join("link"),
+                ..bed.jail()
+            },
+        ),
+        (
+            "release of another exec file",
+            JailRef {
+                exec_file: "/bin/sh".into(),
+                ..bed.jail()
+            },
+        ),
     ] {
         let client = bed.client();
         let got = tokio::task::spawn_blocking(move || client.release(&jail))

@@ -23,7 +23,9 @@ pub mod stage;
 use std::fs::File;
 use std::path::PathBuf;
 
-pub use args::{DEFAULT_CHROOT_BASE, JailerArgs, JailerArgsError, is_valid_id, jailer_command_line};
+pub use args::{
+    DEFAULT_CHROOT_BASE, JailerArgs, JailerArgsError, is_valid_id, jailer_command_line,
+};
 pub use stage::{JailError, JailFiles, jail_dir, jailed_names, pid, pid_file, teardown};
 
 /// Firecracker's API socket inside the jail (its `--api-sock`).
@@ -49,11 +51,8 @@ pub fn launch(
     teardown(args)?;
     let started = stage::stage(args, files).and_then(|_| {
         stage::create_owned(args, &[VMM_LOG, METRICS])?;
-        let argv = jailer_command_line(
-            jailer_bin,
-            args,
-            &["--api-sock".into(), API_SOCKET.into()],
-        )?;
+        let argv =
+            jailer_command_line(jailer_bin, args, &["--api-sock".into(), API_SOCKET.into()])?;
         let pid = spawn::spawn_detached(&argv, console).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 JailError::MissingJailer(jailer_bin.to_path_buf())

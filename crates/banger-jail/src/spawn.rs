@@ -54,13 +54,22 @@ mod tests {
         let log = tmp.path().join("console.log");
         let console = File::create(&log).expect("console");
         let pid = spawn_detached(
-            &["/bin/sh".into(), "-c".into(), "echo out; echo err >&2".into()],
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo out; echo err >&2".into(),
+            ],
             console,
         )
         .expect("spawned");
         assert!(pid > 0);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::read_to_string(&log).unwrap_or_default().lines().count() < 2 {
+        while std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            < 2
+        {
             assert!(std::time::Instant::now() < deadline, "no output");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

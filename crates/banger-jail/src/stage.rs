@@ -252,7 +252,10 @@ mod tests {
         assert_eq!(jailed, jailed_names(&s));
         assert_eq!(jailed.kernel, Path::new("/vmlinux"));
         assert_eq!(jailed.initrd.as_deref(), Some(Path::new("/initrd")));
-        assert_eq!(jailed.disks, [PathBuf::from("/disk0"), PathBuf::from("/disk1")]);
+        assert_eq!(
+            jailed.disks,
+            [PathBuf::from("/disk0"), PathBuf::from("/disk1")]
+        );
         let root = a.chroot_dir().expect("root");
         for (host, inside) in [(&s.kernel, "vmlinux"), (&s.disks[0], "disk0")] {
             let (h, j) = (

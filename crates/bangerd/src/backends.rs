@@ -154,8 +154,8 @@ pub fn jail_config(layout: &Layout, config: &Config, uid: u32, gid: u32) -> Opti
 /// Why `jailer_bin` cannot be used, naming the fix; `None` when it is an executable file.
 pub fn check_jailer_bin(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    let ok = std::fs::metadata(path)
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let ok =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     (!ok).then(|| {
         format!(
             "jailer_bin: {} is not an executable file; install Firecracker's jailer there (or \
@@ -279,7 +279,11 @@ mod tests {
         std::fs::create_dir_all(layout.config_file.parent().expect("dir")).expect("dir");
         let plain = tmp.path().join("jailer");
         std::fs::write(&plain, "not executable").expect("file");
-        for bad in [plain.clone(), tmp.path().join("missing"), tmp.path().to_path_buf()] {
+        for bad in [
+            plain.clone(),
+            tmp.path().join("missing"),
+            tmp.path().to_path_buf(),
+        ] {
             std::fs::write(
                 &layout.config_file,
                 format!("jailer_bin = \"{}\"\n", bad.display()),

@@ -76,6 +76,9 @@ mod tests {
         };
         let err = runner.release(&jail).expect_err("no helper");
         assert!(matches!(err, VmmError::Unavailable { .. }), "{err:?}");
-        assert!(err.to_string().contains("sudo banger system install"), "{err}");
+        assert!(
+            err.to_string().contains("sudo banger system install"),
+            "{err}"
+        );
     }
 }

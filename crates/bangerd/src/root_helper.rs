@@ -29,8 +29,9 @@ fn owner_ids(owner: &str) -> Result<(u32, u32)> {
     let lookup = match owner.parse::<u32>() {
         Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .map(|u| Some(u.map_or((uid, uid), |u| (uid, u.gid.as_raw())))),
-        Err(_) => nix::unistd::User::from_name(owner)
-            .map(|u| u.map(|u| (u.uid.as_raw(), u.gid.as_raw()))),
+        Err(_) => {
+            nix::unistd::User::from_name(owner).map(|u| u.map(|u| (u.uid.as_raw(), u.gid.as_raw())))
+        }
     };
     match lookup {
         Ok(Some(ids)) => Ok(ids),
@@ -94,9 +95,7 @@ pub fn main(
     crate::logging::init_for("banger_helper", level)?;
     let path = socket_path.unwrap_or_else(|| PathBuf::from(banger_helper::DEFAULT_SOCKET));
     let jail = jail_policy(jail, owner_gid)?;
-    let jailer = jail
-        .as_ref()
-        .map(|j| j.jailer_bin.display().to_string());
+    let jailer = jail.as_ref().map(|j| j.jailer_bin.display().to_string());
     let policy = Arc::new(Policy::new(NetPlan::default(), owner_uid).with_jail(jail));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -550,7 +550,14 @@ fn fake_kvm_prelude(kvm_stand_in: &Path) -> String {
 /// greets like sshd: the daemon's readiness probe for a fake guest.
 fn answer_ssh_probes(bed: &Guestbed) -> HelperProcess {
     let out = bed.ns().ip(&[
-        "route", "add", "local", "172.30.0.0/24", "dev", "lo", "table", "local",
+        "route",
+        "add",
+        "local",
+        "172.30.0.0/24",
+        "dev",
+        "lo",
+        "table",
+        "local",
     ]);
     assert!(out.is_ok(), "local route: {out:?}");
     let script = "import socket\n\
@@ -586,7 +593,16 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
         .expect("tempdir");
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let root = tmp.path().join("u");
-    for dir in ["", "home", "config", "config/banger", "state", "cache", "run", "files"] {
+    for dir in [
+        "",
+        "home",
+        "config",
+        "config/banger",
+        "state",
+        "cache",
+        "run",
+        "files",
+    ] {
         std::fs::create_dir_all(root.join(dir)).expect("dirs");
         std::os::unix::fs::chown(root.join(dir), Some(user.uid), Some(user.gid)).expect("chown");
     }
@@ -693,7 +709,15 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
         "jail-kernel",
     ]);
     ub.ok(&[
-        "vm", "create", "--name", "jail-a", "--image", "jail-image", "--vcpu", "1", "--memory",
+        "vm",
+        "create",
+        "--name",
+        "jail-a",
+        "--image",
+        "jail-image",
+        "--vcpu",
+        "1",
+        "--memory",
         "256M",
     ]);
     let vm: Value =
@@ -702,13 +726,20 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
     let id = vm["id"].as_str().expect("id").to_owned();
 
     // The chroot, staged by the helper, the fake VMM in it as the user.
-    let exec_name = firecracker.file_name().expect("name").to_string_lossy().into_owned();
+    let exec_name = firecracker
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let jail = root
         .join("state/banger/jailer")
         .join(&exec_name)
         .join(format!("banger-{id}"));
     let jail_root = jail.join("root");
-    assert!(jail_root.join(&exec_name).is_file(), "firecracker copied in");
+    assert!(
+        jail_root.join(&exec_name).is_file(),
+        "firecracker copied in"
+    );
     let vm_disk = std::fs::metadata(root.join(format!("state/banger/vms/{id}/rootfs.ext4")))
         .expect("the vm's root disk");
     let staged = std::fs::metadata(jail_root.join("disk0")).expect("disk0 staged");
@@ -721,7 +752,11 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
     assert_eq!(pids.len(), 1, "one VMM: {pids:?}");
     let recorded = std::fs::read_to_string(jail_root.join(format!("{exec_name}.pid")))
         .expect("the jailer's pid file");
-    assert_eq!(recorded.trim(), pids[0].to_string(), "the pid file names the VMM");
+    assert_eq!(
+        recorded.trim(),
+        pids[0].to_string(),
+        "the pid file names the VMM"
+    );
     let owner = run(
         {
             let mut c = Command::new("ps");

@@ -88,7 +88,10 @@ pub const JAILER_CAPABILITIES: &[(&str, &str)] = &[
         "CAP_SYS_ADMIN",
         "the jailer's own mount namespace and the bind mount of the jail it pivots into",
     ),
-    ("CAP_MKNOD", "the jailer's /dev/kvm and /dev/net/tun nodes in a jail"),
+    (
+        "CAP_MKNOD",
+        "the jailer's /dev/kvm and /dev/net/tun nodes in a jail",
+    ),
     (
         "CAP_SETUID",
         "the jailer's drop of Firecracker to the owner's uid",
@@ -419,7 +422,12 @@ mod tests {
         ] {
             assert!(caps.contains(&cap), "{cap}: {caps:?}");
         }
-        for broad in ["CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_BOOT"] {
+        for broad in [
+            "CAP_SYS_MODULE",
+            "CAP_SYS_PTRACE",
+            "CAP_SYS_RAWIO",
+            "CAP_SYS_BOOT",
+        ] {
             assert!(!caps.contains(&broad), "{broad}");
         }
         assert_eq!(
