@@ -269,20 +269,13 @@ fn walk(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-#[ignore = "needs root (useradd, netns), QEMU and a real guest"]
-fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes() {
-    let bed = Guestbed::new();
-    bed.pull_defaults();
-    let user = TestUser::create();
-    let _tun = TunMode::open_to_all();
-
-    // The user's layout, in a temp dir the user owns; the guest files copied in from the
-    // shared cache (root's store is private to root).
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let root = tmp.path().join("user");
-    for dir in ["", "home", "config", "state", "cache", "run", "files"] {
+/// The user's layout under `root` (owned by the user), with `files/` holding copies of the
+/// shared cache's guest files (root's store is private to root).
+fn user_layout(bed: &Guestbed, user: &TestUser, root: &Path, extra_dirs: &[&str]) -> PathBuf {
+    for dir in ["", "home", "config", "state", "cache", "run", "files"]
+        .iter()
+        .chain(extra_dirs)
+    {
         std::fs::create_dir_all(root.join(dir)).expect("dirs");
         std::os::unix::fs::chown(root.join(dir), Some(user.uid), Some(user.gid)).expect("chown");
     }
@@ -298,31 +291,83 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
         ("rootfs_path", &image, "rootfs.ext4"),
         ("work_seed_path", &image, "work-seed.ext4"),
     ] {
-        copy_for(
-            &user,
-            value[field].as_str().expect(field),
-            &files.join(name),
-        );
+        copy_for(user, value[field].as_str().expect(field), &files.join(name));
     }
+    files
+}
 
-    // The helper, as root, in the namespace.
-    let socket = tmp.path().join("helper/helper.sock");
-    let log = std::fs::File::create(tmp.path().join("helper.log")).expect("helper log");
-    let _helper = HelperProcess(
+/// The helper, as root, in the namespace, serving `USER` on `socket` (with `extra` flags),
+/// logging to `log`; returns once it listens.
+fn start_helper(
+    bed: &Guestbed,
+    socket: &Path,
+    log: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> HelperProcess {
+    let file = std::fs::File::create(log).expect("helper log");
+    let helper = HelperProcess(
         bed.ns()
             .command(binary("bangerd"))
             .args(["root-helper", "--owner", USER, "--socket"])
-            .arg(&socket)
+            .arg(socket)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(file)
             .spawn()
             .expect("helper starts"),
     );
     assert!(
         wait_until(Duration::from_secs(10), || socket.exists()),
-        "helper socket"
+        "helper socket: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
     );
+    helper
+}
+
+/// Registers the copied guest files as kernel `NAME-kernel` and image `NAME-image`, as the
+/// user.
+fn register_guest(ub: &UserBed<'_>, files: &Path, name: &str) {
+    let file = |n: &str| files.join(n).display().to_string();
+    let kernel = format!("{name}-kernel");
+    ub.ok(&[
+        "kernel",
+        "register",
+        &kernel,
+        "--vmlinux",
+        &file("vmlinux"),
+        "--initrd",
+        &file("initrd.img"),
+    ]);
+    ub.ok(&[
+        "image",
+        "register",
+        "--name",
+        &format!("{name}-image"),
+        "--rootfs",
+        &file("rootfs.ext4"),
+        "--work-seed",
+        &file("work-seed.ext4"),
+        "--kernel",
+        &kernel,
+    ]);
+}
+
+#[test]
+#[ignore = "needs root (useradd, netns), QEMU and a real guest"]
+fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes() {
+    let bed = Guestbed::new();
+    bed.pull_defaults();
+    let user = TestUser::create();
+    let _tun = TunMode::open_to_all();
+
+    // The user's layout, in a temp dir the user owns.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let root = tmp.path().join("user");
+    let files = user_layout(&bed, &user, &root, &[]);
+    let socket = tmp.path().join("helper/helper.sock");
+    let _helper = start_helper(&bed, &socket, &tmp.path().join("helper.log"), &[]);
     let meta = std::fs::metadata(&socket).expect("socket");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), user.uid);
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -333,28 +378,7 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
         root: root.clone(),
         socket: socket.clone(),
     };
-    let file = |n: &str| files.join(n).display().to_string();
-    ub.ok(&[
-        "kernel",
-        "register",
-        "priv-kernel",
-        "--vmlinux",
-        &file("vmlinux"),
-        "--initrd",
-        &file("initrd.img"),
-    ]);
-    ub.ok(&[
-        "image",
-        "register",
-        "--name",
-        "priv-image",
-        "--rootfs",
-        &file("rootfs.ext4"),
-        "--work-seed",
-        &file("work-seed.ext4"),
-        "--kernel",
-        "priv-kernel",
-    ]);
+    register_guest(&ub, &files, "priv");
     let doctor = run(
         ub.command(&binary("bangerd"), &["doctor", "--json"]),
         Duration::from_secs(60),
@@ -593,19 +617,7 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
         .expect("tempdir");
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let root = tmp.path().join("u");
-    for dir in [
-        "",
-        "home",
-        "config",
-        "config/banger",
-        "state",
-        "cache",
-        "run",
-        "files",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).expect("dirs");
-        std::os::unix::fs::chown(root.join(dir), Some(user.uid), Some(user.gid)).expect("chown");
-    }
+    let files = user_layout(&bed, &user, &root, &["config/banger"]);
     std::fs::write(
         root.join("config/banger/config.toml"),
         format!(
@@ -618,51 +630,22 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
     let kvm = tmp.path().join("kvm-stand-in");
     std::fs::write(&kvm, "").expect("kvm stand-in");
     std::fs::set_permissions(&kvm, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let image: Value =
-        serde_json::from_str(&bed.ok(&["image", "show", "debian-bookworm", "--json"]))
-            .expect("json");
-    let kernel: Value =
-        serde_json::from_str(&bed.ok(&["kernel", "show", "debian-cloud", "--json"])).expect("json");
-    let files = root.join("files");
-    for (field, value, name) in [
-        ("vmlinux_path", &kernel, "vmlinux"),
-        ("initrd_path", &kernel, "initrd.img"),
-        ("rootfs_path", &image, "rootfs.ext4"),
-        ("work_seed_path", &image, "work-seed.ext4"),
-    ] {
-        copy_for(
-            &user,
-            value[field].as_str().expect(field),
-            &files.join(name),
-        );
-    }
-
-    // The helper, as root, in the namespace, with the jailer pinned by its flags.
     let socket = tmp.path().join("helper/helper.sock");
-    let log = std::fs::File::create(tmp.path().join("helper.log")).expect("helper log");
-    let _helper = HelperProcess(
-        bed.ns()
-            .command(binary("bangerd"))
-            .args(["root-helper", "--owner", USER, "--socket"])
-            .arg(&socket)
-            .arg("--jailer")
-            .arg(jailer)
-            .arg("--firecracker")
-            .arg(firecracker)
-            .arg("--state-dir")
-            .arg(root.join("state/banger"))
-            .arg("--runtime-dir")
-            .arg(root.join("run/banger"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("helper starts"),
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || socket.exists()),
-        "helper socket: {}",
-        std::fs::read_to_string(tmp.path().join("helper.log")).unwrap_or_default()
+    let (state, runtime) = (root.join("state/banger"), root.join("run/banger"));
+    let _helper = start_helper(
+        &bed,
+        &socket,
+        &tmp.path().join("helper.log"),
+        &[
+            "--jailer".as_ref(),
+            jailer.as_os_str(),
+            "--firecracker".as_ref(),
+            firecracker.as_os_str(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            "--runtime-dir".as_ref(),
+            runtime.as_os_str(),
+        ],
     );
     let _ssh = answer_ssh_probes(&bed);
 
@@ -686,28 +669,7 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
         "daemon start: {}",
         String::from_utf8_lossy(&started.stderr)
     );
-    let file = |n: &str| files.join(n).display().to_string();
-    ub.ok(&[
-        "kernel",
-        "register",
-        "jail-kernel",
-        "--vmlinux",
-        &file("vmlinux"),
-        "--initrd",
-        &file("initrd.img"),
-    ]);
-    ub.ok(&[
-        "image",
-        "register",
-        "--name",
-        "jail-image",
-        "--rootfs",
-        &file("rootfs.ext4"),
-        "--work-seed",
-        &file("work-seed.ext4"),
-        "--kernel",
-        "jail-kernel",
-    ]);
+    register_guest(&ub, &files, "jail");
     ub.ok(&[
         "vm",
         "create",
