@@ -1,0 +1,204 @@
+//! Giving images that have no OpenSSH server banger's bundle ([`banger_image::ssh_bundle`]).
+//!
+//! Runs at pull and register time, next to the agent injection: an image with its own
+//! `/usr/sbin/sshd` is left alone (its sshd and its configuration are what the user chose);
+//! one without gets the cached bundle written to [`SSH_BUNDLE_DIR`], where the agent finds it
+//! at boot. An image without `/bin/sh` is refused here, with the reason, because SSH sessions,
+//! `vm run` and workspaces all run through a POSIX shell.
+
+use std::path::{Path, PathBuf};
+
+use banger_guest::paths::{IMAGE_SSHD, SSH_BUNDLE_DIR};
+use banger_image::ext4;
+use banger_image::ssh_bundle::{self, Sources};
+use banger_proto::ErrorCode;
+
+use super::ImageError;
+use crate::api::error::chain;
+use crate::context::DaemonContext;
+
+/// The shell every image needs.
+pub const SHELL: &str = "/bin/sh";
+
+/// Where bundles are cached.
+pub fn cache_dir(ctx: &DaemonContext) -> PathBuf {
+    ctx.layout().cache_dir.join("ssh-bundle")
+}
+
+/// What [`ensure_ssh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshSource {
+    /// The image brings its own sshd.
+    Image,
+    /// banger's bundle was written into the image.
+    Bundle,
+}
+
+/// Makes sure `rootfs` can run an SSH server: its own, or the bundle built from the host's
+/// programs (cached under `cache`).
+pub fn ensure_ssh(rootfs: &Path, cache: &Path) -> Result<SshSource, ImageError> {
+    ensure_ssh_with(rootfs, cache, &Sources::default(), &ssh_bundle::system_ldd)
+}
+
+/// [`ensure_ssh`] with the bundle's programs and `ldd` given.
+pub fn ensure_ssh_with(
+    rootfs: &Path,
+    cache: &Path,
+    sources: &Sources,
+    ldd: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<SshSource, ImageError> {
+    let failed = |e: &ext4::Ext4Error| {
+        ImageError::new(
+            ErrorCode::OperationFailed,
+            format!("cannot inspect {}: {}", rootfs.display(), chain(e)),
+        )
+    };
+    if ext4::stat(rootfs, IMAGE_SSHD)
+        .map_err(|e| failed(&e))?
+        .is_some()
+    {
+        return Ok(SshSource::Image);
+    }
+    if ext4::stat(rootfs, SHELL).map_err(|e| failed(&e))?.is_none() {
+        return Err(ImageError::invalid(format!(
+            "the image has no {SHELL}: banger runs SSH sessions, `vm run` commands and \
+             workspaces through a POSIX shell; use an image that has one (any Debian, Ubuntu, \
+             Alpine or busybox based image does)"
+        )));
+    }
+    let bundle = ssh_bundle::ensure(cache, sources, ldd).map_err(|e| {
+        ImageError::new(
+            ErrorCode::HostProblem,
+            format!(
+                "the image has no {IMAGE_SSHD} and banger cannot build its SSH bundle: {}",
+                chain(&e)
+            ),
+        )
+    })?;
+    ext4::apply(rootfs, &edits(&bundle)).map_err(|e| {
+        ImageError::new(
+            ErrorCode::OperationFailed,
+            format!(
+                "cannot write the SSH bundle into {}: {}",
+                rootfs.display(),
+                chain(&e)
+            ),
+        )
+    })?;
+    Ok(SshSource::Bundle)
+}
+
+/// The ext4 edits that install `bundle` at [`SSH_BUNDLE_DIR`], root-owned.
+fn edits(bundle: &ssh_bundle::Bundle) -> ext4::Edits {
+    let mut edits = ext4::Edits::new();
+    for sub in [ssh_bundle::LIB_DIR, ssh_bundle::BIN_DIR] {
+        edits.mkdir_p(&format!("{SSH_BUNDLE_DIR}/{sub}"));
+    }
+    for (file, mode) in &bundle.files {
+        let guest = format!("{SSH_BUNDLE_DIR}/{file}");
+        edits
+            .put(&bundle.dir.join(file), &guest)
+            .mode(&guest, ext4::Kind::File, *mode)
+            .owner(&guest, 0, 0);
+    }
+    edits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(dir: &Path, files: &[&str]) -> PathBuf {
+        let tree = dir.join("tree");
+        for f in files {
+            let p = tree.join(f.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f.as_bytes()).unwrap();
+        }
+        std::fs::create_dir_all(&tree).unwrap();
+        let out = dir.join("rootfs.ext4");
+        ext4::mkfs(Some(&tree), &out, 32 << 20, "root").unwrap();
+        std::fs::remove_dir_all(&tree).unwrap();
+        out
+    }
+
+    /// Fake host programs (plain files) with a fake `ldd` naming a fake library and loader.
+    fn sources(dir: &Path) -> (Sources, String) {
+        let bin = dir.join("host");
+        std::fs::create_dir_all(&bin).unwrap();
+        let s = Sources {
+            sshd: bin.join("sshd"),
+            ssh_keygen: bin.join("ssh-keygen"),
+            ip: bin.join("ip"),
+        };
+        for (name, p) in s.programs() {
+            std::fs::write(p, name).unwrap();
+        }
+        std::fs::write(bin.join("libc.so.6"), b"libc").unwrap();
+        std::fs::write(bin.join("ld-linux.so.2"), b"loader").unwrap();
+        let ldd = format!(
+            "\tlibc.so.6 => {0}/libc.so.6 (0x1)\n\t{0}/ld-linux.so.2 (0x2)\n",
+            bin.display()
+        );
+        (s, ldd)
+    }
+
+    #[test]
+    fn an_image_with_sshd_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = image(t.path(), &["/usr/sbin/sshd", "/bin/sh"]);
+        let (s, _) = sources(t.path());
+        let got = ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| {
+            panic!("no bundle needed")
+        })
+        .unwrap();
+        assert_eq!(got, SshSource::Image);
+        assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_image_without_a_shell_is_refused_unchanged() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = image(t.path(), &["/usr/bin/python3"]);
+        let (s, ldd) = sources(t.path());
+        let e = ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| Ok(ldd.clone()))
+            .unwrap_err();
+        assert!(e.to_string().contains("no /bin/sh"), "{e}");
+        assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_image_without_sshd_gets_the_bundle() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = image(t.path(), &["/bin/sh"]);
+        let (s, ldd) = sources(t.path());
+        let got =
+            ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| Ok(ldd.clone())).unwrap();
+        assert_eq!(got, SshSource::Bundle);
+        let read = |f: &str| ext4::read_file(&rootfs, &format!("{SSH_BUNDLE_DIR}/{f}")).unwrap();
+        assert_eq!(read("bin/sshd"), b"sshd");
+        assert_eq!(read("bin/ip"), b"ip");
+        assert_eq!(read("ld.so"), b"loader");
+        assert_eq!(read("lib/libc.so.6"), b"libc");
+        assert_eq!(read("sshd_config"), ssh_bundle::SSHD_CONFIG.as_bytes());
+        let st = ext4::stat(&rootfs, &format!("{SSH_BUNDLE_DIR}/ld.so"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((st.mode, st.uid, st.gid), (0o755, 0, 0));
+    }
+
+    #[test]
+    fn a_host_without_sshd_fails_with_the_fix() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = image(t.path(), &["/bin/sh"]);
+        let (mut s, ldd) = sources(t.path());
+        s.sshd = t.path().join("nowhere/sshd");
+        let e = ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| Ok(ldd.clone()))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("apt-get install openssh-server"),
+            "{e}"
+        );
+        assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
+    }
+}
