@@ -196,7 +196,7 @@ pub async fn register_image(
         move |dir| {
             copy_into(&rootfs, dir, "rootfs.ext4")?;
             inject_agent(&dir.join("rootfs.ext4"), &agent)?;
-            ssh_inject::ensure_ssh(&dir.join("rootfs.ext4"), &ssh_cache)?;
+            ssh_inject::ensure_ssh(&dir.join("rootfs.ext4"), &ssh_cache, &agent)?;
             if let Some(seed) = &seed {
                 copy_into(seed, dir, "work-seed.ext4")?;
             }

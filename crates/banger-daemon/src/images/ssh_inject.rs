@@ -36,14 +36,21 @@ pub enum SshSource {
 
 /// Makes sure `rootfs` can run an SSH server: its own, or the bundle built from the host's
 /// programs (cached under `cache`).
-pub fn ensure_ssh(rootfs: &Path, cache: &Path) -> Result<SshSource, ImageError> {
-    ensure_ssh_with(rootfs, cache, &Sources::default(), &ssh_bundle::system_ldd)
+pub fn ensure_ssh(rootfs: &Path, cache: &Path, agent: &Path) -> Result<SshSource, ImageError> {
+    ensure_ssh_with(
+        rootfs,
+        cache,
+        agent,
+        &Sources::default(),
+        &ssh_bundle::system_ldd,
+    )
 }
 
 /// [`ensure_ssh`] with the bundle's programs and `ldd` given.
 pub fn ensure_ssh_with(
     rootfs: &Path,
     cache: &Path,
+    agent: &Path,
     sources: &Sources,
     ldd: &dyn Fn(&Path) -> Result<String, String>,
 ) -> Result<SshSource, ImageError> {
@@ -53,6 +60,7 @@ pub fn ensure_ssh_with(
             format!("cannot inspect {}: {}", rootfs.display(), chain(e)),
         )
     };
+    check_agent_runs(rootfs, agent)?;
     if ext4::stat(rootfs, IMAGE_SSHD)
         .map_err(|e| failed(&e))?
         .is_some()
@@ -86,6 +94,48 @@ pub fn ensure_ssh_with(
         )
     })?;
     Ok(SshSource::Bundle)
+}
+
+/// Refuses an image the agent cannot start in: a dynamically linked agent needs its ELF
+/// loader, which images without glibc (Alpine, busybox) lack. `install.sh` builds it static.
+pub fn check_agent_runs(rootfs: &Path, agent: &Path) -> Result<(), ImageError> {
+    let bytes = std::fs::read(agent).map_err(|e| {
+        ImageError::new(
+            ErrorCode::HostProblem,
+            format!("cannot read the agent {}: {e}", agent.display()),
+        )
+    })?;
+    let interp = match banger_image::elf::Elf::parse(&bytes)
+        .and_then(|e| e.interpreter().map(|i| i.map(str::to_owned)))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            // Not ours to judge here: whatever it is, the boot will tell.
+            tracing::warn!(agent = %agent.display(), error = %e, "cannot read the agent's ELF headers");
+            return Ok(());
+        }
+    };
+    let Some(interp) = interp else {
+        return Ok(());
+    };
+    let present = ext4::stat(rootfs, &interp).map_err(|e| {
+        ImageError::new(
+            ErrorCode::OperationFailed,
+            format!("cannot inspect {}: {}", rootfs.display(), chain(&e)),
+        )
+    })?;
+    if present.is_some() {
+        return Ok(());
+    }
+    Err(ImageError::new(
+        ErrorCode::HostProblem,
+        format!(
+            "the image has no {interp} and the agent {} is dynamically linked against it; \
+             install a static agent (`sudo ./install.sh` builds one, or `cargo rustc --release \
+             -p banger-agent --bin banger-agent -- -C target-feature=+crt-static`)",
+            agent.display()
+        ),
+    ))
 }
 
 /// The ext4 edits that install `bundle` at [`SSH_BUNDLE_DIR`], root-owned.
@@ -122,6 +172,15 @@ mod tests {
         out
     }
 
+    /// A stand-in for a static agent: the host's `/bin/sh` with no program headers.
+    fn static_agent(dir: &Path) -> PathBuf {
+        let mut sh = std::fs::read("/bin/sh").unwrap();
+        sh[56..58].copy_from_slice(&0u16.to_le_bytes());
+        let p = dir.join("static-agent");
+        std::fs::write(&p, sh).unwrap();
+        p
+    }
+
     /// Fake host programs (plain files) with a fake `ldd` naming a fake library and loader.
     fn sources(dir: &Path) -> (Sources, String) {
         let bin = dir.join("host");
@@ -148,9 +207,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let rootfs = image(t.path(), &["/usr/sbin/sshd", "/bin/sh"]);
         let (s, _) = sources(t.path());
-        let got = ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| {
-            panic!("no bundle needed")
-        })
+        let got = ensure_ssh_with(
+            &rootfs,
+            &t.path().join("cache"),
+            &static_agent(t.path()),
+            &s,
+            &|_| panic!("no bundle needed"),
+        )
         .unwrap();
         assert_eq!(got, SshSource::Image);
         assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
@@ -161,8 +224,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let rootfs = image(t.path(), &["/usr/bin/python3"]);
         let (s, ldd) = sources(t.path());
-        let e = ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| Ok(ldd.clone()))
-            .unwrap_err();
+        let e = ensure_ssh_with(
+            &rootfs,
+            &t.path().join("cache"),
+            &static_agent(t.path()),
+            &s,
+            &|_| Ok(ldd.clone()),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no /bin/sh"), "{e}");
         assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
     }
@@ -172,8 +241,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let rootfs = image(t.path(), &["/bin/sh"]);
         let (s, ldd) = sources(t.path());
-        let got =
-            ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| Ok(ldd.clone())).unwrap();
+        let got = ensure_ssh_with(
+            &rootfs,
+            &t.path().join("cache"),
+            &static_agent(t.path()),
+            &s,
+            &|_| Ok(ldd.clone()),
+        )
+        .unwrap();
         assert_eq!(got, SshSource::Bundle);
         let read = |f: &str| ext4::read_file(&rootfs, &format!("{SSH_BUNDLE_DIR}/{f}")).unwrap();
         assert_eq!(read("bin/sshd"), b"sshd");
@@ -188,13 +263,36 @@ mod tests {
     }
 
     #[test]
+    fn a_dynamic_agent_needs_its_loader_in_the_image() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = image(t.path(), &["/bin/sh"]);
+        let e = check_agent_runs(&rootfs, Path::new("/bin/sh")).unwrap_err();
+        assert!(e.to_string().contains("crt-static"), "{e}");
+        assert!(check_agent_runs(&rootfs, &static_agent(t.path())).is_ok());
+        let interp = banger_image::elf::Elf::parse(&std::fs::read("/bin/sh").unwrap())
+            .unwrap()
+            .interpreter()
+            .unwrap()
+            .unwrap()
+            .to_owned();
+        let with_loader = image(&t.path().join("b"), &["/bin/sh", &interp]);
+        assert!(check_agent_runs(&with_loader, Path::new("/bin/sh")).is_ok());
+    }
+
+    #[test]
     fn a_host_without_sshd_fails_with_the_fix() {
         let t = tempfile::tempdir().unwrap();
         let rootfs = image(t.path(), &["/bin/sh"]);
         let (mut s, ldd) = sources(t.path());
         s.sshd = t.path().join("nowhere/sshd");
-        let e = ensure_ssh_with(&rootfs, &t.path().join("cache"), &s, &|_| Ok(ldd.clone()))
-            .unwrap_err();
+        let e = ensure_ssh_with(
+            &rootfs,
+            &t.path().join("cache"),
+            &static_agent(t.path()),
+            &s,
+            &|_| Ok(ldd.clone()),
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("apt-get install openssh-server"),
             "{e}"
