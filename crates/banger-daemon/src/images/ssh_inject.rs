@@ -25,6 +25,14 @@ pub fn cache_dir(ctx: &DaemonContext) -> PathBuf {
     ctx.layout().cache_dir.join("ssh-bundle")
 }
 
+/// How many files the bundle of the host's programs would have, or why it cannot be made
+/// (for `doctor`: plans with `ldd`, builds and writes nothing).
+pub fn plan_host_bundle() -> Result<usize, String> {
+    ssh_bundle::entries(&Sources::default(), &ssh_bundle::system_ldd)
+        .map(|e| e.len() + 1)
+        .map_err(|e| chain(&e))
+}
+
 /// What [`ensure_ssh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SshSource {
