@@ -182,19 +182,27 @@ impl<'a> Elf<'a> {
         Ok(None)
     }
 
+    /// The program headers (none when the file has no usable table).
+    fn program_headers(&self) -> Result<Vec<&'a [u8]>, ElfError> {
+        if self.phoff == 0 || self.phentsize < 56 {
+            return Ok(Vec::new());
+        }
+        (0..u64::from(self.phnum))
+            .map(|i| {
+                slice(
+                    self.data,
+                    self.phoff + i * u64::from(self.phentsize),
+                    56,
+                    "program header",
+                )
+            })
+            .collect()
+    }
+
     /// The program interpreter (`PT_INTERP`, e.g. `/lib64/ld-linux-x86-64.so.2`) of a
     /// dynamically linked program; `None` for a static one.
     pub fn interpreter(&self) -> Result<Option<&'a str>, ElfError> {
-        if self.phoff == 0 || self.phentsize < 56 {
-            return Ok(None);
-        }
-        for i in 0..u64::from(self.phnum) {
-            let ph = slice(
-                self.data,
-                self.phoff + i * u64::from(self.phentsize),
-                56,
-                "program header",
-            )?;
+        for ph in self.program_headers()? {
             if u32_at(ph, 0) == PT_INTERP {
                 let raw = slice(self.data, u64_at(ph, 8), u64_at(ph, 32), "interpreter")?;
                 let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
@@ -217,14 +225,8 @@ impl<'a> Elf<'a> {
                 blobs.push(slice(self.data, s.offset, s.size, "note section")?);
             }
         }
-        if blobs.is_empty() && self.phoff != 0 && self.phentsize >= 56 {
-            for i in 0..u64::from(self.phnum) {
-                let ph = slice(
-                    self.data,
-                    self.phoff + i * u64::from(self.phentsize),
-                    56,
-                    "program header",
-                )?;
+        if blobs.is_empty() {
+            for ph in self.program_headers()? {
                 if u32_at(ph, 0) == PT_NOTE {
                     blobs.push(slice(
                         self.data,

@@ -243,9 +243,11 @@ pub fn plan(programs: &[(&str, &Path, Deps)]) -> Result<Vec<Entry>, BundleError>
     Ok(entries)
 }
 
-/// Runs `ldd PROGRAM` (the host's, from libc-bin).
+/// Runs `ldd PROGRAM` (the host's, from libc-bin: `/usr/bin/ldd`, else from `PATH`).
 pub fn system_ldd(program: &Path) -> Result<String, String> {
-    let out = std::process::Command::new("ldd")
+    let ldd = Path::new("/usr/bin/ldd");
+    let ldd = if ldd.is_file() { ldd } else { Path::new("ldd") };
+    let out = std::process::Command::new(ldd)
         .arg(program)
         .output()
         .map_err(|e| format!("cannot run ldd: {e}"))?;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use banger_testkit::oci::{E, Layout, Registry, Z, host_arch, tar_layer};
+use banger_testkit::oci::{E, Layout, Z, host_arch, tar_layer};
 use common::Guestbed;
 use serde_json::Value;
 
@@ -98,15 +98,7 @@ fn a_pulled_oci_image_boots_with_its_layers_applied() {
     std::fs::remove_file(&base_tar).expect("drop the tar");
 
     // The registry lives where the daemon does: on the namespace's loopback.
-    let ns = bed.ns().name().to_owned();
-    let registry = Registry::start_with(
-        None,
-        Box::new(move |program: &str| {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &ns]).arg(program);
-            cmd
-        }),
-    );
+    let registry = bed.registry();
     registry.push(&layout.dir, "1", "test/app", false);
     let reference = format!("localhost:{}/test/app:1", registry.port);
 

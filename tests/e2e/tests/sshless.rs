@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use banger_testkit::oci::{Layout, Registry, Z, host_arch};
+use banger_testkit::oci::{Layout, Z, host_arch};
 use common::Guestbed;
 
 const LONG: Duration = Duration::from_secs(900);
@@ -100,15 +100,7 @@ fn an_image_without_sshd_init_or_libc_keeps_the_ssh_contract() {
     let manifest = layout.manifest(&[(layer, Z::Gzip)], host_arch(), &[]);
     layout.tag(&manifest, "1");
 
-    let ns = bed.ns().name().to_owned();
-    let registry = Registry::start_with(
-        None,
-        Box::new(move |program: &str| {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &ns]).arg(program);
-            cmd
-        }),
-    );
+    let registry = bed.registry();
     registry.push(&layout.dir, "1", "test/sshless", false);
     let reference = format!("localhost:{}/test/sshless:1", registry.port);
     for vm in ["sl-a", "sl-b"] {

@@ -292,23 +292,16 @@ mod tests {
             fetch: "v1".into(),
             ..Checkout::default()
         };
-        let argv = checkout(repo.to_str().unwrap(), &from);
-        let out = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("PATH", &bin)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(NO_GIT));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("install git in the image"));
-
-        let argv = export(repo.to_str().unwrap(), &"a".repeat(40));
-        let out = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("PATH", &bin)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(NO_GIT));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("install git in the image"));
+        let repo = repo.to_str().unwrap();
+        for argv in [checkout(repo, &from), export(repo, &"a".repeat(40))] {
+            let out = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("PATH", &bin)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(NO_GIT), "{argv:?}");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("install git in the image"));
+        }
     }
 
     #[test]

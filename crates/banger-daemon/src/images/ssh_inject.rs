@@ -210,36 +210,35 @@ mod tests {
         (s, ldd)
     }
 
+    /// [`ensure_ssh_with`] on an image of `files`, with a static agent and the fake programs.
+    fn ensure_on(
+        t: &Path,
+        files: &[&str],
+        edit: impl FnOnce(&mut Sources),
+    ) -> (PathBuf, Result<SshSource, ImageError>) {
+        let rootfs = image(t, files);
+        let (mut s, ldd) = sources(t);
+        edit(&mut s);
+        let got = ensure_ssh_with(&rootfs, &t.join("cache"), &static_agent(t), &s, &|_| {
+            Ok(ldd.clone())
+        });
+        (rootfs, got)
+    }
+
     #[test]
     fn an_image_with_sshd_is_left_alone() {
         let t = tempfile::tempdir().unwrap();
-        let rootfs = image(t.path(), &["/usr/sbin/sshd", "/bin/sh"]);
-        let (s, _) = sources(t.path());
-        let got = ensure_ssh_with(
-            &rootfs,
-            &t.path().join("cache"),
-            &static_agent(t.path()),
-            &s,
-            &|_| panic!("no bundle needed"),
-        )
-        .unwrap();
-        assert_eq!(got, SshSource::Image);
+        let (rootfs, got) = ensure_on(t.path(), &["/usr/sbin/sshd", "/bin/sh"], |_| {});
+        assert_eq!(got.unwrap(), SshSource::Image);
         assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
+        assert!(!t.path().join("cache").exists(), "no bundle was built");
     }
 
     #[test]
     fn an_image_without_a_shell_is_refused_unchanged() {
         let t = tempfile::tempdir().unwrap();
-        let rootfs = image(t.path(), &["/usr/bin/python3"]);
-        let (s, ldd) = sources(t.path());
-        let e = ensure_ssh_with(
-            &rootfs,
-            &t.path().join("cache"),
-            &static_agent(t.path()),
-            &s,
-            &|_| Ok(ldd.clone()),
-        )
-        .unwrap_err();
+        let (rootfs, got) = ensure_on(t.path(), &["/usr/bin/python3"], |_| {});
+        let e = got.unwrap_err();
         assert!(e.to_string().contains("no /bin/sh"), "{e}");
         assert!(ext4::stat(&rootfs, SSH_BUNDLE_DIR).unwrap().is_none());
     }
@@ -247,17 +246,8 @@ mod tests {
     #[test]
     fn an_image_without_sshd_gets_the_bundle() {
         let t = tempfile::tempdir().unwrap();
-        let rootfs = image(t.path(), &["/bin/sh"]);
-        let (s, ldd) = sources(t.path());
-        let got = ensure_ssh_with(
-            &rootfs,
-            &t.path().join("cache"),
-            &static_agent(t.path()),
-            &s,
-            &|_| Ok(ldd.clone()),
-        )
-        .unwrap();
-        assert_eq!(got, SshSource::Bundle);
+        let (rootfs, got) = ensure_on(t.path(), &["/bin/sh"], |_| {});
+        assert_eq!(got.unwrap(), SshSource::Bundle);
         let read = |f: &str| ext4::read_file(&rootfs, &format!("{SSH_BUNDLE_DIR}/{f}")).unwrap();
         assert_eq!(read("bin/sshd"), b"sshd");
         assert_eq!(read("bin/ip"), b"ip");
@@ -290,17 +280,9 @@ mod tests {
     #[test]
     fn a_host_without_sshd_fails_with_the_fix() {
         let t = tempfile::tempdir().unwrap();
-        let rootfs = image(t.path(), &["/bin/sh"]);
-        let (mut s, ldd) = sources(t.path());
-        s.sshd = t.path().join("nowhere/sshd");
-        let e = ensure_ssh_with(
-            &rootfs,
-            &t.path().join("cache"),
-            &static_agent(t.path()),
-            &s,
-            &|_| Ok(ldd.clone()),
-        )
-        .unwrap_err();
+        let nowhere = t.path().join("nowhere/sshd");
+        let (rootfs, got) = ensure_on(t.path(), &["/bin/sh"], |s| s.sshd = nowhere);
+        let e = got.unwrap_err();
         assert!(
             e.to_string().contains("apt-get install openssh-server"),
             "{e}"
