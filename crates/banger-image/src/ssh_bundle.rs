@@ -108,6 +108,12 @@ pub enum BundleError {
     /// The program is not dynamically linked against an ELF loader (nothing to bundle it with).
     #[error("{0} names no ELF loader in `ldd`; banger bundles dynamically linked programs only")]
     NoLoader(PathBuf),
+    /// The host's OpenSSH runs sessions in a separate helper (9.8 and later).
+    #[error(
+        "the host's OpenSSH has {0} (OpenSSH 9.8 or later), which banger cannot bundle yet; \
+         use images with their own sshd, or a host with OpenSSH 9.7 or older (Debian 12)"
+    )]
+    Unsupported(PathBuf),
     /// A file operation failed.
     #[error("{what} {}", path.display())]
     Io {
@@ -291,8 +297,21 @@ pub fn entries(
     plan(&programs)
 }
 
-/// Fails with the package to install when a program is missing.
+/// OpenSSH 9.8 split the server: `sshd` execs `sshd-session` from a compiled-in path, which a
+/// bundle run through its own loader cannot serve (and `-r` is gone).
+fn split_server(sshd: &Path) -> Option<PathBuf> {
+    let dir = sshd.parent()?.parent()?.join("lib/openssh");
+    [dir.join("sshd-session"), dir.join("sshd-auth")]
+        .into_iter()
+        .find(|p| p.exists())
+}
+
+/// Fails with the package to install when a program is missing, or when the host's OpenSSH
+/// is too new to bundle.
 pub fn check_present(sources: &Sources) -> Result<(), BundleError> {
+    if let Some(helper) = split_server(&sources.sshd) {
+        return Err(BundleError::Unsupported(helper));
+    }
     for (name, path) in sources.programs() {
         if !path.is_file() {
             return Err(BundleError::Missing {
@@ -512,6 +531,13 @@ mod tests {
         };
         let e = ensure(&cache, &sources, &ldd).unwrap_err();
         assert!(e.to_string().contains("openssh-server"), "{e}");
+        // An OpenSSH with sshd-session next to it is refused by name.
+        let session = t.path().join("lib/openssh/sshd-session");
+        std::fs::create_dir_all(session.parent().unwrap()).unwrap();
+        std::fs::write(&session, b"").unwrap();
+        let e = ensure(&cache, &sources, &ldd).unwrap_err();
+        assert!(matches!(e, BundleError::Unsupported(_)), "{e}");
+        std::fs::remove_file(&session).unwrap();
         for (name, path) in sources.programs() {
             std::fs::write(path, name).unwrap();
         }
