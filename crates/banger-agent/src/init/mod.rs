@@ -18,6 +18,8 @@
 //! leads to the power-off path, and [`run`] never returns, because PID 1 exiting panics the
 //! kernel.
 
+pub mod accounts;
+pub mod bundle;
 pub mod mounts;
 pub mod net;
 pub mod poweroff;
@@ -141,6 +143,13 @@ pub fn run_command(program: &str, args: &[&str]) -> Result<(), StepError> {
             status,
         })
     }
+}
+
+/// [`run_command`] for a program that may be bundled.
+pub fn run_program(program: &bundle::Program, args: &[&str]) -> Result<(), StepError> {
+    let argv = program.argv(args);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_command(&program.exe, &argv)
 }
 
 /// Something the main loop reacts to.
@@ -384,12 +393,13 @@ fn configure_network(p: &GuestBoot) {
     if p.ip.is_some() && p.gw.is_none() {
         log!("no banger.gw; no default route");
     }
+    let Some(ip) = net::ip_program() else {
+        log!("no ip program in the image or banger's bundle; the network is not configured");
+        return;
+    };
     for argv in net::ip_commands(iface.as_deref(), p.ip, p.gw) {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        report(
-            &format!("ip {}", argv.join(" ")),
-            run_command(net::IP, &args),
-        );
+        report(&format!("ip {}", argv.join(" ")), run_program(&ip, &args));
     }
 }
 
