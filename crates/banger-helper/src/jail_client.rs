@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use banger_model::jail::{JailLaunch, JailRef};
+use banger_net::NetError;
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
+use crate::client::unexpected;
 use crate::server::OP_TIMEOUT;
 use crate::wire::{MAX_LINE, Request, Response};
 
@@ -30,26 +32,11 @@ pub enum JailCallError {
         /// Where it was looked for.
         socket: String,
     },
-    /// The exchange failed midway.
-    #[error("cannot reach the root helper at {socket}")]
-    Unreachable {
-        /// The socket.
-        socket: String,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The helper's policy refused; nothing was changed.
-    #[error("the root helper refused: {0}")]
-    Refused(String),
-    /// The helper tried and failed.
-    #[error("the root helper failed: {message}")]
-    Failed {
-        /// Its error chain.
-        message: String,
-        /// Whether the kernel refused the helper itself for lack of privilege.
-        permission_denied: bool,
-    },
+    /// The helper refused ([`NetError::Refused`]: nothing was changed), failed
+    /// ([`NetError::Helper`]) or could not be reached midway ([`NetError::HelperUnreachable`]),
+    /// as for the network requests.
+    #[error(transparent)]
+    Helper(NetError),
 }
 
 /// Jail requests to the root helper at a socket.
@@ -78,7 +65,7 @@ impl HelperJail {
         };
         match self.exchange(&request, Some(console.as_raw_fd()))? {
             Response::Launched { pid } => Ok(pid),
-            other => Err(unexpected(other)),
+            other => Err(JailCallError::Helper(unexpected(other))),
         }
     }
 
@@ -87,15 +74,15 @@ impl HelperJail {
         let request = Request::ReleaseJail { jail: jail.clone() };
         match self.exchange(&request, None)? {
             Response::Ok => Ok(()),
-            other => Err(unexpected(other)),
+            other => Err(JailCallError::Helper(unexpected(other))),
         }
     }
 
     fn unreachable(&self, source: impl Into<std::io::Error>) -> JailCallError {
-        JailCallError::Unreachable {
+        JailCallError::Helper(NetError::HelperUnreachable {
             socket: self.socket.display().to_string(),
             source: source.into(),
-        }
+        })
     }
 
     fn exchange(&self, request: &Request, fd: Option<RawFd>) -> Result<Response, JailCallError> {
@@ -155,21 +142,4 @@ fn send_all(stream: &UnixStream, line: &[u8], fd: Option<RawFd>) -> std::io::Res
         )?;
     }
     Ok(())
-}
-
-fn unexpected(response: Response) -> JailCallError {
-    match response {
-        Response::Refused { reason } => JailCallError::Refused(reason),
-        Response::Failed {
-            message,
-            permission_denied,
-        } => JailCallError::Failed {
-            message,
-            permission_denied,
-        },
-        other => JailCallError::Failed {
-            message: format!("unexpected answer {other:?}"),
-            permission_denied: false,
-        },
-    }
 }

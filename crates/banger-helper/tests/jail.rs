@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use banger_helper::{HelperJail, JailCallError, JailPolicy, Policy, server, socket};
 use banger_model::jail::{JailLaunch, JailRef};
-use banger_net::NetPlan;
+use banger_net::{NetError, NetPlan};
 use banger_testkit::fakes::FakeNet;
 
 const VM: &str = "0123456789abcdef";
@@ -284,7 +284,7 @@ async fn requests_outside_the_policy_are_refused_and_change_nothing() {
             .await
             .expect("task");
         assert!(
-            matches!(got, Err(JailCallError::Refused(_))),
+            matches!(got, Err(JailCallError::Helper(NetError::Refused(_)))),
             "{what}: {got:?}"
         );
     }
@@ -316,7 +316,7 @@ async fn requests_outside_the_policy_are_refused_and_change_nothing() {
             .await
             .expect("task");
         assert!(
-            matches!(got, Err(JailCallError::Refused(_))),
+            matches!(got, Err(JailCallError::Helper(NetError::Refused(_)))),
             "{what}: {got:?}"
         );
     }
@@ -342,7 +342,7 @@ async fn a_helper_without_a_jailer_refuses_jails_naming_the_fix() {
     let got = tokio::task::spawn_blocking(move || client.launch(&launch, &console))
         .await
         .expect("task");
-    let Err(JailCallError::Refused(reason)) = got else {
+    let Err(JailCallError::Helper(NetError::Refused(reason))) = got else {
         panic!("not refused: {got:?}");
     };
     assert!(reason.contains("--jailer"), "{reason}");

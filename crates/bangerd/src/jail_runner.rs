@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use banger_helper::{HelperJail, JailCallError};
 use banger_model::jail::{JailLaunch, JailRef};
+use banger_net::NetError;
 use banger_vmm::VmmError;
 use banger_vmm::firecracker::JailRunner;
 
@@ -30,20 +31,22 @@ impl HelperJailRunner {
 
     fn error(&self, error: JailCallError) -> VmmError {
         match error {
-            JailCallError::NoHelper { .. } | JailCallError::Refused(_) => VmmError::Unavailable {
-                reason: error.to_string(),
-            },
-            JailCallError::Unreachable { source, .. } => VmmError::Io {
+            JailCallError::NoHelper { .. } | JailCallError::Helper(NetError::Refused(_)) => {
+                VmmError::Unavailable {
+                    reason: error.to_string(),
+                }
+            }
+            JailCallError::Helper(NetError::HelperUnreachable { source, .. }) => VmmError::Io {
                 action: format!(
                     "jail step through the root helper at {}",
                     self.client.socket().display()
                 ),
                 source,
             },
-            JailCallError::Failed { .. } => VmmError::Control {
+            JailCallError::Helper(other) => VmmError::Control {
                 kind: "jailer",
                 socket: self.client.socket().to_path_buf(),
-                message: error.to_string(),
+                message: other.to_string(),
             },
         }
     }

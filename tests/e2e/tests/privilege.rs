@@ -325,6 +325,35 @@ fn start_helper(
     helper
 }
 
+/// The owner's daemon runs as the test user.
+fn assert_daemon_runs_as_user() {
+    let users = run(
+        {
+            let mut c = Command::new("ps");
+            c.args(["-o", "user=", "-C", "bangerd"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        String::from_utf8_lossy(&users.stdout).contains(USER),
+        "the daemon runs as {USER}"
+    );
+}
+
+/// The user name `pid` runs as.
+fn process_user(pid: u32) -> String {
+    let out = run(
+        {
+            let mut c = Command::new("ps");
+            c.args(["-o", "user=", "-p", &pid.to_string()]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Registers the copied guest files as kernel `NAME-kernel` and image `NAME-image`, as the
 /// user.
 fn register_guest(ub: &UserBed<'_>, files: &Path, name: &str) {
@@ -411,36 +440,13 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
         "--memory",
         "512M",
     ]);
-    let daemon_user = run(
-        {
-            let mut c = Command::new("ps");
-            c.args(["-o", "user=", "-C", "bangerd"]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    assert!(
-        String::from_utf8_lossy(&daemon_user.stdout).contains(USER),
-        "the daemon runs as {USER}"
-    );
+    assert_daemon_runs_as_user();
     let vm: Value =
         serde_json::from_str(&ub.ok(&["vm", "show", "priv-a", "--json"])).expect("json");
     let id = vm["id"].as_str().expect("id").to_owned();
     let pids = tagged_pids(&format!("banger-{id}"));
     assert_eq!(pids.len(), 1, "one VMM: {pids:?}");
-    let owner = run(
-        {
-            let mut c = Command::new("ps");
-            c.args(["-o", "user=", "-p", &pids[0].to_string()]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&owner.stdout).trim(),
-        USER,
-        "QEMU runs as the user"
-    );
+    assert_eq!(process_user(pids[0]), USER, "QEMU runs as the user");
     let uname = ub.ok(&["vm", "ssh", "priv-a", "--", "uname", "-a"]);
     assert!(uname.contains("Linux"), "{uname}");
     // Port 53 on the gateway: the helper bound it and handed the sockets over, so the
@@ -719,31 +725,12 @@ fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_hel
         pids[0].to_string(),
         "the pid file names the VMM"
     );
-    let owner = run(
-        {
-            let mut c = Command::new("ps");
-            c.args(["-o", "user=", "-p", &pids[0].to_string()]);
-            c
-        },
-        Duration::from_secs(10),
-    );
     assert_eq!(
-        String::from_utf8_lossy(&owner.stdout).trim(),
+        process_user(pids[0]),
         USER,
         "the jailed VMM runs as the user"
     );
-    let daemon_user = run(
-        {
-            let mut c = Command::new("ps");
-            c.args(["-o", "user=", "-C", "bangerd"]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    assert!(
-        String::from_utf8_lossy(&daemon_user.stdout).contains(USER),
-        "the daemon runs as {USER}"
-    );
+    assert_daemon_runs_as_user();
 
     // Delete: the VMM gone, the chroot removed by the helper.
     ub.ok(&["vm", "delete", "jail-a"]);
