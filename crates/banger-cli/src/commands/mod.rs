@@ -11,6 +11,7 @@ mod doctor;
 mod image;
 mod kernel;
 mod pin;
+mod shared_ssh;
 mod ssh_config;
 mod ssh_proxy;
 mod system;
