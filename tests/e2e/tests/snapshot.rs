@@ -3,6 +3,9 @@
 //! Both must come up running the saved guest (same hostname, uptime carried on, the agent
 //! answering) at the same time, and the RAM file must not change, however the clones write.
 //!
+//! Then each clone takes on its own identity over `POST /identity` (hostname, clock, entropy,
+//! a host key of its own, checked on its disk after a clean power-off).
+//!
 //! No network device: nothing here is on a guest subnet. Needs root (the Guestbed's
 //! namespace and host-side pulls), QEMU and the default image and kernel.
 
@@ -13,6 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use banger_daemon::vms::agent;
+use banger_guest::Identity;
+use banger_guest::identity::WallClock;
 use banger_vmm::qemu::{Memory, QemuVmm, Snapshot, snapshot};
 use banger_vmm::{AgentEndpoint, DiskSpec, LaunchSpec, VmmHandle};
 use common::{Guestbed, tagged_pids, wait_until};
@@ -130,6 +135,12 @@ fn two_guests_restore_from_one_saved_ram_file() {
         // The template: boots cold with its RAM in a shared file.
         let template = spec("snaptpl00000001", scratch, &kernel);
         sparse_copy(&rootfs, &template.disks[0].path);
+        // The agent under test, as the daemon gives every VM its own.
+        banger_daemon::images::inject_agent(
+            &template.disks[0].path,
+            &common::binary("banger-agent"),
+        )
+        .expect("inject the agent");
         let ram = scratch.join("ram");
         let handle = vmm
             .launch_with(&template, &Memory::Snapshottable { path: ram.clone() })
@@ -197,12 +208,77 @@ fn two_guests_restore_from_one_saved_ram_file() {
             "the clones' writes reached the snapshot"
         );
 
-        for h in &restored {
-            banger_vmm::process::kill(h.pid, &h.tag).expect("kill clone");
+        // Each clone becomes itself: its own hostname, the host's clock, fresh entropy and a
+        // host key of its own (then a clean power-off, so its disk holds what it wrote).
+        let host_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        for (i, h) in restored.iter().enumerate() {
+            let identity = Identity {
+                boot: banger_guest::GuestBoot {
+                    hostname: Some(format!("clone-{i}")),
+                    ..Default::default()
+                },
+                clock: Some(WallClock {
+                    secs: host_secs + 3600,
+                    nanos: 0,
+                }),
+                seed: Some((0..32).map(|b| b ^ (i as u8)).collect()),
+                ..Identity::default()
+            };
+            let body = identity.to_body().expect("body");
+            let (status, answer) = agent::call_with_body(
+                &h.agent,
+                "POST",
+                "/identity",
+                body.as_bytes(),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("identity answered");
+            assert_eq!(status, 200, "{answer}");
+            let health = healthy(h, Duration::from_secs(30)).await;
+            assert_eq!(health["hostname"], format!("clone-{i}"), "{health}");
+            let (status, answer) = agent::call_with_body(
+                &h.agent,
+                "POST",
+                "/identity",
+                b"banger.mac=01:00:00:00:00:01",
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("bad identity answered");
+            assert_eq!(status, 400, "a multicast MAC is refused: {answer}");
         }
         for h in &restored {
-            assert!(wait_until(Duration::from_secs(10), || tagged_pids(&h.tag).is_empty()));
+            let (status, _) = agent::call(&h.agent, "POST", "/shutdown", Duration::from_secs(10))
+                .await
+                .expect("shutdown");
+            assert_eq!(status, 202);
         }
+        for h in &restored {
+            assert!(
+                wait_until(Duration::from_secs(60), || tagged_pids(&h.tag).is_empty()),
+                "{} did not power off",
+                h.tag
+            );
+        }
+        let key = |disk: &Path| {
+            let out = Command::new("debugfs")
+                .arg("-R")
+                .arg("cat /etc/ssh/ssh_host_ed25519_key.pub")
+                .arg(disk)
+                .output()
+                .expect("debugfs");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        // Without the new key both clones would flush the saved guest's one.
+        let keys: Vec<String> = clones.iter().map(|c| key(&c.disks[0].path)).collect();
+        for k in &keys {
+            assert!(k.starts_with("ssh-ed25519 "), "{k:?}");
+        }
+        assert_ne!(keys[0], keys[1], "two clones share a host key");
     });
 
     // A state file that is not one: the restore fails and leaves no process behind.

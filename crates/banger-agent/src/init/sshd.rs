@@ -205,6 +205,14 @@ impl Supervisor {
         }
     }
 
+    /// Wants sshd started at `now`, without backoff (after a deliberate stop).
+    pub fn restart_now(&mut self, now: Instant) {
+        if self.pid.is_none() {
+            self.backoff.reset();
+            self.restart_at = Some(now);
+        }
+    }
+
     /// Notes that a child exited; true if it was sshd (a restart is then scheduled).
     pub fn child_exited(&mut self, pid: Pid, status: &WaitStatus, now: Instant) -> bool {
         if self.pid != Some(pid) {
