@@ -285,6 +285,13 @@ fn uninstall(args: &UninstallArgs) -> Result<(), CliError> {
             removed.push(path.to_owned());
         }
     }
+    // What `banger update` kept of the release before it.
+    for path in [paths::BANGER, paths::BANGERD, paths::AGENT] {
+        let previous = crate::update::swap::previous(Path::new(path));
+        if system::remove_file(&previous)? {
+            removed.push(previous.display().to_string());
+        }
+    }
     for dir in ["/usr/local/libexec/banger", paths::ETC_DIR] {
         let _ = std::fs::remove_dir(dir);
     }

@@ -89,6 +89,11 @@ pub async fn run(args: &UpdateArgs) -> Result<(), CliError> {
         };
         key.map_err(|e| CliError::Failed(format!("{e}; nothing was changed")))
     };
+    let _lock = if args.check {
+        None
+    } else {
+        Some(crate::update::host::lock()?)
+    };
     let mut effects = HostEffects::new()?;
     let outcome = flow::run(&mut effects, &request, key).await?;
     let mut out = Stdout::lock();

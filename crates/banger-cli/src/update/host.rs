@@ -24,6 +24,33 @@ pub fn staging_dir() -> PathBuf {
     Path::new(paths::CACHE_DIR).join("updates")
 }
 
+/// Holds `/var/cache/banger/updates.lock` for the life of the returned file, so two updates
+/// never stage or swap at once.
+pub fn lock() -> Result<std::fs::File, CliError> {
+    let path = Path::new(paths::CACHE_DIR).join("updates.lock");
+    let io = |source| CliError::Io {
+        what: format!("cannot open {}", path.display()),
+        source,
+    };
+    std::fs::create_dir_all(paths::CACHE_DIR).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::Failed(
+            "another `banger update` is running; wait for it to finish".to_owned(),
+        )),
+        Err(std::fs::TryLockError::Error(source)) => Err(CliError::Io {
+            what: format!("cannot lock {}", path.display()),
+            source,
+        }),
+    }
+}
+
 /// How long a staged binary's sanity run may take.
 const SANITY_LIMIT: Duration = Duration::from_secs(60);
 /// How long the new `banger doctor` may take.

@@ -13,6 +13,8 @@ pub mod download;
 pub mod flow;
 pub mod host;
 pub mod manifest;
+#[cfg(test)]
+mod release_tests;
 pub mod stage;
 pub mod swap;
 pub mod verify;
