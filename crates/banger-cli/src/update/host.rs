@@ -76,13 +76,9 @@ impl HostEffects {
 
 fn run_bounded(program: &Path, args: &[&str], limit: Duration) -> Result<(i32, String), CliError> {
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("NO_COLOR", "1");
+    // The caller's environment (root's HOME and PATH, where the CLI resolves its layout and
+    // finds its tools), without colour codes in what is reported.
+    cmd.args(args).env("NO_COLOR", "1");
     let out = system::output_bounded(cmd, limit).map_err(|e| {
         CliError::Failed(format!(
             "cannot run {} {}: {e}",

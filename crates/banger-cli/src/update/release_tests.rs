@@ -24,7 +24,14 @@ fn run(cmd: &mut Command) -> String {
 fn key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
     let pem = dir.join(format!("{name}.pem"));
     run(Command::new("openssl")
-        .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"])
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
         .arg(&pem));
     let public = run(Command::new("openssl")
         .args(["pkey", "-pubout", "-in"])
@@ -70,9 +77,11 @@ fn make_release_output_verifies_and_stages() {
     );
     let selected = manifest.select(&url, None).expect("latest");
     assert_eq!(selected.version, Version::parse("v1.0.0").expect("v"));
-    assert!(manifest
-        .select(&url, Version::parse("v1.1.0-rc.1").as_ref())
-        .is_ok());
+    assert!(
+        manifest
+            .select(&url, Version::parse("v1.1.0-rc.1").as_ref())
+            .is_ok()
+    );
 
     let body = rt.block_on(d.fetch(&selected.sums_url)).expect("sums");
     let sig = rt.block_on(d.fetch(&selected.signature_url)).expect("sig");
@@ -82,7 +91,9 @@ fn make_release_output_verifies_and_stages() {
         .verify(&body, &sig)
         .expect("make-release's signature verifies");
     assert_eq!(
-        ReleaseKey::from_pem(&other).expect("key").verify(&body, &sig),
+        ReleaseKey::from_pem(&other)
+            .expect("key")
+            .verify(&body, &sig),
         Err(VerifyError::BadSignature)
     );
     let sums = Sums::parse(&String::from_utf8_lossy(&body)).expect("sums");
