@@ -123,7 +123,10 @@ cargo="${CARGO:-cargo}"
 as_user sh -c "command -v $cargo >/dev/null" ||
     die "cargo not found for $user: install Rust (https://rustup.rs) or set CARGO=/path/to/cargo"
 say "building release binaries (a few minutes the first time)"
-as_user "$cargo" build --release --locked -p banger-cli -p bangerd -p banger-agent
+as_user "$cargo" build --release --locked -p banger-cli -p bangerd
+# The agent is PID 1 of every guest, including images without glibc (Alpine, busybox): static.
+as_user "$cargo" rustc --release --locked -p banger-agent --bin banger-agent -- \
+    -C target-feature=+crt-static
 target="$(as_user "$cargo" metadata --format-version 1 --no-deps |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 [ -n "$target" ] || target="$PWD/target"

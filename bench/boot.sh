@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Boot benchmark: median time from "create" to "sshd answers" (its SSH-2.0 banner), through banger and through raw
 # QEMU with the same image, kernel and guest init, side by side in one run; plus banger's
-# host-side share of a create (the stages before the VMM starts).
+# host-side share of a create (the stages before the VMM starts), and the floor for warm
+# starts: raw QEMU restoring one saved guest (RAM file mapped private, device state loaded by
+# migration; bench/qmp.py speaks QMP), start -> sshd banner, with each restored guest's PSS.
 #
 # Needs root, qemu-system-x86 and the debug or release binaries (BIN, default target/release,
 # falling back to target/debug). Everything that touches the network happens inside a network
@@ -27,7 +29,7 @@ cleanup() {
     ip netns exec "$NS" "$BIN/banger" daemon stop >/dev/null 2>&1 || true
     ip netns del "$NS" 2>/dev/null || true
     ip netns del "$RAWNS" 2>/dev/null || true
-    rm -rf "$RAW"
+    rm -rf "$RAW" "$ROOT/snap"
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
@@ -75,6 +77,39 @@ in_ns ip link set br-bench up
 in_ns ip tuntap add dev tap-bench mode tap
 in_ns ip link set tap-bench master br-bench up
 KHZ=$(awk -F: '/cpu MHz/ {printf "%d", $2*1000; exit}' /proc/cpuinfo)
+QMP=$ROOT/qmp.py
+cp bench/qmp.py "$QMP"
+# raw_qemu anon|template|restore: the same guest; a template keeps its RAM in a shared file
+# (to be saved), a restore maps that file private and waits for the saved state.
+raw_qemu() {
+    local machine=microvm,x-option-roms=off,isa-serial=on,rtc=on extra=()
+    case "$1" in
+    template) machine+=,memory-backend=ram0
+        extra=(-object "memory-backend-file,id=ram0,size=512M,mem-path=$ROOT/snap/ram,share=on") ;;
+    restore) machine+=,memory-backend=ram0
+        extra=(-object "memory-backend-file,id=ram0,size=512M,mem-path=$ROOT/snap/ram,share=off" -incoming defer) ;;
+    esac
+    in_ns qemu-system-x86_64 -M "$machine" -accel tcg -cpu max \
+        -smp 1 -m 512M -nodefaults -no-user-config -no-reboot -display none \
+        -serial "file:$RAW/console.log" -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent banger.hostname=raw banger.ip=172.30.0.2/24 banger.gw=172.30.0.1 banger.work=/dev/vdb tsc_early_khz=$KHZ tsc=reliable" \
+        -drive "id=d0,file=$RAW/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0 \
+        -drive "id=d1,file=$RAW/work.ext4,format=raw,if=none" -device virtio-blk-device,drive=d1 \
+        -netdev tap,id=n0,ifname=tap-bench,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+        -qmp "unix:$RAW/qmp.sock,server=on,wait=off" -daemonize -pidfile "$RAW/qemu.pid" "${extra[@]}"
+}
+# The same readiness criterion as banger's "wait for SSH" stage: sshd sends its banner.
+banner() {
+    for _ in $(seq 1 600); do
+        if in_ns python3 -c '
+import socket, sys
+s = socket.create_connection(("172.30.0.2", 22), timeout=0.2)
+s.settimeout(2)
+sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    return 1
+}
 : > "$ROOT/raw.times"
 for i in $(seq 1 "$RUNS"); do
     rm -rf "$RAW"; mkdir -p "$RAW"
@@ -84,25 +119,9 @@ for i in $(seq 1 "$RUNS"); do
     printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
     debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
     t0=$(now)
-    in_ns qemu-system-x86_64 -M microvm,x-option-roms=off,isa-serial=on,rtc=on -accel tcg -cpu max \
-        -smp 1 -m 512M -nodefaults -no-user-config -no-reboot -display none \
-        -serial "file:$RAW/console.log" -kernel "$KERNEL" -initrd "$INITRD" \
-        -append "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent banger.hostname=raw banger.ip=172.30.0.2/24 banger.gw=172.30.0.1 banger.work=/dev/vdb tsc_early_khz=$KHZ tsc=reliable" \
-        -drive "id=d0,file=$RAW/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0 \
-        -drive "id=d1,file=$RAW/work.ext4,format=raw,if=none" -device virtio-blk-device,drive=d1 \
-        -netdev tap,id=n0,ifname=tap-bench,script=no,downscript=no -device virtio-net-device,netdev=n0 \
-        -daemonize -pidfile "$RAW/qemu.pid"
+    raw_qemu anon
     QPID=$(cat "$RAW/qemu.pid")
-    ok=
-    # The same readiness criterion as banger's "wait for SSH" stage: sshd sends its banner.
-    for _ in $(seq 1 600); do
-        if in_ns python3 -c '
-import socket, sys
-s = socket.create_connection(("172.30.0.2", 22), timeout=0.2)
-s.settimeout(2)
-sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then ok=1; break; fi
-        sleep 0.2
-    done
+    ok=; banner && ok=1
     t1=$(now)
     # And the key must really log in (not timed: banger's create does not log in either).
     in_ns ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
@@ -114,7 +133,50 @@ sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then ok=
     sleep 0.5
 done
 
+echo "== raw QEMU restore: one saved guest, restored $RUNS times (QEMU start -> SSH answers)"
+# The physical floor for banger's warm starts: the recipe of banger-vmm's qemu::snapshot.
+rm -rf "$RAW" "$ROOT/snap"; mkdir -p "$RAW" "$ROOT/snap"
+cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
+cp --sparse=always "$SEED" "$RAW/work.ext4"
+truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
+printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
+debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
+raw_qemu template
+QPID=$(cat "$RAW/qemu.pid")
+banner || { echo "the template never answered; console: $RAW/console.log" >&2; exit 1; }
+CAP='{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"x-ignore-shared","state":true}]}}'
+python3 "$QMP" "$RAW/qmp.sock" "$CAP" '{"execute":"stop"}' \
+    "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $ROOT/snap/state\"}}"
+python3 "$QMP" "$RAW/qmp.sock" --wait-migration || { echo "saving the template failed" >&2; exit 1; }
+# Disks copied while paused: every restore starts from these.
+cp --sparse=always "$RAW/rootfs.ext4" "$ROOT/snap/rootfs.ext4"
+cp --sparse=always "$RAW/work.ext4" "$ROOT/snap/work.ext4"
+kill -9 "$QPID"; QPID=
+sleep 0.5
+: > "$ROOT/restore.times"; : > "$ROOT/restore.pss"
+for i in $(seq 1 "$RUNS"); do
+    rm -f "$RAW"/*.ext4 "$RAW/qmp.sock"
+    cp --sparse=always "$ROOT/snap/rootfs.ext4" "$RAW/rootfs.ext4"
+    cp --sparse=always "$ROOT/snap/work.ext4" "$RAW/work.ext4"
+    t0=$(now)
+    raw_qemu restore
+    QPID=$(cat "$RAW/qemu.pid")
+    python3 "$QMP" "$RAW/qmp.sock" "$CAP" \
+        "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"exec:cat $ROOT/snap/state\"}}"
+    python3 "$QMP" "$RAW/qmp.sock" --wait-migration || { echo "restore $i did not load" >&2; exit 1; }
+    python3 "$QMP" "$RAW/qmp.sock" '{"execute":"cont"}'
+    banner || { echo "restore $i never answered; console: $RAW/console.log" >&2; exit 1; }
+    t1=$(now)
+    echo "$t1 - $t0" | bc >> "$ROOT/restore.times"
+    awk '/^Pss:/ {s += $2} END {print s / 1024}' "/proc/$QPID/smaps_rollup" >> "$ROOT/restore.pss"
+    kill -9 "$QPID"; QPID=
+    sleep 0.5
+done
+rm -rf "$ROOT/snap"
+
 printf '\n%-44s %8s   runs: %s\n' "measure (seconds, median of $RUNS)" "median" "all"
 printf '%-44s %8.2f   %s\n' "banger vm create -> sshd banner (SSH ready)" "$(median < "$ROOT/banger.times")" "$(tr '\n' ' ' < "$ROOT/banger.times")"
 printf '%-44s %8.2f   %s\n' "raw QEMU start -> sshd banner" "$(median < "$ROOT/raw.times")" "$(tr '\n' ' ' < "$ROOT/raw.times")"
+printf '%-44s %8.2f   %s\n' "raw QEMU restore -> sshd banner" "$(median < "$ROOT/restore.times")" "$(tr '\n' ' ' < "$ROOT/restore.times")"
+printf '%-44s %8.1f   %s\n' "raw QEMU restored guest PSS (MiB)" "$(median < "$ROOT/restore.pss")" "$(tr '\n' ' ' < "$ROOT/restore.pss")"
 printf '%-44s %8.2f   %s\n' "banger host-side stages (disks+network+launch)" "$(median < "$ROOT/host.times")" "$(tr '\n' ' ' < "$ROOT/host.times")"

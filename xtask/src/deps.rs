@@ -8,8 +8,9 @@
 //! - `banger-helper` (the root helper) uses only model, proto and `banger-net` (whose typed
 //!   operations it carries out), never the store, the daemon or another adapter.
 //! - `banger-testkit` appears only in `[dev-dependencies]`.
-//! - Leaves (`banger-util`, shared helpers; `banger-guest`, the host-guest contract) depend on
-//!   no banger crate, and every crate may use them.
+//! - Leaves (`banger-util`, shared helpers; `banger-guest`, the host-guest contract;
+//!   `banger-jail`, the jailer's chroot mechanics the VMM backend and the root helper share)
+//!   depend on no banger crate, and every crate may use them.
 //! - `banger-agent` (the guest agent) uses only the leaves, so it stays small.
 //!
 //! Build-dependencies follow the same rules as normal ones.
@@ -34,7 +35,7 @@ const ADAPTERS: [&str; 6] = [
 ];
 const TESTKIT: &str = "banger-testkit";
 /// Leaf crates: they depend on no banger crate, and anyone may use them.
-const LEAVES: [&str; 2] = ["banger-util", "banger-guest"];
+const LEAVES: [&str; 3] = ["banger-util", "banger-guest", "banger-jail"];
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! | `GET /healthz` | 200 `{"status":"ok","hostname":…,"uptime_ms":…,"boot_id":…,"version":…,"mode":…}` |
 //! | `GET /ports` | 200 `{"ports":[{"protocol":"tcp","address":"0.0.0.0","port":22},…]}` (see [`crate::ports`]) |
 //! | `POST /shutdown` | 202 `{"status":"shutting_down"}`, then the machine powers off |
+//! | `POST /identity` | as init: 200 `{"status":"ok","applied":N}` once a restored guest took the body's identity and a new host key (500 naming the failed steps); 409 in service mode |
 //! | anything else | 404 `{"error":"not_found","message":…}` |
 //! | unparsable input | 400/413/431/501/505 `{"error":…,"message":…}` |
 //!
@@ -22,7 +23,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use banger_guest::agent::{HEALTHZ, PORTS, SHUTDOWN};
+use banger_guest::agent::{HEALTHZ, IDENTITY, PORTS, SHUTDOWN};
 
 use crate::http::{self, Next, Rejection, Request, RequestReader, Response};
 use crate::json::Object;
@@ -36,6 +37,8 @@ pub enum Route {
     Ports,
     /// `POST /shutdown`.
     Shutdown,
+    /// `POST /identity`.
+    Identity,
     /// Anything else.
     NotFound,
 }
@@ -46,6 +49,7 @@ pub fn route(req: &Request) -> Route {
         ("GET", HEALTHZ) => Route::Healthz,
         ("GET", PORTS) => Route::Ports,
         ("POST", SHUTDOWN) => Route::Shutdown,
+        ("POST", IDENTITY) => Route::Identity,
         _ => Route::NotFound,
     }
 }
@@ -171,7 +175,11 @@ impl SystemInfo {
 pub struct Api {
     info: SystemInfo,
     on_shutdown: Box<dyn Fn() + Send + Sync>,
+    on_identity: Option<IdentityHook>,
 }
+
+/// Applies a `POST /identity` body and answers it (init only).
+pub type IdentityHook = Box<dyn Fn(&[u8]) -> Response + Send + Sync>;
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,7 +202,17 @@ impl Api {
         Self {
             info,
             on_shutdown: Box::new(on_shutdown),
+            on_identity: None,
         }
+    }
+
+    /// Serves `POST /identity` with `hook` (without one it answers 409).
+    pub fn with_identity(
+        mut self,
+        hook: impl Fn(&[u8]) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.on_identity = Some(Box::new(hook));
+        self
     }
 
     /// Answers one request.
@@ -214,6 +232,19 @@ impl Api {
                     Object::new().str("status", "shutting_down").finish(),
                 ),
                 shutdown: true,
+            },
+            Route::Identity => Reply {
+                response: match &self.on_identity {
+                    Some(hook) => hook(&req.body),
+                    None => Response::json(
+                        409,
+                        error_body(
+                            "not_init",
+                            "only the agent running as init can change the guest's identity",
+                        ),
+                    ),
+                },
+                shutdown: false,
             },
             Route::NotFound => Reply {
                 response: Response::json(
@@ -441,5 +472,42 @@ mod tests {
         assert_eq!(route(&req("GET", "/shutdown")), Route::NotFound);
         assert_eq!(route(&req("POST", "/healthz")), Route::NotFound);
         assert_eq!(route(&req("GET", "/")), Route::NotFound);
+        assert_eq!(route(&req("POST", "/identity")), Route::Identity);
+        assert_eq!(route(&req("GET", "/identity")), Route::NotFound);
+    }
+
+    #[test]
+    fn identity_goes_to_the_init_hook_with_its_body_and_is_refused_without_one() {
+        let proc_root = fake_proc();
+        let request = |body: &[u8]| Request {
+            method: "POST".into(),
+            target: "/identity".into(),
+            version: http::Version::Http11,
+            headers: vec![],
+            body: body.to_vec(),
+        };
+        let (service, _) = api(proc_root.path());
+        let reply = service.respond(&request(b"banger.hostname=web"));
+        assert_eq!(reply.response.status, 409);
+        assert!(
+            reply.response.body.contains("not_init"),
+            "{}",
+            reply.response.body
+        );
+
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let (init, _) = api(proc_root.path());
+        let init = init.with_identity(move |body| {
+            seen2.lock().expect("lock").push(body.to_vec());
+            Response::json(200, Object::new().str("status", "ok").finish())
+        });
+        let reply = init.respond(&request(b"banger.hostname=web"));
+        assert_eq!(reply.response.status, 200);
+        assert!(!reply.shutdown);
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec![b"banger.hostname=web".to_vec()]
+        );
     }
 }

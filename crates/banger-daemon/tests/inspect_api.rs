@@ -315,3 +315,64 @@ async fn a_vm_named_prune_is_still_reachable() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn ssh_lines_share_a_connection_only_when_asked() {
+    let d = TestDaemon::start_default().await;
+    d.seed_image();
+    insert_vm(&d, "aaaa0001", "web", VmState::Running, Size::from_mib(256));
+    insert_vm(&d, "bbbb0002", "db", VmState::Stopped, Size::from_gib(8));
+    let args = |body: &Value| -> Vec<String> {
+        body["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().expect("string").to_owned())
+            .collect()
+    };
+
+    let (status, own) = d
+        .call("POST", "/v1/vms/web/ssh", Some(json!({"remote": ["true"]})))
+        .await;
+    assert_eq!(status, 200, "{own}");
+    assert!(
+        !args(&own).iter().any(|a| a.starts_with("Control")),
+        "{own}"
+    );
+
+    let request = json!({"remote": ["true"], "control_path": "/run/user/1000/banger-ssh-x/c"});
+    let (status, shared) = d.call("POST", "/v1/vms/web/ssh", Some(request)).await;
+    assert_eq!(status, 200, "{shared}");
+    let shared = args(&shared);
+    let host = shared
+        .iter()
+        .position(|a| a == "root@172.30.0.9")
+        .expect("destination");
+    for option in [
+        "ControlMaster=auto",
+        "ControlPath=\"/run/user/1000/banger-ssh-x/c\"",
+        "ControlPersist=30",
+    ] {
+        let at = shared.iter().position(|a| a == option);
+        assert!(
+            at.is_some_and(|i| i < host),
+            "{option} before the host: {shared:?}"
+        );
+    }
+
+    let (status, body) = d
+        .call(
+            "POST",
+            "/v1/vms/web/ssh",
+            Some(json!({"remote": ["true"], "control_path": "relative/c"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("absolute"), "{body}");
+    let (status, body) = d
+        .call("POST", "/v1/vms/db/ssh", Some(json!({"remote": ["true"]})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("banger vm start db"), "{body}");
+    d.stop().await;
+}

@@ -728,12 +728,21 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A stand-in root tree with what an image needs: a shell and its own sshd (so no bundle).
+fn image_tree(tree: &std::path::Path) {
+    for dir in ["usr/local/bin", "usr/sbin", "bin"] {
+        std::fs::create_dir_all(tree.join(dir)).expect("tree");
+    }
+    std::fs::write(tree.join("usr/sbin/sshd"), "stand-in").expect("sshd");
+    std::fs::write(tree.join("bin/sh"), "stand-in").expect("sh");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_pull_downloads_a_pinned_bundle_once_and_boots_from_it() {
     let mut host = Host::new();
     // A bundle made of a real small ext4 root filesystem and a stand-in kernel.
     let staging = tempfile::tempdir().expect("staging");
-    std::fs::create_dir_all(staging.path().join("tree/usr/local/bin")).expect("tree");
+    image_tree(&staging.path().join("tree"));
     let rootfs_path = staging.path().join("rootfs.ext4");
     run(Command::new("mkfs.ext4")
         .args(["-F", "-q", "-d"])
@@ -787,7 +796,7 @@ async fn auto_pull_downloads_a_pinned_bundle_once_and_boots_from_it() {
 async fn image_pull_by_name_fetches_a_config_bundle_once() {
     let mut host = Host::new();
     let staging = tempfile::tempdir().expect("staging");
-    std::fs::create_dir_all(staging.path().join("tree/usr/local/bin")).expect("tree");
+    image_tree(&staging.path().join("tree"));
     let rootfs_path = staging.path().join("rootfs.ext4");
     run(Command::new("mkfs.ext4")
         .args(["-F", "-q", "-d"])

@@ -109,6 +109,8 @@ fn read(image: &Path, path: &str) -> String {
 
 fn base_layer() -> Vec<u8> {
     tar_layer(&[
+        E::Dir("bin/"),
+        E::File("bin/sh", b"stand-in shell\n"),
         E::Dir("etc/"),
         E::File("etc/marker", b"base\n"),
         E::File("etc/gone", b"whited out\n"),
@@ -201,6 +203,24 @@ async fn a_layered_image_is_flattened_into_rootfs_and_work_seed_with_its_config(
 
     let rootfs = &image.rootfs_path;
     assert_eq!(read(rootfs, "/etc/marker"), "top\n");
+    // No sshd in the image: banger's OpenSSH bundle (from the host's) is in it, with its loader.
+    let sshd = ext4::stat(rootfs, "/usr/local/lib/banger/ssh/bin/sshd")
+        .expect("stat")
+        .expect("the bundle's sshd");
+    assert_eq!(
+        (sshd.mode, sshd.size),
+        (
+            0o755,
+            std::fs::metadata("/usr/sbin/sshd")
+                .expect("host sshd")
+                .len()
+        )
+    );
+    assert!(
+        ext4::stat(rootfs, "/usr/local/lib/banger/ssh/ld.so")
+            .expect("stat")
+            .is_some()
+    );
     assert!(
         ext4::stat(rootfs, "/etc/gone").expect("stat").is_none(),
         "whited out"
@@ -276,7 +296,12 @@ async fn an_index_resolves_to_the_host_platform() {
     let mut layout = Layout::new(&scratch.path().join("multi"));
     let other = layout.manifest(
         &[(
-            tar_layer(&[E::Dir("etc/"), E::File("etc/marker", b"other\n")]),
+            tar_layer(&[
+                E::Dir("bin/"),
+                E::File("bin/sh", b"sh\n"),
+                E::Dir("etc/"),
+                E::File("etc/marker", b"other\n"),
+            ]),
             Z::Gzip,
         )],
         other_arch(),
@@ -284,7 +309,12 @@ async fn an_index_resolves_to_the_host_platform() {
     );
     let ours = layout.manifest(
         &[(
-            tar_layer(&[E::Dir("etc/"), E::File("etc/marker", b"ours\n")]),
+            tar_layer(&[
+                E::Dir("bin/"),
+                E::File("bin/sh", b"sh\n"),
+                E::Dir("etc/"),
+                E::File("etc/marker", b"ours\n"),
+            ]),
             Z::Gzip,
         )],
         host_arch(),

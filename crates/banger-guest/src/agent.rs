@@ -23,3 +23,7 @@ pub const PORTS: &str = "/ports";
 
 /// `POST`: power the guest off cleanly.
 pub const SHUTDOWN: &str = "/shutdown";
+
+/// `POST`: take on a new identity after a restore from a warm snapshot (the body is an
+/// [`crate::identity::Identity`]); answers once it is applied, with a fresh SSH host key.
+pub const IDENTITY: &str = "/identity";

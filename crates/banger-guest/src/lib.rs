@@ -8,6 +8,7 @@
 //!   ([`GuestBoot::to_cmdline`]) and a parser ([`GuestBoot::parse`]) tested against each other;
 //! - [`agent`]: how the host reaches the agent (vsock port, virtio-serial port name) and the
 //!   HTTP routes it serves;
+//! - [`identity`]: what a guest restored from a warm snapshot takes on (`POST /identity`);
 //! - [`paths`]: fixed places in the guest (the agent binary, the disks, the workspace).
 //!
 //! The crate is std-only (plus `thiserror`) and depends on no other banger crate, so the tiny
@@ -16,6 +17,8 @@
 
 pub mod agent;
 pub mod boot;
+pub mod identity;
 pub mod paths;
 
 pub use boot::{GuestBoot, Ipv4Cidr};
+pub use identity::Identity;

@@ -18,3 +18,11 @@ pub const WORK_MOUNT: &str = "/root";
 
 /// Where workspaces copy a repository in the guest.
 pub const WORKSPACE_DIR: &str = "/root/repo";
+
+/// Where banger puts its OpenSSH bundle in images that have no `/usr/sbin/sshd` (see
+/// `banger_image::ssh_bundle`): the loader `ld.so`, `lib/`, `bin/{sshd,ssh-keygen,ip}` and
+/// `sshd_config`.
+pub const SSH_BUNDLE_DIR: &str = "/usr/local/lib/banger/ssh";
+
+/// The image's own OpenSSH server; when it is missing, banger brings [`SSH_BUNDLE_DIR`].
+pub const IMAGE_SSHD: &str = "/usr/sbin/sshd";

@@ -132,7 +132,8 @@ impl HelperNet {
     }
 }
 
-fn unexpected(response: Response) -> NetError {
+/// A response other than the one expected, as the error it stands for.
+pub(crate) fn unexpected(response: Response) -> NetError {
     match response {
         Response::Refused { reason } => NetError::Refused(reason),
         Response::Failed {

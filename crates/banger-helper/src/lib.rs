@@ -3,7 +3,7 @@
 //!
 //! The owner's daemon runs without privileges and sends each step it cannot do itself — make
 //! the bridge, make or rename or delete a TAP, add or remove a VM's NAT rule, bind the guests' DNS
-//! port — as one
+//! port, stage and spawn a jailed Firecracker ([`jail`]) — as one
 //! [`Request`] over the helper's Unix socket ([`client::HelperNet`], which implements
 //! [`banger_net::NetOps`], so the daemon cannot tell it from the in-process backend). The
 //! helper ([`server`]) runs as root, answers only its owner (and root) by `SO_PEERCRED`, checks
@@ -19,12 +19,16 @@
 
 pub mod client;
 pub mod fds;
+pub mod jail;
+pub mod jail_client;
 pub mod policy;
 pub mod server;
 pub mod socket;
 pub mod wire;
 
 pub use client::HelperNet;
+pub use jail::JailPolicy;
+pub use jail_client::{HelperJail, JailCallError};
 pub use policy::{Policy, Refusal};
 pub use wire::{Request, Response};
 

@@ -11,12 +11,16 @@
 //! - the guests' DNS sockets only on the plan's gateway (port 53 is fixed by the request
 //!   type: no port, address family or socket option can be asked for).
 //!
+//! - jails only as [`crate::jail`] describes: banger's jail ids, the configured jailer and
+//!   Firecracker, the owner's uid/gid, chroots under banger's dirs, files from its state dir.
+//!
 //! So `lo`, a veth, the host's uplink, another table or another user's TAP cannot be named in a
 //! request that passes. A refusal is a typed [`Refusal`] naming what was refused.
 
 use banger_net::NetPlan;
 use banger_net::plan::{MAX_IFNAME, POOL_PREFIX};
 
+use crate::jail::JailPolicy;
 use crate::wire::Request;
 
 /// The prefix of a VM's TAP name.
@@ -96,6 +100,50 @@ pub enum Refusal {
     /// A VM id with characters banger ids never have.
     #[error("{0:?} is not a banger VM id (1-64 lowercase letters and digits)")]
     VmId(String),
+    /// A jail request to a helper started without a jailer.
+    #[error(
+        "this helper runs no jailer: start it with --jailer and --firecracker (a system \
+         install does when jailer_bin is configured), or remove jailer_bin from config"
+    )]
+    JailDisabled,
+    /// A jailer or Firecracker binary other than the configured one.
+    #[error(
+        "{what} {} is not the one this helper runs ({}); set {what}_bin in config to it, or \
+         reinstall the helper with yours",
+        asked.display(),
+        allowed.display()
+    )]
+    JailBinary {
+        /// `jailer` or `firecracker`.
+        what: &'static str,
+        /// The binary asked for.
+        asked: std::path::PathBuf,
+        /// The configured one.
+        allowed: std::path::PathBuf,
+    },
+    /// A jailed VMM for someone other than the owner.
+    #[error(
+        "a jailed VMM as {uid}:{gid} is not allowed: this helper jails VMMs as the owner \
+         {owner_uid}:{owner_gid}"
+    )]
+    JailUser {
+        /// The uid asked for.
+        uid: u32,
+        /// The gid asked for.
+        gid: u32,
+        /// The owner's uid.
+        owner_uid: u32,
+        /// The owner's gid.
+        owner_gid: u32,
+    },
+    /// A chroot base or a staged file outside what the policy allows.
+    #[error("{}: {reason}", path.display())]
+    JailPath {
+        /// The path refused.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The objects the helper may touch, and for whom.
@@ -105,12 +153,30 @@ pub struct Policy {
     pub plan: NetPlan,
     /// The uid the helper serves; TAPs are made for it only.
     pub owner_uid: u32,
+    /// What jail requests may name; `None`: none may.
+    pub jail: Option<JailPolicy>,
 }
 
 impl Policy {
     /// A policy for `owner_uid` over `plan`.
     pub fn new(plan: NetPlan, owner_uid: u32) -> Self {
-        Self { plan, owner_uid }
+        Self {
+            plan,
+            owner_uid,
+            jail: None,
+        }
+    }
+
+    /// The same policy, accepting jail requests within `jail`.
+    #[must_use]
+    pub fn with_jail(mut self, jail: Option<JailPolicy>) -> Self {
+        self.jail = jail;
+        self
+    }
+
+    /// The jail policy, or the refusal of every jail request.
+    pub fn jail(&self) -> Result<&JailPolicy, Refusal> {
+        self.jail.as_ref().ok_or(Refusal::JailDisabled)
     }
 
     /// Whether a peer with `uid` may send requests at all.
@@ -200,6 +266,16 @@ impl Policy {
                 }
                 Ok(())
             }
+            Request::LaunchJail { launch } => self
+                .jail()?
+                .check_launch(launch, self.owner_uid)
+                .map(|_| ()),
+            Request::ReleaseJail { jail } => {
+                let policy = self.jail()?;
+                policy
+                    .check_ref(jail, self.owner_uid, policy.owner_gid)
+                    .map(|_| ())
+            }
         }
     }
 
@@ -247,6 +323,11 @@ fn listing_prefix(prefix: &str) -> Result<(), Refusal> {
     } else {
         Err(Refusal::Prefix(prefix.to_owned()))
     }
+}
+
+/// Whether `id` is a VM id banger makes.
+pub fn check_vm_id(id: &str) -> Result<(), Refusal> {
+    vm_id(id)
 }
 
 fn vm_id(id: &str) -> Result<(), Refusal> {

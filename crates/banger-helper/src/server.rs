@@ -9,14 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use banger_net::{GuestDnsSockets, NetError, NetOps, ZoneRoute};
-use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::policy::Policy;
-use crate::wire::{Request, Response, read_message, write_message};
+use crate::policy::{Policy, Refusal};
+use crate::wire::{Request, Response, WireError, write_message};
 
 /// How long a client has to send its request.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,16 +57,21 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
         }
     };
     let pid = pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
+    let mut stream = stream;
     // The request is read (bounded) before anyone is answered, so the answer is not lost to a
-    // reset over unread input; a stranger's is then discarded unused.
+    // reset over unread input; a stranger's is then discarded unused. It is read with
+    // `recvmsg`, keeping the descriptors a request may carry (closed unless it needs them).
     let Ok(received) =
-        tokio::time::timeout(READ_TIMEOUT, read_message::<Request, _>(&mut reader)).await
+        tokio::time::timeout(READ_TIMEOUT, crate::fds::recv_line_with_fds(&stream)).await
     else {
         tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = "no request in time", "request");
         return;
     };
+    let received = received.and_then(|(line, fds)| {
+        serde_json::from_slice::<Request>(&line)
+            .map(|request| (request, fds))
+            .map_err(WireError::Malformed)
+    });
     let response = match (policy.check_peer(uid), received) {
         (Err(refusal), _) => {
             tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %refusal, "request");
@@ -80,14 +84,14 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
             tracing::warn!(peer_uid = uid, peer_pid = %pid, result = "refused", reason = %reason, "request");
             Response::Refused { reason }
         }
-        (Ok(()), Ok(request)) => {
-            let (response, sockets) = answer_with_sockets(policy, net, &request).await;
+        (Ok(()), Ok((request, fds))) => {
+            let (response, sockets) = answer_with_fds(policy, net, &request, fds).await;
             log(uid, &pid, &request, &response);
             if let Some(sockets) = sockets {
                 // The descriptors travel with the answer line; ours close when this returns.
                 let line = encode(&response);
                 let fds = [sockets.udp.as_raw_fd(), sockets.tcp.as_raw_fd()];
-                if let Err(e) = crate::fds::send_line_with_fds(write.as_ref(), &line, &fds).await {
+                if let Err(e) = crate::fds::send_line_with_fds(&stream, &line, &fds).await {
                     tracing::debug!(error = %e, "the client left before the sockets");
                 }
                 return;
@@ -95,7 +99,7 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
             response
         }
     };
-    if let Err(e) = write_message(&mut write, &response).await {
+    if let Err(e) = write_message(&mut stream, &response).await {
         tracing::debug!(error = %e, "the client left before the answer");
     }
 }
@@ -103,7 +107,11 @@ pub async fn handle(stream: UnixStream, policy: &Policy, net: &dyn NetOps) {
 fn log(uid: u32, pid: &str, request: &Request, response: &Response) {
     let op = request.op();
     match response {
-        Response::Ok | Response::Sockets | Response::Links { .. } | Response::Zone { .. } => {
+        Response::Ok
+        | Response::Sockets
+        | Response::Links { .. }
+        | Response::Zone { .. }
+        | Response::Launched { .. } => {
             tracing::info!(peer_uid = uid, peer_pid = %pid, op, request = ?request, result = "ok", "request");
         }
         Response::Refused { reason } => {
@@ -115,17 +123,22 @@ fn log(uid: u32, pid: &str, request: &Request, response: &Response) {
     }
 }
 
-/// Checks and carries out one request.
+/// Checks and carries out one request (one that carries no descriptor).
 pub async fn answer(policy: &Policy, net: &dyn NetOps, request: &Request) -> Response {
-    answer_with_sockets(policy, net, request).await.0
+    answer_with_fds(policy, net, request, Vec::new()).await.0
 }
 
-/// [`answer`], keeping the sockets a [`Request::BindGuestDns`] bound, to hand them over.
-async fn answer_with_sockets(
+/// [`answer`] for a request that came with `fds`, keeping the sockets a
+/// [`Request::BindGuestDns`] bound, to hand them over.
+async fn answer_with_fds(
     policy: &Policy,
     net: &dyn NetOps,
     request: &Request,
+    fds: Vec<OwnedFd>,
 ) -> (Response, Option<GuestDnsSockets>) {
+    if let Some(response) = answer_jail(policy, request, fds).await {
+        return (response, None);
+    }
     if let Err(refusal) = policy.check(request) {
         let reason = refusal.to_string();
         return (Response::Refused { reason }, None);
@@ -148,6 +161,69 @@ async fn answer_with_sockets(
             None,
         ),
     }
+}
+
+fn refused(refusal: &Refusal) -> Response {
+    Response::Refused {
+        reason: refusal.to_string(),
+    }
+}
+
+/// The jail requests (`None` for any other): checked, then carried out off the runtime (file
+/// operations and a spawn).
+async fn answer_jail(policy: &Policy, request: &Request, fds: Vec<OwnedFd>) -> Option<Response> {
+    let job: Box<dyn FnOnce() -> Result<Response, banger_jail::JailError> + Send> = match request {
+        Request::LaunchJail { launch } => {
+            let vetted = policy
+                .jail()
+                .and_then(|jail| Ok((jail.clone(), jail.check_launch(launch, policy.owner_uid)?)));
+            let (jail, (args, files)) = match vetted {
+                Ok(vetted) => vetted,
+                Err(refusal) => return Some(refused(&refusal)),
+            };
+            let Ok([console]) = <[OwnedFd; 1]>::try_from(fds) else {
+                return Some(Response::Refused {
+                    reason: "launch_jail carries exactly one descriptor: the console log"
+                        .to_owned(),
+                });
+            };
+            Box::new(move || {
+                crate::jail::launch(&jail, &args, &files, std::fs::File::from(console))
+                    .map(|pid| Response::Launched { pid })
+            })
+        }
+        Request::ReleaseJail { jail } => {
+            let vetted = policy
+                .jail()
+                .and_then(|p| p.check_ref(jail, policy.owner_uid, p.owner_gid));
+            let args = match vetted {
+                Ok(args) => args,
+                Err(refusal) => return Some(refused(&refusal)),
+            };
+            Box::new(move || crate::jail::release(&args).map(|()| Response::Ok))
+        }
+        _ => return None,
+    };
+    let outcome = tokio::time::timeout(OP_TIMEOUT, tokio::task::spawn_blocking(job)).await;
+    Some(match outcome {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(e))) => Response::Failed {
+            message: chain(&e),
+            permission_denied: permission_denied(&e),
+        },
+        Ok(Err(e)) => Response::Failed {
+            message: format!("{} crashed: {e}", request.op()),
+            permission_denied: false,
+        },
+        Err(_) => Response::Failed {
+            message: format!("{} took longer than {OP_TIMEOUT:?}", request.op()),
+            permission_denied: false,
+        },
+    })
+}
+
+fn permission_denied(error: &banger_jail::JailError) -> bool {
+    matches!(error, banger_jail::JailError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// A response as its line; the variants carry nothing that can fail to serialise.
@@ -191,6 +267,15 @@ async fn dispatch(
         Request::BindGuestDns { gateway } => {
             let sockets = net.bind_guest_dns(*gateway).await?;
             return Ok((Response::Sockets, Some(sockets)));
+        }
+        // Answered by `answer_jail` before this is reached.
+        Request::LaunchJail { .. } | Request::ReleaseJail { .. } => {
+            return Ok((
+                Response::Refused {
+                    reason: "not a network request".to_owned(),
+                },
+                None,
+            ));
         }
     }
     Ok((Response::Ok, None))

@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+use banger_model::jail::{JailLaunch, JailRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -83,6 +84,18 @@ pub enum Request {
         /// The bridge's gateway.
         gateway: Ipv4Addr,
     },
+    /// Stage a VM's jail and start the jailer in it (see [`crate::jail`]); the request line
+    /// carries one descriptor (`SCM_RIGHTS`), the console log the jailer's output goes to.
+    /// The answer is [`Response::Launched`].
+    LaunchJail {
+        /// What to stage and run.
+        launch: JailLaunch,
+    },
+    /// Remove a VM's jail (its VMM gone); a missing one is not an error.
+    ReleaseJail {
+        /// Which jail.
+        jail: JailRef,
+    },
 }
 
 impl Request {
@@ -98,6 +111,8 @@ impl Request {
             Self::RevokeNat { .. } => "revoke_nat",
             Self::RouteZone { .. } => "route_zone",
             Self::BindGuestDns { .. } => "bind_guest_dns",
+            Self::LaunchJail { .. } => "launch_jail",
+            Self::ReleaseJail { .. } => "release_jail",
         }
     }
 }
@@ -116,6 +131,11 @@ pub enum Response {
     /// The answer to [`Request::BindGuestDns`]; the line travels with the UDP and the TCP
     /// socket as ancillary data ([`crate::fds`]).
     Sockets,
+    /// The answer to [`Request::LaunchJail`]: the jailer runs (and becomes Firecracker).
+    Launched {
+        /// Its pid.
+        pid: u32,
+    },
     /// The answer to [`Request::LinksWithPrefix`].
     Links {
         /// The matching interface names.
@@ -230,7 +250,27 @@ mod tests {
             Request::BindGuestDns {
                 gateway: Ipv4Addr::new(172, 30, 0, 1),
             },
+            Request::LaunchJail {
+                launch: JailLaunch {
+                    jail: jail_ref(),
+                    jailer_bin: "/usr/bin/jailer".into(),
+                    uid: 1000,
+                    gid: 1000,
+                    kernel: "/var/lib/banger/kernels/k/vmlinux".into(),
+                    initrd: None,
+                    disks: vec!["/var/lib/banger/vms/x/rootfs.ext4".into()],
+                },
+            },
+            Request::ReleaseJail { jail: jail_ref() },
         ]
+    }
+
+    fn jail_ref() -> JailRef {
+        JailRef {
+            vm_id: "0123456789abcdef".into(),
+            exec_file: "/usr/bin/firecracker".into(),
+            chroot_base: "/var/lib/banger/jailer".into(),
+        }
     }
 
     #[tokio::test]
@@ -238,6 +278,7 @@ mod tests {
         let responses = vec![
             Response::Ok,
             Response::Sockets,
+            Response::Launched { pid: 4242 },
             Response::Links {
                 names: vec!["tap-pool-0".into()],
             },

@@ -18,6 +18,7 @@ pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
 const SHT_NOTE: u32 = 7;
 const PT_NOTE: u32 = 4;
+const PT_INTERP: u32 = 3;
 
 /// A malformed or unexpected ELF file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,6 +182,40 @@ impl<'a> Elf<'a> {
         Ok(None)
     }
 
+    /// The program headers (none when the file has no usable table).
+    fn program_headers(&self) -> Result<Vec<&'a [u8]>, ElfError> {
+        if self.phoff == 0 || self.phentsize < 56 {
+            return Ok(Vec::new());
+        }
+        (0..u64::from(self.phnum))
+            .map(|i| {
+                slice(
+                    self.data,
+                    self.phoff + i * u64::from(self.phentsize),
+                    56,
+                    "program header",
+                )
+            })
+            .collect()
+    }
+
+    /// The program interpreter (`PT_INTERP`, e.g. `/lib64/ld-linux-x86-64.so.2`) of a
+    /// dynamically linked program; `None` for a static one.
+    pub fn interpreter(&self) -> Result<Option<&'a str>, ElfError> {
+        for ph in self.program_headers()? {
+            if u32_at(ph, 0) == PT_INTERP {
+                let raw = slice(self.data, u64_at(ph, 8), u64_at(ph, 32), "interpreter")?;
+                let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+                return std::str::from_utf8(&raw[..end]).map(Some).map_err(|_| {
+                    ElfError::OutOfBounds {
+                        what: "interpreter name",
+                    }
+                });
+            }
+        }
+        Ok(None)
+    }
+
     /// All notes, from `SHT_NOTE` sections, or from `PT_NOTE` segments when the file has no
     /// section headers.
     pub fn notes(&self) -> Result<Vec<Note<'a>>, ElfError> {
@@ -190,14 +225,8 @@ impl<'a> Elf<'a> {
                 blobs.push(slice(self.data, s.offset, s.size, "note section")?);
             }
         }
-        if blobs.is_empty() && self.phoff != 0 && self.phentsize >= 56 {
-            for i in 0..u64::from(self.phnum) {
-                let ph = slice(
-                    self.data,
-                    self.phoff + i * u64::from(self.phentsize),
-                    56,
-                    "program header",
-                )?;
+        if blobs.is_empty() {
+            for ph in self.program_headers()? {
                 if u32_at(ph, 0) == PT_NOTE {
                     blobs.push(slice(
                         self.data,
@@ -396,5 +425,19 @@ pub(crate) mod tests {
         bad[4..8].copy_from_slice(&1000u32.to_le_bytes());
         let elf = build_elf(ET_EXEC, &[(".notes", SHT_NOTE, &bad)]);
         assert!(check_vmlinux(&elf).is_err());
+    }
+
+    #[test]
+    fn interpreter_of_host_programs() {
+        let sh = std::fs::read("/bin/sh").unwrap();
+        let interp = Elf::parse(&sh).unwrap().interpreter().unwrap();
+        assert!(
+            interp.is_some_and(|i| i.starts_with('/') && i.contains("ld-")),
+            "{interp:?}"
+        );
+        // No program headers (as in a static program without PT_INTERP): no interpreter.
+        let mut no_ph = sh.clone();
+        no_ph[56..58].copy_from_slice(&0u16.to_le_bytes());
+        assert_eq!(Elf::parse(&no_ph).unwrap().interpreter().unwrap(), None);
     }
 }

@@ -428,6 +428,11 @@ impl Edits {
         Self::default()
     }
 
+    /// True when there is nothing to apply ([`apply`] then leaves the image untouched).
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// Creates `guest` and its missing parents (existing directories are left as they are).
     pub fn mkdir_p(&mut self, guest: &str) -> &mut Self {
         let mut path = String::new();
@@ -522,6 +527,9 @@ fn check_guest(guest: &str) -> Result<(), Ext4Error> {
 /// does not exist, is [`Ext4Error::NotApplied`] with debugfs's stderr.
 pub fn apply(image: &Path, edits: &Edits) -> Result<(), Ext4Error> {
     absolute(image)?;
+    if edits.is_empty() {
+        return Ok(());
+    }
     for step in &edits.steps {
         match step {
             Step::Mkdir(g)
@@ -757,6 +765,19 @@ mod tests {
             ),
             200_000
         );
+    }
+
+    #[test]
+    fn no_edits_run_nothing() {
+        // debugfs would fail on a missing image: reaching it is the bug this catches.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.ext4");
+        apply(&missing, &Edits::new()).expect("nothing to do");
+        assert!(!missing.exists());
+        assert!(matches!(
+            apply(Path::new("relative.ext4"), &Edits::new()),
+            Err(Ext4Error::RelativePath(_))
+        ));
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod kernel;
 pub mod mirror;
 pub mod modules;
 pub mod oci;
+pub mod ssh_bundle;
 
 pub use catalog::{Catalog, CatalogError, ImageRecipe, KernelRecipe};
 pub use cmd::CommandError;

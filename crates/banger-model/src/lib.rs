@@ -9,6 +9,7 @@
 pub mod config;
 pub mod image;
 pub mod install;
+pub mod jail;
 pub mod kernel;
 pub mod layout;
 pub mod name;
@@ -22,6 +23,7 @@ pub mod vm;
 pub use config::{CatalogBundle, Config, ConfigError, FileSync, VmDefaultsConfig, VmmChoice};
 pub use image::{ImageRecord, OciRunConfig};
 pub use install::{InstallMetadata, InstallMetadataError};
+pub use jail::{JailLaunch, JailRef};
 pub use kernel::KernelRecord;
 pub use layout::{Env, Layout, LayoutError, Mode};
 pub use name::{NameError, VmName};

@@ -64,6 +64,11 @@ pub struct SshRequest {
     /// Whether the client has a terminal (forces `-t` for a shell).
     #[serde(default)]
     pub tty: bool,
+    /// Share one connection between this command's sessions through an OpenSSH control
+    /// master at this socket (in a directory of the client's own). Absent: a connection of
+    /// its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_path: Option<PathBuf>,
 }
 
 /// The answer to [`SshRequest`]: run `program` with `args`.

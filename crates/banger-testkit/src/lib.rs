@@ -119,6 +119,71 @@ pub fn bin_path(name: &str) -> PathBuf {
     profile_dir.join(name)
 }
 
+/// `fake-firecracker` and `fake-jailer`, built once per test binary with the same cargo
+/// (bounded in time; panics if the build fails): `cargo test -p CRATE` does not build other
+/// packages' binaries.
+pub fn fake_firecracker_bins() -> (&'static Path, &'static Path) {
+    static BINS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    let (fc, jailer) = BINS.get_or_init(build_fake_firecracker);
+    (fc, jailer)
+}
+
+fn build_fake_firecracker() -> (PathBuf, PathBuf) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    const BUILD_BOUND: Duration = Duration::from_secs(20 * 60);
+    let bin = bin_path("fake-firecracker");
+    let jailer = bin_path("fake-jailer");
+    let profile_dir = bin.parent().expect("target/<profile>").to_path_buf();
+    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut child = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "banger-testkit",
+            "--bin",
+            "fake-firecracker",
+            "--bin",
+            "fake-jailer",
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cargo runs");
+    let deadline = Instant::now() + BUILD_BOUND;
+    loop {
+        match child.try_wait().expect("wait for cargo") {
+            Some(status) => {
+                assert!(
+                    status.success(),
+                    "building fake-firecracker failed: {status}"
+                );
+                break;
+            }
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("building fake-firecracker took over {BUILD_BOUND:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    assert!(jailer.is_file(), "{} was not built", jailer.display());
+    (bin, jailer)
+}
+
 /// Whether the tests run as root (needed for privileged tests; `.ci/run` runs as root).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

@@ -10,11 +10,10 @@
 //! after a failed launch; as root, the VMM dropped to another uid/gid.
 //!
 //! `cargo test -p banger-vmm` does not build other packages' binaries, so the first test to
-//! need the fake builds it with the same cargo (bounded in time) and panics if that fails.
+//! need the fake builds it ([`banger_testkit::fake_firecracker_bins`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use banger_vmm::firecracker::vsock;
@@ -25,69 +24,15 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BOUND: Duration = Duration::from_secs(10);
-const BUILD_BOUND: Duration = Duration::from_secs(20 * 60);
 
 /// The fake's path, built once per test binary.
 fn fake_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(build_fake)
-}
-
-fn build_fake() -> PathBuf {
-    let bin = banger_testkit::bin_path("fake-firecracker");
-    let profile_dir = bin.parent().expect("target/<profile>").to_path_buf();
-    let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut child = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "banger-testkit",
-            "--bin",
-            "fake-firecracker",
-            "--bin",
-            "fake-jailer",
-        ])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("cargo runs");
-    let deadline = Instant::now() + BUILD_BOUND;
-    loop {
-        match child.try_wait().expect("wait for cargo") {
-            Some(status) => {
-                assert!(
-                    status.success(),
-                    "building fake-firecracker failed: {status}"
-                );
-                break;
-            }
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("building fake-firecracker took over {BUILD_BOUND:?}");
-            }
-            None => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
+    banger_testkit::fake_firecracker_bins().0
 }
 
 /// The fake jailer, built with the fake Firecracker.
 fn jailer_bin() -> PathBuf {
-    let _ = fake_bin();
-    banger_testkit::bin_path("fake-jailer")
+    banger_testkit::fake_firecracker_bins().1.to_path_buf()
 }
 
 /// A unique VM id per test (16 hex digits, like the daemon's).

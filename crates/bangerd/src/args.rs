@@ -65,11 +65,18 @@ pub enum Command {
 Examples:
   sudo bangerd root-helper --owner alice
   sudo bangerd root-helper --owner 1000 --socket /run/banger-root/helper.sock
+  sudo bangerd root-helper --owner alice --jailer /usr/local/bin/jailer \
+      --firecracker /usr/local/bin/firecracker
 
 The owner's daemon finds the helper at /run/banger-root/helper.sock (or at
 $BANGER_ROOT_HELPER_SOCKET). Only the owner (and root) may connect; each request is checked
 against the policy (banger's bridge, bgr-<id>/tap-pool-<n> TAPs, banger's NAT tables) before
-anything happens, and logged as one JSON line on stderr.")]
+anything happens, and logged as one JSON line on stderr.
+
+With --jailer and --firecracker the helper also stages and starts jailed Firecracker VMs for
+the owner's daemon (config: jailer_bin), and only with exactly those two binaries, root-owned
+and writable by root only; chroots and the files linked into them must lie under the owner's
+--state-dir (or --runtime-dir).")]
     RootHelper {
         /// The user (name or uid) whose daemon the helper serves
         #[arg(long, value_name = "USER_OR_UID")]
@@ -77,5 +84,17 @@ anything happens, and logged as one JSON line on stderr.")]
         /// Where to listen
         #[arg(long, value_name = "PATH")]
         socket: Option<std::path::PathBuf>,
+        /// The jailer the helper runs for jailed Firecracker VMs (with --firecracker)
+        #[arg(long, value_name = "PATH", requires = "firecracker")]
+        jailer: Option<std::path::PathBuf>,
+        /// The only Firecracker binary the jailer may run (with --jailer)
+        #[arg(long, value_name = "PATH", requires = "jailer")]
+        firecracker: Option<std::path::PathBuf>,
+        /// The owner's state dir: VMs' files and jails (default: a system install's)
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/banger")]
+        state_dir: std::path::PathBuf,
+        /// The owner's runtime dir (default: a system install's)
+        #[arg(long, value_name = "DIR", default_value = "/run/banger")]
+        runtime_dir: std::path::PathBuf,
     },
 }

@@ -7,6 +7,11 @@
 //! is not the paravirtual `kvm_pvm`, which only runs specially built guests); otherwise QEMU,
 //! which runs everywhere (TCG when KVM is unusable). The daemon logs which VMM it chose and why.
 //!
+//! With `jailer_bin` in config, Firecracker VMs run under the jailer ([`jail_config`]): each in
+//! a chroot under `<state dir>/jailer`, dropped to the daemon's uid/gid, the jail staged and
+//! the jailer spawned by this process when it is root, else by the root helper
+//! ([`crate::privilege::Privilege::jail_runner`]).
+//!
 //! When no VMM can be used the daemon still serves everything else, and VM operations answer
 //! with an error; the log says what to install or change.
 
@@ -19,7 +24,7 @@ use banger_daemon::vms::{Timeouts, VmBackends};
 use banger_model::{Config, Layout, VmmChoice};
 use banger_net::NetPlan;
 use banger_util::find_on_path;
-use banger_vmm::firecracker::FirecrackerVmm;
+use banger_vmm::firecracker::{FirecrackerVmm, JailConfig, JailRunner};
 use banger_vmm::qemu::{HostCpu, QemuVmm, detect_accel, host_tsc_khz};
 use banger_vmm::{Vmm, VmmKind};
 
@@ -132,10 +137,51 @@ pub fn choose(choice: VmmChoice, facts: &HostFacts) -> Result<Selection, NoVmm> 
     }
 }
 
-/// Builds the chosen VMM.
-fn build(selection: &Selection) -> Arc<dyn Vmm> {
+/// The chroot base of jailed VMs: in the state dir, so the VMs' disks can be hard-linked in.
+pub const JAIL_DIR: &str = "jailer";
+
+/// How Firecracker VMs are jailed, if `jailer_bin` is configured: as the daemon's `uid`/`gid`,
+/// in chroots under the state dir.
+pub fn jail_config(layout: &Layout, config: &Config, uid: u32, gid: u32) -> Option<JailConfig> {
+    config.jailer_bin.as_ref().map(|jailer_bin| JailConfig {
+        jailer_bin: jailer_bin.clone(),
+        chroot_base: layout.state_dir.join(JAIL_DIR),
+        uid,
+        gid,
+    })
+}
+
+/// Why `jailer_bin` cannot be used, naming the fix; `None` when it is an executable file.
+pub fn check_jailer_bin(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let ok =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    (!ok).then(|| {
+        format!(
+            "jailer_bin: {} is not an executable file; install Firecracker's jailer there (or \
+             point jailer_bin at it), or remove jailer_bin to run Firecracker unjailed",
+            path.display()
+        )
+    })
+}
+
+/// Builds the chosen VMM; a Firecracker one under the jailer when `jail` says so.
+fn build(selection: &Selection, jail: Option<(JailConfig, Arc<dyn JailRunner>)>) -> Arc<dyn Vmm> {
     match selection.kind {
-        VmmKind::Firecracker => Arc::new(FirecrackerVmm::new(selection.binary.clone())),
+        VmmKind::Firecracker => {
+            let vmm = FirecrackerVmm::new(selection.binary.clone());
+            Arc::new(match jail {
+                Some((config, runner)) => {
+                    tracing::info!(
+                        jailer = %config.jailer_bin.display(),
+                        chroot_base = %config.chroot_base.display(),
+                        "firecracker runs under the jailer"
+                    );
+                    vmm.with_jail(Some(config)).with_jail_runner(runner)
+                }
+                None => vmm,
+            })
+        }
         VmmKind::Qemu => {
             let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
             let host = HostCpu {
@@ -157,6 +203,9 @@ pub fn detect(
     owner_uid: u32,
 ) -> Result<Arc<VmBackends>, banger_ssh::KeyError> {
     let facts = HostFacts::probe(config.firecracker_bin.as_deref());
+    let privilege = crate::privilege::Privilege::probe();
+    let gid = nix::unistd::getegid().as_raw();
+    let jail = jail_config(layout, config, owner_uid, gid).map(|c| (c, privilege.jail_runner()));
     let vmm: Arc<dyn Vmm> = match choose(config.vmm, &facts) {
         Ok(selection) => {
             tracing::info!(
@@ -165,7 +214,7 @@ pub fn detect(
                 reason = %selection.reason,
                 "vm backend ready"
             );
-            build(&selection)
+            build(&selection, jail)
         }
         Err(e) => {
             if config.vmm == VmmChoice::Auto {
@@ -181,7 +230,6 @@ pub fn detect(
         Some(key) => banger_ssh::load_keypair(&key)?,
         None => banger_ssh::ensure_keypair(&ssh_dir)?,
     };
-    let privilege = crate::privilege::Privilege::probe();
     match &privilege {
         crate::privilege::Privilege::None(_) => tracing::warn!(
             privilege = %privilege.describe(),
@@ -212,6 +260,44 @@ pub fn agent_locator() -> AgentLocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jailer_bin_jails_firecracker_in_the_state_dir_as_the_daemons_user() {
+        let layout = Layout::rooted(banger_model::Mode::User, Path::new("/r"));
+        assert_eq!(jail_config(&layout, &Config::default(), 1000, 1000), None);
+        let config = Config::parse("jailer_bin = \"/usr/bin/jailer\"").expect("config");
+        let jail = jail_config(&layout, &config, 1000, 1001).expect("jailed");
+        assert_eq!(jail.jailer_bin, Path::new("/usr/bin/jailer"));
+        assert_eq!(jail.chroot_base, layout.state_dir.join("jailer"));
+        assert_eq!((jail.uid, jail.gid), (1000, 1001));
+    }
+
+    #[test]
+    fn a_jailer_bin_that_is_not_an_executable_file_is_refused_at_load_naming_the_fix() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::rooted(banger_model::Mode::User, tmp.path());
+        std::fs::create_dir_all(layout.config_file.parent().expect("dir")).expect("dir");
+        let plain = tmp.path().join("jailer");
+        std::fs::write(&plain, "not executable").expect("file");
+        for bad in [
+            plain.clone(),
+            tmp.path().join("missing"),
+            tmp.path().to_path_buf(),
+        ] {
+            std::fs::write(
+                &layout.config_file,
+                format!("jailer_bin = \"{}\"\n", bad.display()),
+            )
+            .expect("config");
+            let err = crate::setup::config(&layout).expect_err("refused");
+            let text = format!("{err:#}");
+            assert!(text.contains("jailer_bin"), "{text}");
+            assert!(text.contains("remove jailer_bin"), "{text}");
+        }
+        std::fs::write(&layout.config_file, "jailer_bin = \"/bin/sh\"\n").expect("config");
+        let config = crate::setup::config(&layout).expect("an executable is accepted");
+        assert_eq!(config.jailer_bin.as_deref(), Some(Path::new("/bin/sh")));
+    }
 
     fn facts(firecracker: bool, qemu: bool, kvm_usable: bool) -> HostFacts {
         HostFacts {

@@ -15,6 +15,7 @@ mod args;
 mod backends;
 mod check_migrations;
 mod doctor;
+mod jail_runner;
 mod logging;
 mod notify;
 mod private;
@@ -38,9 +39,21 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        Some(args::Command::RootHelper { owner, socket }) => {
+        Some(args::Command::RootHelper {
+            owner,
+            socket,
+            jailer,
+            firecracker,
+            state_dir,
+            runtime_dir,
+        }) => {
             let level = args.log_level.as_deref().unwrap_or("info");
-            return match root_helper::main(owner, socket.clone(), level) {
+            let jail = root_helper::JailFlags {
+                binaries: jailer.clone().zip(firecracker.clone()),
+                state_dir: state_dir.clone(),
+                runtime_dir: runtime_dir.clone(),
+            };
+            return match root_helper::main(owner, socket.clone(), &jail, level) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("bangerd root-helper: {err:#}");

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use banger_net::NetOps;
+use banger_vmm::firecracker::{InProcessJail, JailRunner};
+
+use crate::jail_runner::HelperJailRunner;
 
 /// How privileged steps are carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,18 @@ impl Privilege {
             // Without a socket the client fails each step as `NetError::Unprivileged`.
             Self::Helper(socket) | Self::None(socket) => {
                 Arc::new(banger_helper::HelperNet::new(socket.clone()))
+            }
+        }
+    }
+
+    /// Who stages and spawns jailed Firecracker VMs for this choice (the jailer must run as
+    /// root): this process when root, else the helper (failing like [`Self::backend`]'s steps
+    /// when there is none).
+    pub fn jail_runner(&self) -> Arc<dyn JailRunner> {
+        match self {
+            Self::InProcess => Arc::new(InProcessJail),
+            Self::Helper(socket) | Self::None(socket) => {
+                Arc::new(HelperJailRunner::new(socket.clone()))
             }
         }
     }

@@ -39,7 +39,16 @@ pub fn config(layout: &Layout) -> Result<Config> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     match Config::parse(&text) {
-        Ok(config) => Ok(config),
+        Ok(config) => {
+            if let Some(why) = config
+                .jailer_bin
+                .as_deref()
+                .and_then(crate::backends::check_jailer_bin)
+            {
+                bail!("{}: invalid config: {why}", path.display());
+            }
+            Ok(config)
+        }
         Err(e) => bail!("{}: {e}", path.display()),
     }
 }

@@ -30,6 +30,7 @@ const CHECKS: &[&str] = &[
     "vm-defaults",
     "ssh-config",
     "guest-agent",
+    "ssh-bundle",
 ];
 
 /// Every path (files and directories) under `root`, with its contents for files.

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use banger_testkit::oci::{E, Layout, Registry, Z, host_arch, tar_layer};
+use banger_testkit::oci::{E, Layout, Z, host_arch, tar_layer};
 use common::Guestbed;
 use serde_json::Value;
 
@@ -72,7 +72,11 @@ fn a_pulled_oci_image_boots_with_its_layers_applied() {
         E::File("srv/opq/lower-a", b"a\n"),
         E::File("srv/opq/lower-b", b"b\n"),
     ]);
+    // The upper layer also deletes OpenSSH: a glibc image without sshd or ssh-keygen gets
+    // banger's bundle and still serves the session below.
     let upper = tar_layer(&[
+        E::File("usr/sbin/.wh.sshd", b""),
+        E::File("usr/bin/.wh.ssh-keygen", b""),
         E::File("etc/.wh.oci-gone", b""),
         E::File("srv/opq/.wh..wh..opq", b""),
         E::File("srv/opq/upper", b"upper\n"),
@@ -94,15 +98,7 @@ fn a_pulled_oci_image_boots_with_its_layers_applied() {
     std::fs::remove_file(&base_tar).expect("drop the tar");
 
     // The registry lives where the daemon does: on the namespace's loopback.
-    let ns = bed.ns().name().to_owned();
-    let registry = Registry::start_with(
-        None,
-        Box::new(move |program: &str| {
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &ns]).arg(program);
-            cmd
-        }),
-    );
+    let registry = bed.registry();
     registry.push(&layout.dir, "1", "test/app", false);
     let reference = format!("localhost:{}/test/app:1", registry.port);
 
@@ -133,7 +129,9 @@ fn a_pulled_oci_image_boots_with_its_layers_applied() {
     ] {
         run(Command::new("git").arg("-C").arg(&repo).args(args));
     }
-    let script = "cat /etc/marker; test -e /etc/oci-gone && echo GONE-EXISTS; ls /srv/opq";
+    let script = "cat /etc/marker; test -e /etc/oci-gone && echo GONE-EXISTS; ls /srv/opq; \
+                  test -e /usr/sbin/sshd && echo SSHD-EXISTS; \
+                  test -x /usr/local/lib/banger/ssh/bin/sshd && echo bundled-sshd";
     let out = bed.banger(
         &[
             "vm",
@@ -162,8 +160,9 @@ fn a_pulled_oci_image_boots_with_its_layers_applied() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
-        ["top-layer-marker", "upper"],
-        "the top layer's marker, no whited-out file, only the upper layer in the opaque dir"
+        ["top-layer-marker", "upper", "bundled-sshd"],
+        "the top layer's marker, no whited-out file, only the upper layer in the opaque dir, \
+         the session served by banger's sshd bundle"
     );
 
     bed.ok(&["image", "rm", "oci-app"]);

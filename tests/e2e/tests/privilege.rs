@@ -8,6 +8,14 @@
 //! refusal must leave `ip link`, `nft list ruleset` and the files exactly as before.
 //!
 //! Needs root (useradd, netns), QEMU and the host-side pulls of the shared e2e cache. One guest.
+//!
+//! The jailer test: the same unprivileged daemon with `vmm = "firecracker"`, the fake
+//! Firecracker and the fake jailer of `banger-testkit` (root-owned, pinned in the helper's
+//! flags). The helper stages the chroot and spawns the jailer; the fake VMM runs as the user in
+//! the chroot; delete removes it. The fakes boot nothing, so the daemon's own checks are met
+//! for them in the daemon's private mount namespace (a `/dev/kvm` it can open, no `kvm_pvm`),
+//! and the test answers the SSH readiness probe for the fake guest: every address of banger's
+//! subnet is local in the namespace, with a listener on port 22 that sends an SSH banner.
 
 mod common;
 
@@ -107,7 +115,22 @@ struct UserBed<'a> {
 
 impl UserBed<'_> {
     fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut cmd = self.bed.ns().command("setpriv");
+        self.command_after(None, program, args)
+    }
+
+    /// [`Self::command`], first running `prelude` (a shell script, as root, in a private mount
+    /// namespace the command then runs in).
+    fn command_after(&self, prelude: Option<&str>, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = match prelude {
+            None => self.bed.ns().command("setpriv"),
+            Some(script) => {
+                let mut c = self.bed.ns().command("unshare");
+                c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+                    .arg(format!("{script}\nexec setpriv \"$@\""))
+                    .arg("sh");
+                c
+            }
+        };
         cmd.args([
             "--reuid",
             &self.user.uid.to_string(),
@@ -246,20 +269,13 @@ fn walk(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-#[ignore = "needs root (useradd, netns), QEMU and a real guest"]
-fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes() {
-    let bed = Guestbed::new();
-    bed.pull_defaults();
-    let user = TestUser::create();
-    let _tun = TunMode::open_to_all();
-
-    // The user's layout, in a temp dir the user owns; the guest files copied in from the
-    // shared cache (root's store is private to root).
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let root = tmp.path().join("user");
-    for dir in ["", "home", "config", "state", "cache", "run", "files"] {
+/// The user's layout under `root` (owned by the user), with `files/` holding copies of the
+/// shared cache's guest files (root's store is private to root).
+fn user_layout(bed: &Guestbed, user: &TestUser, root: &Path, extra_dirs: &[&str]) -> PathBuf {
+    for dir in ["", "home", "config", "state", "cache", "run", "files"]
+        .iter()
+        .chain(extra_dirs)
+    {
         std::fs::create_dir_all(root.join(dir)).expect("dirs");
         std::os::unix::fs::chown(root.join(dir), Some(user.uid), Some(user.gid)).expect("chown");
     }
@@ -275,31 +291,112 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
         ("rootfs_path", &image, "rootfs.ext4"),
         ("work_seed_path", &image, "work-seed.ext4"),
     ] {
-        copy_for(
-            &user,
-            value[field].as_str().expect(field),
-            &files.join(name),
-        );
+        copy_for(user, value[field].as_str().expect(field), &files.join(name));
     }
+    files
+}
 
-    // The helper, as root, in the namespace.
-    let socket = tmp.path().join("helper/helper.sock");
-    let log = std::fs::File::create(tmp.path().join("helper.log")).expect("helper log");
-    let _helper = HelperProcess(
+/// The helper, as root, in the namespace, serving `USER` on `socket` (with `extra` flags),
+/// logging to `log`; returns once it listens.
+fn start_helper(
+    bed: &Guestbed,
+    socket: &Path,
+    log: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> HelperProcess {
+    let file = std::fs::File::create(log).expect("helper log");
+    let helper = HelperProcess(
         bed.ns()
             .command(binary("bangerd"))
             .args(["root-helper", "--owner", USER, "--socket"])
-            .arg(&socket)
+            .arg(socket)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(file)
             .spawn()
             .expect("helper starts"),
     );
     assert!(
         wait_until(Duration::from_secs(10), || socket.exists()),
-        "helper socket"
+        "helper socket: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
     );
+    helper
+}
+
+/// The owner's daemon runs as the test user.
+fn assert_daemon_runs_as_user() {
+    let users = run(
+        {
+            let mut c = Command::new("ps");
+            c.args(["-o", "user=", "-C", "bangerd"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        String::from_utf8_lossy(&users.stdout).contains(USER),
+        "the daemon runs as {USER}"
+    );
+}
+
+/// The user name `pid` runs as.
+fn process_user(pid: u32) -> String {
+    let out = run(
+        {
+            let mut c = Command::new("ps");
+            c.args(["-o", "user=", "-p", &pid.to_string()]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Registers the copied guest files as kernel `NAME-kernel` and image `NAME-image`, as the
+/// user.
+fn register_guest(ub: &UserBed<'_>, files: &Path, name: &str) {
+    let file = |n: &str| files.join(n).display().to_string();
+    let kernel = format!("{name}-kernel");
+    ub.ok(&[
+        "kernel",
+        "register",
+        &kernel,
+        "--vmlinux",
+        &file("vmlinux"),
+        "--initrd",
+        &file("initrd.img"),
+    ]);
+    ub.ok(&[
+        "image",
+        "register",
+        "--name",
+        &format!("{name}-image"),
+        "--rootfs",
+        &file("rootfs.ext4"),
+        "--work-seed",
+        &file("work-seed.ext4"),
+        "--kernel",
+        &kernel,
+    ]);
+}
+
+#[test]
+#[ignore = "needs root (useradd, netns), QEMU and a real guest"]
+fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes() {
+    let bed = Guestbed::new();
+    bed.pull_defaults();
+    let user = TestUser::create();
+    let _tun = TunMode::open_to_all();
+
+    // The user's layout, in a temp dir the user owns.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let root = tmp.path().join("user");
+    let files = user_layout(&bed, &user, &root, &[]);
+    let socket = tmp.path().join("helper/helper.sock");
+    let _helper = start_helper(&bed, &socket, &tmp.path().join("helper.log"), &[]);
     let meta = std::fs::metadata(&socket).expect("socket");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), user.uid);
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -310,28 +407,7 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
         root: root.clone(),
         socket: socket.clone(),
     };
-    let file = |n: &str| files.join(n).display().to_string();
-    ub.ok(&[
-        "kernel",
-        "register",
-        "priv-kernel",
-        "--vmlinux",
-        &file("vmlinux"),
-        "--initrd",
-        &file("initrd.img"),
-    ]);
-    ub.ok(&[
-        "image",
-        "register",
-        "--name",
-        "priv-image",
-        "--rootfs",
-        &file("rootfs.ext4"),
-        "--work-seed",
-        &file("work-seed.ext4"),
-        "--kernel",
-        "priv-kernel",
-    ]);
+    register_guest(&ub, &files, "priv");
     let doctor = run(
         ub.command(&binary("bangerd"), &["doctor", "--json"]),
         Duration::from_secs(60),
@@ -364,36 +440,13 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
         "--memory",
         "512M",
     ]);
-    let daemon_user = run(
-        {
-            let mut c = Command::new("ps");
-            c.args(["-o", "user=", "-C", "bangerd"]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    assert!(
-        String::from_utf8_lossy(&daemon_user.stdout).contains(USER),
-        "the daemon runs as {USER}"
-    );
+    assert_daemon_runs_as_user();
     let vm: Value =
         serde_json::from_str(&ub.ok(&["vm", "show", "priv-a", "--json"])).expect("json");
     let id = vm["id"].as_str().expect("id").to_owned();
     let pids = tagged_pids(&format!("banger-{id}"));
     assert_eq!(pids.len(), 1, "one VMM: {pids:?}");
-    let owner = run(
-        {
-            let mut c = Command::new("ps");
-            c.args(["-o", "user=", "-p", &pids[0].to_string()]);
-            c
-        },
-        Duration::from_secs(10),
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&owner.stdout).trim(),
-        USER,
-        "QEMU runs as the user"
-    );
+    assert_eq!(process_user(pids[0]), USER, "QEMU runs as the user");
     let uname = ub.ok(&["vm", "ssh", "priv-a", "--", "uname", "-a"]);
     assert!(uname.contains("Linux"), "{uname}");
     // Port 53 on the gateway: the helper bound it and handed the sockets over, so the
@@ -512,4 +565,182 @@ fn an_unprivileged_daemon_works_through_the_root_helper_and_nothing_else_passes(
     assert!(bed.links(&tap).is_empty(), "TAP gone after delete");
     assert!(tagged_pids(&format!("banger-{id}")).is_empty(), "VMM gone");
     let _ = bed.ns().ip(&["link", "delete", veth]);
+}
+
+/// The daemon's view for the fakes: `/dev/kvm` a file it may open read-write, `/sys/module`
+/// without `kvm_pvm` — in its own mount namespace only.
+fn fake_kvm_prelude(kvm_stand_in: &Path) -> String {
+    format!(
+        "set -e\nmount --bind {} /dev/kvm\nmount -t tmpfs none /sys/module",
+        kvm_stand_in.display()
+    )
+}
+
+/// Every address of banger's subnet local to the namespace, and a listener on port 22 that
+/// greets like sshd: the daemon's readiness probe for a fake guest.
+fn answer_ssh_probes(bed: &Guestbed) -> HelperProcess {
+    let out = bed.ns().ip(&[
+        "route",
+        "add",
+        "local",
+        "172.30.0.0/24",
+        "dev",
+        "lo",
+        "table",
+        "local",
+    ]);
+    assert!(out.is_ok(), "local route: {out:?}");
+    let script = "import socket\n\
+s=socket.socket()\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('0.0.0.0', 22))\n\
+s.listen(16)\n\
+while True:\n    c,_=s.accept()\n    c.sendall(b'SSH-2.0-OpenSSH_9.2 stand-in\\r\\n')\n    c.close()\n";
+    let child = bed
+        .ns()
+        .command("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("listener");
+    HelperProcess(child)
+}
+
+#[test]
+#[ignore = "needs root (useradd, netns, the jailer's uid drop) and the host-side pulls of the shared e2e cache"]
+fn an_unprivileged_daemon_runs_firecracker_under_the_jailer_through_the_root_helper() {
+    let bed = Guestbed::new();
+    bed.pull_defaults();
+    let user = TestUser::create();
+    let (firecracker, jailer) = banger_testkit::fake_firecracker_bins();
+
+    // A short root: the jail's API socket path must fit in sun_path.
+    let tmp = tempfile::Builder::new()
+        .prefix("bj")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let root = tmp.path().join("u");
+    let files = user_layout(&bed, &user, &root, &["config/banger"]);
+    std::fs::write(
+        root.join("config/banger/config.toml"),
+        format!(
+            "vmm = \"firecracker\"\nfirecracker_bin = \"{}\"\njailer_bin = \"{}\"\n",
+            firecracker.display(),
+            jailer.display()
+        ),
+    )
+    .expect("config");
+    let kvm = tmp.path().join("kvm-stand-in");
+    std::fs::write(&kvm, "").expect("kvm stand-in");
+    std::fs::set_permissions(&kvm, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let socket = tmp.path().join("helper/helper.sock");
+    let (state, runtime) = (root.join("state/banger"), root.join("run/banger"));
+    let _helper = start_helper(
+        &bed,
+        &socket,
+        &tmp.path().join("helper.log"),
+        &[
+            "--jailer".as_ref(),
+            jailer.as_os_str(),
+            "--firecracker".as_ref(),
+            firecracker.as_os_str(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            "--runtime-dir".as_ref(),
+            runtime.as_os_str(),
+        ],
+    );
+    let _ssh = answer_ssh_probes(&bed);
+
+    let ub = UserBed {
+        bed: &bed,
+        user: &user,
+        root: root.clone(),
+        socket: socket.clone(),
+    };
+    // The daemon starts here, in its mount namespace.
+    let started = run(
+        ub.command_after(
+            Some(&fake_kvm_prelude(&kvm)),
+            &binary("banger"),
+            &["daemon", "status"],
+        ),
+        LONG,
+    );
+    assert!(
+        started.status.success(),
+        "daemon start: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    register_guest(&ub, &files, "jail");
+    ub.ok(&[
+        "vm",
+        "create",
+        "--name",
+        "jail-a",
+        "--image",
+        "jail-image",
+        "--vcpu",
+        "1",
+        "--memory",
+        "256M",
+    ]);
+    let vm: Value =
+        serde_json::from_str(&ub.ok(&["vm", "show", "jail-a", "--json"])).expect("json");
+    assert_eq!(vm["state"], "running", "{vm}");
+    let id = vm["id"].as_str().expect("id").to_owned();
+
+    // The chroot, staged by the helper, the fake VMM in it as the user.
+    let exec_name = firecracker
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let jail = root
+        .join("state/banger/jailer")
+        .join(&exec_name)
+        .join(format!("banger-{id}"));
+    let jail_root = jail.join("root");
+    assert!(
+        jail_root.join(&exec_name).is_file(),
+        "firecracker copied in"
+    );
+    let vm_disk = std::fs::metadata(root.join(format!("state/banger/vms/{id}/rootfs.ext4")))
+        .expect("the vm's root disk");
+    let staged = std::fs::metadata(jail_root.join("disk0")).expect("disk0 staged");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&vm_disk),
+        std::os::unix::fs::MetadataExt::ino(&staged),
+        "the root disk is hard-linked in"
+    );
+    let pids = tagged_pids(&format!("banger-{id}"));
+    assert_eq!(pids.len(), 1, "one VMM: {pids:?}");
+    let recorded = std::fs::read_to_string(jail_root.join(format!("{exec_name}.pid")))
+        .expect("the jailer's pid file");
+    assert_eq!(
+        recorded.trim(),
+        pids[0].to_string(),
+        "the pid file names the VMM"
+    );
+    assert_eq!(
+        process_user(pids[0]),
+        USER,
+        "the jailed VMM runs as the user"
+    );
+    assert_daemon_runs_as_user();
+
+    // Delete: the VMM gone, the chroot removed by the helper.
+    ub.ok(&["vm", "delete", "jail-a"]);
+    assert!(tagged_pids(&format!("banger-{id}")).is_empty(), "VMM gone");
+    assert!(!jail.exists(), "the chroot is removed");
+    let helper_log = std::fs::read_to_string(tmp.path().join("helper.log")).expect("log");
+    for op in ["launch_jail", "release_jail"] {
+        assert!(
+            helper_log.contains(&format!("\"op\":\"{op}\"")),
+            "{op} in {helper_log}"
+        );
+    }
 }

@@ -233,6 +233,15 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
         rules.contains("banger-vm:"),
         "no NAT rule for the VM: {rules}"
     );
+    // The host resolver (systemd-resolved, running in the container) sends `*.vm` to banger's
+    // DNS on the bridge link: the unprivileged daemon asked the helper for the link's settings.
+    let dns = ct.ok(&["resolvectl", "dns", "banger0"]);
+    assert!(dns.contains("172.30.0.1"), "resolvectl dns banger0: {dns}");
+    let domain = ct.ok(&["resolvectl", "domain", "banger0"]);
+    assert!(
+        domain.contains("~vm"),
+        "resolvectl domain banger0: {domain}"
+    );
 
     // Only the helper runs as root; the daemon and the VMM run as the owner.
     let ps = ct.ok(&["ps", "-eo", "user:32,args", "--no-headers"]);

@@ -60,6 +60,12 @@ fn exec(bed: &Guestbed, cmd: &[&str]) -> String {
     ok(bed, &args).0
 }
 
+/// How many SSH logins the guest's sshd accepted (it logs each to the console).
+fn logins(bed: &Guestbed, vm: &str) -> usize {
+    let (log, _) = ok(bed, &["vm", "logs", vm]);
+    log.matches("Accepted publickey for root").count()
+}
+
 fn no_vms(bed: &Guestbed) {
     let (list, _) = ok(bed, &["vm", "list", "--json"]);
     let vms: serde_json::Value = serde_json::from_str(&list).expect("vm list --json");
@@ -107,6 +113,9 @@ fn workspaces_on_a_real_guest() {
     args.push(repo_s);
     let (stdout, _) = ok(&bed, &args);
     assert_eq!(stdout, "ws1");
+    // The bundle and the checkout shared one SSH connection: the guest's sshd (logging to the
+    // console) authenticated once.
+    assert_eq!(logins(&bed, "ws1"), 1);
     let first = git(&repo, &["rev-parse", "HEAD"]);
     assert_eq!(exec(&bed, &["git", "log", "-1", "--format=%H"]), first);
     let out = bed.banger(&["vm", "exec", "ws1", "--", "sh", "-c", "exit 3"], LONG);
@@ -171,6 +180,27 @@ fn workspaces_on_a_real_guest() {
         ],
     );
     assert_eq!(stdout, prepared);
+    // The re-sync's two sessions and the command: one more connection, not three.
+    let before = logins(&bed, "ws1");
+    std::fs::write(repo.join("tracked.txt"), "one\ntwo\nthree\n").unwrap();
+    git(&repo, &["commit", "-qam", "third"]);
+    let prepared = git(&repo, &["rev-parse", "HEAD"]);
+    let (stdout, _) = ok(
+        &bed,
+        &[
+            "vm",
+            "exec",
+            "ws1",
+            "--auto-prepare",
+            "--",
+            "git",
+            "log",
+            "-1",
+            "--format=%H",
+        ],
+    );
+    assert_eq!(stdout, prepared);
+    assert_eq!(logins(&bed, "ws1"), before + 1);
     let (_, stderr) = ok(&bed, &["vm", "exec", "ws1", "--", "true"]);
     assert!(!stderr.contains("moved since prepare"), "{stderr}");
 

@@ -18,6 +18,10 @@
 //! leads to the power-off path, and [`run`] never returns, because PID 1 exiting panics the
 //! kernel.
 
+pub mod accounts;
+pub mod bundle;
+pub mod entropy;
+pub mod identity;
 pub mod mounts;
 pub mod net;
 pub mod poweroff;
@@ -143,12 +147,27 @@ pub fn run_command(program: &str, args: &[&str]) -> Result<(), StepError> {
     }
 }
 
+/// [`run_command`] for a program that may be bundled.
+pub fn run_program(program: &bundle::Program, args: &[&str]) -> Result<(), StepError> {
+    let argv = program.argv(args);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    run_command(&program.exe, &argv)
+}
+
 /// Something the main loop reacts to.
 #[derive(Debug)]
 enum Event {
     Signal(Signal),
     ShutdownRequested,
+    /// `POST /identity`: apply the body, answer on `reply`.
+    Identity {
+        body: Vec<u8>,
+        reply: Sender<crate::http::Response>,
+    },
 }
+
+/// How long `POST /identity` waits for the main loop (it restarts sshd on the way).
+const IDENTITY_WAIT: Duration = Duration::from_secs(60);
 
 /// The signals init handles (all blocked and taken with `sigwait` by one thread).
 fn handled_signals() -> SigSet {
@@ -218,9 +237,30 @@ fn boot_and_supervise(
     let params = read_params();
 
     let shutdown_tx = tx.clone();
-    let api = Arc::new(Api::new(SystemInfo::new("init"), move || {
+    let identity_tx = std::sync::Mutex::new(tx.clone());
+    let api = Api::new(SystemInfo::new("init"), move || {
         let _ = shutdown_tx.send(Event::ShutdownRequested);
-    }));
+    })
+    .with_identity(move |body| {
+        let (reply, answer) = mpsc::channel();
+        let sent = identity_tx
+            .lock()
+            .map(|tx| {
+                tx.send(Event::Identity {
+                    body: body.to_vec(),
+                    reply,
+                })
+                .is_ok()
+            })
+            .unwrap_or(false);
+        if !sent {
+            return identity_error(503, "init is not taking requests");
+        }
+        answer
+            .recv_timeout(IDENTITY_WAIT)
+            .unwrap_or_else(|_| identity_error(504, "init did not apply the identity in time"))
+    });
+    let api = Arc::new(api);
     // The threads run for the life of the guest; their handles are not needed.
     drop(transport::start(&api, transports));
     let sig_tx = tx.clone();
@@ -246,10 +286,116 @@ fn boot_and_supervise(
             Ok(Event::Signal(Signal::SIGCHLD)) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Event::Signal(sig)) => log!("ignoring {sig}"),
             Ok(Event::ShutdownRequested) => return "shutdown requested over the api".into(),
+            Ok(Event::Identity { body, reply }) => {
+                let _ = reply.send(reidentify(&body, &mut sup));
+            }
             // Unreachable while `tx` lives; wait instead of spinning.
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
         }
     }
+}
+
+fn identity_error(status: u16, message: &str) -> crate::http::Response {
+    crate::http::Response::json(status, crate::api::error_body("identity_failed", message))
+}
+
+/// Applies a `POST /identity` body (see [`identity`]), then restarts sshd with the new host
+/// key before answering. A body with a bad value is refused whole and changes nothing.
+fn reidentify(body: &[u8], sup: &mut sshd::Supervisor) -> crate::http::Response {
+    let text = String::from_utf8_lossy(body);
+    let parsed = banger_guest::Identity::parse(&text);
+    if !parsed.errors.is_empty() {
+        let why: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+        return crate::http::Response::json(
+            400,
+            crate::api::error_body("bad_identity", &why.join("; ")),
+        );
+    }
+    let iface = net::pick_interface(&net::list_interfaces(Path::new("/sys/class/net")));
+    let steps = identity::plan(&parsed.identity, iface.as_deref());
+    let ip = net::ip_program();
+    let outcome = identity::apply(&steps, |step| apply_step(step, ip.as_ref()));
+    restart_sshd(sup);
+    for line in &outcome.applied {
+        log!("identity: {line}: ok");
+    }
+    for line in &outcome.failed {
+        log!("identity: {line}");
+    }
+    if outcome.failed.is_empty() {
+        let applied = u64::try_from(outcome.applied.len()).unwrap_or(u64::MAX);
+        crate::http::Response::json(
+            200,
+            crate::json::Object::new()
+                .str("status", "ok")
+                .num("applied", applied)
+                .finish(),
+        )
+    } else {
+        identity_error(500, &outcome.failed.join("; "))
+    }
+}
+
+fn apply_step(step: &identity::Step, ip: Option<&bundle::Program>) -> Result<(), String> {
+    use identity::Step;
+    let text = |e: StepError| chain(&e);
+    match step {
+        Step::Clock(c) => identity::set_clock(*c).map_err(|e| e.to_string()),
+        Step::Seed(seed) => entropy::credit_entropy(seed).map_err(|e| e.to_string()),
+        Step::Hostname(name) => {
+            nix::unistd::sethostname(name).map_err(|e| text(StepError::Hostname(e)))?;
+            write_file("/etc/hostname", &files::render_hostname(name)).map_err(text)?;
+            write_file("/etc/hosts", &files::render_hosts(name)).map_err(text)
+        }
+        Step::Resolver(dns) => {
+            write_file("/etc/resolv.conf", &files::render_resolv(*dns)).map_err(text)
+        }
+        Step::Ip(argv) => {
+            let program = ip.ok_or("no ip program in the image or banger's bundle")?;
+            let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+            run_program(program, &args).map_err(text)
+        }
+        Step::HostKey => {
+            for path in [sshd::HOST_KEY.to_owned(), format!("{}.pub", sshd::HOST_KEY)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("remove {path}: {e}")),
+                }
+            }
+            let errors: Vec<String> = sshd::prepare().iter().map(|e| chain(e)).collect();
+            if errors.is_empty() && Path::new(sshd::HOST_KEY).exists() {
+                Ok(())
+            } else {
+                Err(format!("no new host key: {}", errors.join("; ")))
+            }
+        }
+    }
+}
+
+/// Stops the running sshd (it holds the old host key), waits for it (bounded), and starts a new
+/// one at once.
+fn restart_sshd(sup: &mut sshd::Supervisor) {
+    const GRACE: Duration = Duration::from_secs(3);
+    if let Some(pid) = sup.pid() {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        let start = Instant::now();
+        let mut killed = false;
+        while sup.pid() == Some(pid) && start.elapsed() < GRACE * 2 {
+            if !killed && start.elapsed() >= GRACE {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                killed = true;
+            }
+            for (child, status) in &reap::reap_all().exited {
+                sup.child_exited(*child, status, Instant::now());
+            }
+            if sup.pid() == Some(pid) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    sup.restart_now(Instant::now());
+    sup.poll(Instant::now(), sshd::spawn_sshd);
 }
 
 /// Takes the blocked signals one by one and forwards them to the main loop.
@@ -384,12 +530,13 @@ fn configure_network(p: &GuestBoot) {
     if p.ip.is_some() && p.gw.is_none() {
         log!("no banger.gw; no default route");
     }
+    let Some(ip) = net::ip_program() else {
+        log!("no ip program in the image or banger's bundle; the network is not configured");
+        return;
+    };
     for argv in net::ip_commands(iface.as_deref(), p.ip, p.gw) {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        report(
-            &format!("ip {}", argv.join(" ")),
-            run_command(net::IP, &args),
-        );
+        report(&format!("ip {}", argv.join(" ")), run_program(&ip, &args));
     }
 }
 

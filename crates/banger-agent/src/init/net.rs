@@ -1,7 +1,7 @@
 //! Guest network configuration from `banger.ip` / `banger.gw`.
 //!
-//! The agent runs iproute2's `/usr/sbin/ip` (present in every banger image) with fixed argument
-//! vectors built by [`ip_commands`] from parsed, validated values, instead of speaking netlink
+//! The agent runs iproute2's `/usr/sbin/ip` (the image's, else the one in banger's bundle for
+//! images without it, else busybox's `/sbin/ip`) with fixed argument vectors built by [`ip_commands`] from parsed, validated values, instead of speaking netlink
 //! itself; no string from outside the guest reaches a shell. `replace` forms are used so that a
 //! NIC already configured by the initramfs does not make the step fail.
 
@@ -13,6 +13,15 @@ use banger_guest::Ipv4Cidr;
 
 /// iproute2.
 pub const IP: &str = "/usr/sbin/ip";
+
+/// The `ip` to run: the image's iproute2, the bundled one, or `/sbin/ip` (busybox).
+pub fn ip_program() -> Option<super::bundle::Program> {
+    super::bundle::resolve(&[IP], "ip").or_else(|| {
+        Path::new("/sbin/ip")
+            .exists()
+            .then(|| super::bundle::Program::direct("/sbin/ip"))
+    })
+}
 
 /// A network interface found in `/sys/class/net`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,18 +8,22 @@
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use super::{StepError, run_command};
+use banger_guest::paths::SSH_BUNDLE_DIR;
+
+use super::StepError;
+use super::accounts;
+use super::bundle::{self, Program};
 use crate::backoff::Backoff;
 use crate::log;
 
-/// The OpenSSH server.
-pub const SSHD: &str = "/usr/sbin/sshd";
+/// The image's OpenSSH server.
+pub const SSHD: &str = banger_guest::paths::IMAGE_SSHD;
 /// Generates the host key when it is missing.
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 /// The one host key a sandbox needs. Only ed25519: RSA key generation takes many seconds
@@ -30,34 +34,109 @@ pub const PRIVSEP_DIR: &str = "/run/sshd";
 /// After running this long, sshd counts as healthy and the backoff starts over.
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 
-/// Creates host keys that are missing and sshd's runtime directory.
+/// The image's sshd, else the bundled one.
+pub fn server() -> Option<Program> {
+    bundle::resolve(&[SSHD], "sshd")
+}
+
+/// sshd's arguments: foreground, log to stderr (the console), the agent-made host key; a
+/// bundled sshd also gets banger's config and `-r` (no re-exec: its own path is only reachable
+/// through the bundle's loader).
+pub fn sshd_args(bundled: bool) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    if bundled {
+        args.extend([
+            "-r".into(),
+            "-f".into(),
+            format!("{SSH_BUNDLE_DIR}/sshd_config"),
+        ]);
+    }
+    args.extend(["-D", "-e", "-h", HOST_KEY].map(String::from));
+    args
+}
+
+/// Creates host keys that are missing and sshd's runtime directory; for a bundled sshd also
+/// the accounts it needs.
 pub fn prepare() -> Vec<StepError> {
     let mut errors = Vec::new();
-    if let Err(source) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(PRIVSEP_DIR)
-    {
-        errors.push(StepError::Mkdir {
-            path: PRIVSEP_DIR.into(),
-            source,
-        });
+    for dir in [PRIVSEP_DIR, "/etc/ssh"] {
+        if let Err(source) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+        {
+            errors.push(StepError::Mkdir {
+                path: dir.into(),
+                source,
+            });
+        }
     }
-    if !std::path::Path::new(HOST_KEY).exists()
-        && let Err(e) = run_command(
-            SSH_KEYGEN,
-            &["-q", "-t", "ed25519", "-N", "", "-f", HOST_KEY],
-        )
-    {
-        errors.push(e);
+    if server().is_some_and(|s| s.is_bundled()) {
+        errors.extend(ensure_accounts().err());
+    }
+    if !std::path::Path::new(HOST_KEY).exists() {
+        match bundle::resolve(&[SSH_KEYGEN], "ssh-keygen") {
+            Some(keygen) => {
+                if let Err(e) =
+                    super::run_program(&keygen, &["-q", "-t", "ed25519", "-N", "", "-f", HOST_KEY])
+                {
+                    errors.push(e);
+                }
+            }
+            None => errors.push(StepError::Spawn {
+                program: SSH_KEYGEN.into(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "neither the image nor banger's bundle has ssh-keygen",
+                ),
+            }),
+        }
     }
     errors
 }
 
-/// Starts `sshd -D -e` (foreground, logging to stderr, i.e. the console).
+/// Adds the `sshd` user and group and a usable `root` entry when they are missing.
+fn ensure_accounts() -> Result<(), StepError> {
+    let read = |p: &str| match std::fs::read_to_string(p) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(StepError::Write {
+            path: p.into(),
+            source,
+        }),
+    };
+    let invalid = |path: &str, msg: String| StepError::Write {
+        path: path.into(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    };
+    let (group, gid) =
+        accounts::ensure_group(&read("/etc/group")?).map_err(|m| invalid("/etc/group", m))?;
+    if let Some(text) = group {
+        super::write_file("/etc/group", &text)?;
+        log!("added group {} to /etc/group", accounts::PRIVSEP_USER);
+    }
+    let exists = |p: &str| std::path::Path::new(p).is_file();
+    if let Some(text) = accounts::ensure_passwd(&read("/etc/passwd")?, gid, &exists)
+        .map_err(|m| invalid("/etc/passwd", m))?
+    {
+        super::write_file("/etc/passwd", &text)?;
+        log!("updated /etc/passwd for the bundled sshd");
+    }
+    Ok(())
+}
+
+/// Starts sshd (the image's, or banger's bundled one).
 pub fn spawn_sshd() -> io::Result<Pid> {
-    let child = Command::new(SSHD)
-        .args(["-D", "-e", "-h", HOST_KEY])
+    let sshd = server().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "neither the image nor banger's bundle has sshd",
+        )
+    })?;
+    let args = sshd_args(sshd.is_bundled());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = sshd
+        .command(&args)
         .env_clear()
         .env("PATH", super::PATH)
         .stdin(Stdio::null())
@@ -126,6 +205,14 @@ impl Supervisor {
         }
     }
 
+    /// Wants sshd started at `now`, without backoff (after a deliberate stop).
+    pub fn restart_now(&mut self, now: Instant) {
+        if self.pid.is_none() {
+            self.backoff.reset();
+            self.restart_at = Some(now);
+        }
+    }
+
     /// Notes that a child exited; true if it was sshd (a restart is then scheduled).
     pub fn child_exited(&mut self, pid: Pid, status: &WaitStatus, now: Instant) -> bool {
         if self.pid != Some(pid) {
@@ -149,6 +236,26 @@ mod tests {
 
     fn exit(pid: Pid) -> WaitStatus {
         WaitStatus::Exited(pid, 255)
+    }
+
+    #[test]
+    fn bundled_sshd_gets_banger_s_config_and_no_reexec() {
+        assert_eq!(
+            sshd_args(false),
+            ["-D", "-e", "-h", "/etc/ssh/ssh_host_ed25519_key"]
+        );
+        assert_eq!(
+            sshd_args(true),
+            [
+                "-r",
+                "-f",
+                "/usr/local/lib/banger/ssh/sshd_config",
+                "-D",
+                "-e",
+                "-h",
+                "/etc/ssh/ssh_host_ed25519_key"
+            ]
+        );
     }
 
     #[test]

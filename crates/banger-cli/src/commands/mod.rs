@@ -7,6 +7,7 @@ mod doctor;
 mod image;
 mod kernel;
 mod pin;
+mod shared_ssh;
 mod ssh_config;
 mod ssh_proxy;
 pub(crate) mod system;

@@ -21,7 +21,7 @@ use crate::args::system::{InstallArgs, SystemCommand, UninstallArgs};
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::{self, Stdout};
-use crate::system::units::{self, DAEMON_UNIT, HELPER_UNIT, Owner, UnitSpec};
+use crate::system::units::{self, DAEMON_UNIT, HELPER_UNIT, JailBinaries, Owner, UnitSpec};
 use crate::system::{self, paths};
 
 /// How long install and restart wait for the daemon to answer.
@@ -60,8 +60,54 @@ fn require_systemd() -> Result<(), CliError> {
     )))
 }
 
-fn unit_spec(owner: &system::OwnerAccount) -> UnitSpec {
-    UnitSpec {
+/// The binaries the helper runs for jailed VMs: when the owner's config sets `jailer_bin`,
+/// that jailer and its Firecracker (`firecracker_bin`, else `firecracker` on `PATH`), pinned
+/// in the helper's unit at install time — root decides once what it runs, the owner's later
+/// config edits cannot change it.
+fn jail_binaries(owner: &system::OwnerAccount) -> Result<Option<JailBinaries>, CliError> {
+    let path = owner.home.join(".config/banger/config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CliError::Io {
+                what: format!("cannot read {}", path.display()),
+                source,
+            });
+        }
+    };
+    let config = banger_model::Config::parse(&text)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
+    let Some(jailer) = config.jailer_bin else {
+        return Ok(None);
+    };
+    let firecracker = config
+        .firecracker_bin
+        .or_else(|| banger_util::find_on_path("firecracker"))
+        .ok_or_else(|| {
+            CliError::Failed(format!(
+                "{}: jailer_bin is set but there is no Firecracker to jail: set firecracker_bin \
+                 or put firecracker on PATH, or remove jailer_bin",
+                path.display()
+            ))
+        })?;
+    for (key, bin) in [("jailer_bin", &jailer), ("firecracker_bin", &firecracker)] {
+        if !bin.is_file() {
+            return Err(CliError::Failed(format!(
+                "{}: {key}: {} is not a file; install it there or fix {key}",
+                path.display(),
+                bin.display()
+            )));
+        }
+    }
+    Ok(Some(JailBinaries {
+        jailer: jailer.display().to_string(),
+        firecracker: firecracker.display().to_string(),
+    }))
+}
+
+fn unit_spec(owner: &system::OwnerAccount) -> Result<UnitSpec, CliError> {
+    Ok(UnitSpec {
         owner: Owner {
             name: owner.name.clone(),
             group: owner.group.clone(),
@@ -72,7 +118,8 @@ fn unit_spec(owner: &system::OwnerAccount) -> UnitSpec {
             },
         },
         bangerd: paths::BANGERD.to_owned(),
-    }
+        jail: jail_binaries(owner)?,
+    })
 }
 
 fn unit_path(unit: &str) -> PathBuf {
@@ -126,7 +173,7 @@ async fn install(args: &InstallArgs) -> Result<(), CliError> {
             say(&format!("installed {dest}"));
         }
     }
-    let spec = unit_spec(&owner);
+    let spec = unit_spec(&owner)?;
     system::write_atomic(
         &unit_path(DAEMON_UNIT),
         units::daemon_unit(&spec).as_bytes(),

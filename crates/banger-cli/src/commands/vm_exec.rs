@@ -10,6 +10,7 @@ use std::process::ExitStatus;
 use banger_model::VmRecord;
 use banger_proto::{SshCommandLine, SshRequest, routes};
 
+use super::shared_ssh::SharedConnection;
 use super::workspace as ws;
 use crate::args::vm::ExecArgs;
 use crate::client::Client;
@@ -22,14 +23,19 @@ use crate::{output, validate};
 /// Where commands run when a VM has no workspace.
 pub const HOME: &str = "/root";
 
-/// The ssh command line that runs `remote` in `vm`.
+/// The ssh command line that runs `remote` in `vm`, over `shared` when given.
 pub async fn ssh_line(
     client: &Client,
     vm: &str,
     remote: Vec<String>,
     tty: bool,
+    shared: Option<&SharedConnection>,
 ) -> Result<SshCommandLine, CliError> {
-    let request = SshRequest { remote, tty };
+    let request = SshRequest {
+        remote,
+        tty,
+        control_path: shared.map(|s| s.socket().to_owned()),
+    };
     Ok(client.send(routes::SSH_VM, &[vm], &request).await?)
 }
 
@@ -95,6 +101,7 @@ pub async fn workspace_dir(
     client: &Client,
     vm: &VmRecord,
     auto_prepare: bool,
+    shared: &SharedConnection,
 ) -> Result<String, CliError> {
     let Some(w) = &vm.workspace else {
         return Ok(HOME.to_owned());
@@ -104,7 +111,7 @@ pub async fn workspace_dir(
     {
         if auto_prepare {
             let selection = crate::workspace::select(&w.host_path, Default::default())?;
-            ws::copy(client, &vm.id, &selection, &ws::Target::default()).await?;
+            ws::copy(client, &vm.id, &selection, &ws::Target::default(), shared).await?;
         } else {
             output::info(&format!("warning: {}", moved_warning(&w.head, &now)));
         }
@@ -117,12 +124,15 @@ pub async fn exec(args: &ExecArgs, ctx: &Context) -> Result<(), CliError> {
     validate::reference("vm", &args.vm)?;
     let daemon = connect_or_start(ctx).await?;
     let vm: VmRecord = daemon.client.get(routes::GET_VM, &[&args.vm]).await?;
-    let dir = workspace_dir(&daemon.client, &vm, args.auto_prepare).await?;
+    // With --auto-prepare the copy's sessions and the command share one connection.
+    let shared = SharedConnection::new()?;
+    let dir = workspace_dir(&daemon.client, &vm, args.auto_prepare, &shared).await?;
     let line = ssh_line(
         &daemon.client,
         &vm.id,
         guest::exec(&dir, &args.command),
         std::io::stdin().is_terminal(),
+        Some(&shared),
     )
     .await?;
     let status = run_attached(&line, false).await?;

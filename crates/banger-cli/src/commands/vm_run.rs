@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use banger_model::{ResolvedSpec, VmRecord};
 use banger_proto::{CreateVmRequest, routes};
 
+use super::shared_ssh::SharedConnection;
 use super::vm::launch;
 use super::vm_exec::{HOME, exit_result, run_attached, ssh_line};
 use super::vm_session;
@@ -101,7 +102,16 @@ pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result
         }
     };
     let name = done.target.unwrap_or_default();
-    let result = after_create(client, &name, &args, selection.as_ref(), bootstrap).await;
+    let result = match SharedConnection::new() {
+        Ok(shared) => {
+            let result =
+                after_create(client, &name, &args, selection.as_ref(), bootstrap, &shared).await;
+            // The master goes before the VM does.
+            drop(shared);
+            result
+        }
+        Err(e) => Err(e),
+    };
     if args.rm {
         match client
             .send::<_, VmRecord>(routes::DELETE_VM, &[&name], &())
@@ -127,6 +137,7 @@ async fn after_create(
     args: &RunArgs,
     selection: Option<&Selection>,
     bootstrap: bool,
+    shared: &SharedConnection,
 ) -> Result<(), CliError> {
     let dir = match selection {
         Some(selection) => {
@@ -134,13 +145,13 @@ async fn after_create(
                 branch: args.branch.clone(),
                 from: args.from.clone(),
             };
-            copy(client, name, selection, &target).await?;
+            copy(client, name, selection, &target, shared).await?;
             GUEST_PATH
         }
         None => HOME,
     };
     if bootstrap {
-        mise_install(client, name, dir).await?;
+        mise_install(client, name, dir, shared).await?;
     }
     if args.detach {
         output::info(&format!(
@@ -158,15 +169,20 @@ async fn after_create(
             std::io::stdin().is_terminal(),
         )
     };
-    let line = ssh_line(client, name, remote, tty).await?;
+    let line = ssh_line(client, name, remote, tty, Some(shared)).await?;
     let status = run_attached(&line, args.rm).await?;
     exit_result(name, &line, status)
 }
 
 /// `mise install` in the workspace; a guest without mise only gets a note.
-async fn mise_install(client: &Client, name: &str, dir: &str) -> Result<(), CliError> {
+async fn mise_install(
+    client: &Client,
+    name: &str,
+    dir: &str,
+    shared: &SharedConnection,
+) -> Result<(), CliError> {
     output::info("installing the repo's tools with mise");
-    let line = ssh_line(client, name, guest::bootstrap(dir), false).await?;
+    let line = ssh_line(client, name, guest::bootstrap(dir), false, Some(shared)).await?;
     let status = run_attached(&line, false).await?;
     match status.code() {
         Some(0) => Ok(()),

@@ -46,6 +46,7 @@ pub async fn ssh(args: &SshArgs, ctx: &Context) -> Result<(), CliError> {
     let request = SshRequest {
         remote: args.command.clone(),
         tty: std::io::stdin().is_terminal(),
+        control_path: None,
     };
     let line: SshCommandLine = daemon
         .client

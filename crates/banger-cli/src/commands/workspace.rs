@@ -13,6 +13,7 @@ use banger_model::{VmRecord, Workspace};
 use banger_proto::SshCommandLine;
 use banger_proto::routes;
 
+use super::shared_ssh::SharedConnection;
 use super::vm_exec::{exit_result, ssh_line};
 use crate::args::workspace::{ExportArgs, Mode, PrepareArgs, WorkspaceCommand};
 use crate::client::Client;
@@ -71,17 +72,19 @@ async fn prepare(args: &PrepareArgs, ctx: &Context) -> Result<(), CliError> {
         branch: args.branch.clone(),
         from: args.from.clone(),
     };
-    copy(&daemon.client, &vm.id, &selection, &target).await?;
+    let shared = SharedConnection::new()?;
+    copy(&daemon.client, &vm.id, &selection, &target, &shared).await?;
     output::info(&format!("prepared {GUEST_PATH} in {}", vm.name));
     Ok(())
 }
 
-/// Copies `selection` into `vm` at [`GUEST_PATH`] and records it on the VM.
+/// Copies `selection` into `vm` at [`GUEST_PATH`] over `shared` and records it on the VM.
 pub async fn copy(
     client: &Client,
     vm: &str,
     selection: &Selection,
     target: &Target,
+    shared: &SharedConnection,
 ) -> Result<(), CliError> {
     output::info(&selection.summary());
     let fetch = target.from.clone().unwrap_or_else(|| "HEAD".to_owned());
@@ -103,8 +106,9 @@ pub async fn copy(
         // With --from the guest gets that commit as is: the host work tree belongs to HEAD.
         untar: target.from.is_none(),
     };
-    let bundle_line = ssh_line(client, vm, guest::receive_bundle(), false).await?;
-    let checkout_line = ssh_line(client, vm, guest::checkout(GUEST_PATH, &checkout), false).await?;
+    let bundle_line = ssh_line(client, vm, guest::receive_bundle(), false, Some(shared)).await?;
+    let checkout_remote = guest::checkout(GUEST_PATH, &checkout);
+    let checkout_line = ssh_line(client, vm, checkout_remote, false, Some(shared)).await?;
     let root = selection.root.clone();
     let sel = selection.clone();
     let vm_name = vm.to_owned();
@@ -273,7 +277,7 @@ async fn export(args: &ExportArgs, ctx: &Context) -> Result<(), CliError> {
         )));
     }
     let remote = guest::export(&w.guest_path.to_string_lossy(), &w.head);
-    let line = ssh_line(&daemon.client, &vm.id, remote, false).await?;
+    let line = ssh_line(&daemon.client, &vm.id, remote, false, None).await?;
     let output = args.output.clone();
     let name = vm.name.to_string();
     tokio::task::spawn_blocking(move || export_to(&name, &line, output))

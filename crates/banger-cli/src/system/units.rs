@@ -39,6 +39,18 @@ pub struct UnitSpec {
     pub owner: Owner,
     /// The installed `bangerd`.
     pub bangerd: String,
+    /// The jailer and the Firecracker binary the helper runs for jailed VMs (the owner's
+    /// config has `jailer_bin`), pinned in the helper's command line; `None`: no jails.
+    pub jail: Option<JailBinaries>,
+}
+
+/// The binaries the helper runs as root for jailed VMs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailBinaries {
+    /// Firecracker's `jailer`.
+    pub jailer: String,
+    /// The Firecracker binary the jailer may exec.
+    pub firecracker: String,
 }
 
 /// Capabilities the helper keeps, each with the requests that need it: exactly what its
@@ -49,10 +61,44 @@ pub const HELPER_CAPABILITIES: &[(&str, &str)] = &[
         "bridge, TAPs (and their owner), link renames and deletes, nftables, IP forwarding",
     ),
     ("CAP_NET_RAW", "the netlink and nftables sockets"),
-    ("CAP_CHOWN", "giving its socket to the owner"),
+    (
+        "CAP_CHOWN",
+        "giving its socket to the owner; the jail's root, devices and log files to the owner",
+    ),
     (
         "CAP_FOWNER",
-        "setting its socket's mode after handing it over",
+        "setting its socket's mode after handing it over; hard-linking the owner's VM files \
+         into a jail (fs.protected_hardlinks)",
+    ),
+];
+
+/// Capabilities added when the helper runs the jailer (an install whose owner configured
+/// `jailer_bin`): the jailer inherits the helper's bounding set, and these are what its
+/// staging and its own steps (Firecracker's `docs/jailer.md`) use.
+pub const JAILER_CAPABILITIES: &[(&str, &str)] = &[
+    (
+        "CAP_DAC_OVERRIDE",
+        "staging jails inside the owner's 0700 state dir",
+    ),
+    (
+        "CAP_SYS_CHROOT",
+        "the jailer's chroot (pivot_root) into a VM's jail",
+    ),
+    (
+        "CAP_SYS_ADMIN",
+        "the jailer's own mount namespace and the bind mount of the jail it pivots into",
+    ),
+    (
+        "CAP_MKNOD",
+        "the jailer's /dev/kvm and /dev/net/tun nodes in a jail",
+    ),
+    (
+        "CAP_SETUID",
+        "the jailer's drop of Firecracker to the owner's uid",
+    ),
+    (
+        "CAP_SETGID",
+        "the jailer's drop of Firecracker to the owner's gid and groups",
     ),
 ];
 
@@ -185,15 +231,39 @@ pub fn daemon_unit(spec: &UnitSpec) -> String {
     ])
 }
 
+/// The helper's command line: the owner, and the jail binaries when the install jails VMs.
+fn helper_command(spec: &UnitSpec) -> String {
+    let mut command = format!("{} root-helper --owner {}", spec.bangerd, spec.owner.name);
+    if let Some(jail) = &spec.jail {
+        let _ = write!(
+            command,
+            " --jailer {} --firecracker {}",
+            jail.jailer, jail.firecracker
+        );
+    }
+    command
+}
+
+/// The helper's bounding set for `spec`: its own, plus the jailer's when it runs one.
+pub fn helper_capabilities(spec: &UnitSpec) -> Vec<&'static str> {
+    let jail: &[(&str, &str)] = if spec.jail.is_some() {
+        JAILER_CAPABILITIES
+    } else {
+        &[]
+    };
+    HELPER_CAPABILITIES
+        .iter()
+        .chain(jail)
+        .map(|(cap, _)| *cap)
+        .collect()
+}
+
 /// `bangerd-root.service`.
 pub fn helper_unit(spec: &UnitSpec) -> String {
-    let caps: Vec<&str> = HELPER_CAPABILITIES.iter().map(|(cap, _)| *cap).collect();
+    let caps = helper_capabilities(spec);
     let service = Section::new("Service")
         .set("Type", "simple")
-        .set(
-            "ExecStart",
-            format!("{} root-helper --owner {}", spec.bangerd, spec.owner.name),
-        )
+        .set("ExecStart", helper_command(spec))
         .set("Restart", "on-failure")
         .set("RestartSec", "1")
         .why(
@@ -242,6 +312,7 @@ mod tests {
                 extra_groups: extra.iter().map(|g| (*g).to_owned()).collect(),
             },
             bangerd: "/usr/local/bin/bangerd".into(),
+            jail: None,
         }
     }
 
@@ -310,6 +381,100 @@ mod tests {
             "RestrictNamespaces",
         ] {
             assert!(value(&unit, key).is_empty(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_jailing_install_pins_the_binaries_and_adds_only_the_jailers_capabilities() {
+        let plain = helper_unit(&spec(&[]));
+        let plain_caps = value(&plain, "CapabilityBoundingSet")[0].to_owned();
+        for cap in ["CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_SETUID", "CAP_SYS_ADMIN"] {
+            assert!(!plain_caps.contains(cap), "{cap} without a jailer");
+        }
+        let jailing = UnitSpec {
+            jail: Some(JailBinaries {
+                jailer: "/usr/local/bin/jailer".into(),
+                firecracker: "/usr/local/bin/firecracker".into(),
+            }),
+            ..spec(&[])
+        };
+        let unit = helper_unit(&jailing);
+        assert_eq!(
+            value(&unit, "ExecStart"),
+            [
+                "/usr/local/bin/bangerd root-helper --owner tester --jailer \
+                 /usr/local/bin/jailer --firecracker /usr/local/bin/firecracker"
+            ]
+        );
+        let caps: Vec<&str> = value(&unit, "CapabilityBoundingSet")[0]
+            .split(' ')
+            .collect();
+        for cap in [
+            "CAP_NET_ADMIN",
+            "CAP_SYS_CHROOT",
+            "CAP_MKNOD",
+            "CAP_SETUID",
+            "CAP_SETGID",
+            "CAP_CHOWN",
+            "CAP_FOWNER",
+            "CAP_DAC_OVERRIDE",
+            "CAP_SYS_ADMIN",
+        ] {
+            assert!(caps.contains(&cap), "{cap}: {caps:?}");
+        }
+        for broad in [
+            "CAP_SYS_MODULE",
+            "CAP_SYS_PTRACE",
+            "CAP_SYS_RAWIO",
+            "CAP_SYS_BOOT",
+        ] {
+            assert!(!caps.contains(&broad), "{broad}");
+        }
+        assert_eq!(
+            caps.len(),
+            HELPER_CAPABILITIES.len() + JAILER_CAPABILITIES.len(),
+            "no duplicates"
+        );
+    }
+
+    #[test]
+    #[ignore = "needs systemd-analyze (Debian: systemd) and setpriv; the systemd tier verifies a plain install"]
+    fn systemd_analyze_verifies_both_units_of_a_jailing_install() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // verify checks that ExecStart's binary exists: point it at one that does.
+        let spec = UnitSpec {
+            bangerd: "/bin/true".into(),
+            jail: Some(JailBinaries {
+                jailer: "/bin/true".into(),
+                firecracker: "/bin/true".into(),
+            }),
+            ..spec(&[])
+        };
+        let (daemon, helper) = (dir.path().join(DAEMON_UNIT), dir.path().join(HELPER_UNIT));
+        std::fs::write(&daemon, daemon_unit(&spec)).expect("daemon unit");
+        std::fs::write(&helper, helper_unit(&spec)).expect("helper unit");
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&daemon)
+            .arg(&helper)
+            .output()
+            .expect("systemd-analyze runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The owner `tester` need not exist on the test host; nothing else may be reported.
+        let problems: Vec<&str> = stderr.lines().filter(|l| !l.contains("tester")).collect();
+        assert!(problems.is_empty(), "systemd-analyze verify: {stderr}");
+        // verify does not check capability names: the kernel's list (util-linux) does.
+        let known = std::process::Command::new("setpriv")
+            .arg("--list-caps")
+            .output()
+            .expect("setpriv runs");
+        let known = String::from_utf8_lossy(&known.stdout);
+        for cap in helper_capabilities(&spec) {
+            let name = cap.trim_start_matches("CAP_").to_lowercase();
+            assert!(
+                known.lines().any(|l| l == name),
+                "{cap} is not a capability"
+            );
         }
     }
 

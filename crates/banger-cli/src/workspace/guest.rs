@@ -46,8 +46,13 @@ pub struct Checkout {
     pub untar: bool,
 }
 
+/// Exit code of [`checkout`] when the guest has no git and `--from` asked for a commit.
+pub const NO_GIT: i32 = 91;
+
 /// Step 2 of prepare: a fresh repo at [`GUEST_PATH`] from the bundle, the host identity, and
-/// (when `untar`) the selected files from one tar stream on stdin.
+/// (when `untar`) the selected files from one tar stream on stdin. A guest without git (many
+/// application images) gets the files alone, with a note on stderr; `--from` (no tar) cannot
+/// work there and exits [`NO_GIT`] naming the fix.
 pub fn checkout(path: &str, c: &Checkout) -> Vec<String> {
     let p = quote(path);
     let b = quote(BUNDLE);
@@ -56,9 +61,10 @@ pub fn checkout(path: &str, c: &Checkout) -> Vec<String> {
         None => "--detach".to_owned(),
     };
     let mut s = format!(
-        "set -e\nrm -rf {p}\ngit -c init.defaultBranch=banger init -q {p}\n\
+        "set -e\nrm -rf {p}\nif command -v git >/dev/null 2>&1; then\n\
+         git -c init.defaultBranch=banger init -q {p}\n\
          git -C {p} fetch -q {b} {} </dev/null\n\
-         git -C {p} checkout -q -f {switch} FETCH_HEAD </dev/null\nrm -f {b}\n",
+         git -C {p} checkout -q -f {switch} FETCH_HEAD </dev/null\n",
         quote(&c.fetch)
     );
     for (key, value) in [("user.name", &c.name), ("user.email", &c.email)] {
@@ -66,6 +72,19 @@ pub fn checkout(path: &str, c: &Checkout) -> Vec<String> {
             s.push_str(&format!("git -C {p} config {key} {}\n", quote(value)));
         }
     }
+    s.push_str("else\n");
+    if c.untar {
+        s.push_str(&format!(
+            "mkdir -p {p}\necho 'banger: the image has no git: copied the files without \
+             history (install git in the image for a repository and `vm workspace export`)' >&2\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "echo 'banger: the image has no git, which --from needs; install git in the image \
+             or prepare without --from' >&2\nrm -f {b}\nexit {NO_GIT}\n"
+        ));
+    }
+    s.push_str(&format!("fi\nrm -f {b}\n"));
     if c.untar {
         s.push_str(&format!("tar -x -C {p}\n"));
     }
@@ -111,7 +130,9 @@ pub fn export(dir: &str, head: &str) -> Vec<String> {
     let h = quote(head);
     sh(
         format!(
-            "set -e\ncd {}\nGIT_INDEX_FILE=$(mktemp -u)\nexport GIT_INDEX_FILE\n\
+            "set -e\ncommand -v git >/dev/null 2>&1 || {{ echo 'banger: workspace export needs \
+             git in the guest and the image has none; install git in the image' >&2; exit {NO_GIT}; }}\n\
+             cd {}\nGIT_INDEX_FILE=$(mktemp -u)\nexport GIT_INDEX_FILE\n\
              trap 'rm -f \"$GIT_INDEX_FILE\"' EXIT\n\
              git read-tree {h}\ngit add -A\ngit diff --cached --binary {h}\n",
             quote(dir)
@@ -207,8 +228,80 @@ mod tests {
         );
         assert!(detached[2].contains("--detach FETCH_HEAD"));
         assert!(!detached[2].contains("config"));
-        assert!(!detached[2].contains("tar"));
+        assert!(!detached[2].contains("tar -x"));
         assert_eq!(detached.len(), 3);
+    }
+
+    /// A PATH with only the tools a git-less image has (no git).
+    fn no_git_path(dir: &std::path::Path) -> std::path::PathBuf {
+        let bin = dir.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        for tool in ["sh", "rm", "mkdir", "tar", "cat"] {
+            let found = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| std::path::Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap();
+            std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+        }
+        bin
+    }
+
+    #[test]
+    fn without_git_the_files_are_copied_and_from_fails_clearly() {
+        use std::io::Write;
+        let t = tempfile::tempdir().unwrap();
+        let bin = no_git_path(t.path());
+        let repo = t.path().join("repo");
+        let c = Checkout {
+            fetch: "HEAD".into(),
+            untar: true,
+            ..Checkout::default()
+        };
+        // The files as the host streams them: one tar.
+        let src = t.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/a.txt"), "tracked\n").unwrap();
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap()
+            .stdout;
+        let argv = checkout(repo.to_str().unwrap(), &c);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("PATH", &bin)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&tar).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("no git"), "{stderr}");
+        assert_eq!(
+            std::fs::read_to_string(repo.join("sub/a.txt")).unwrap(),
+            "tracked\n"
+        );
+        assert!(!repo.join(".git").exists());
+
+        let from = Checkout {
+            fetch: "v1".into(),
+            ..Checkout::default()
+        };
+        let repo = repo.to_str().unwrap();
+        for argv in [checkout(repo, &from), export(repo, &"a".repeat(40))] {
+            let out = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("PATH", &bin)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(NO_GIT), "{argv:?}");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("install git in the image"));
+        }
     }
 
     #[test]

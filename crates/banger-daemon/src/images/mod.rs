@@ -14,6 +14,7 @@ mod error;
 pub mod oci_pull;
 pub mod promote;
 pub mod pull;
+pub mod ssh_inject;
 pub mod staging;
 pub mod validate;
 
@@ -186,6 +187,7 @@ pub async fn register_image(
     let id = ids::record_id();
     let dest = ctx.layout().images_dir().join(&id);
     let (rootfs, seed) = (request.rootfs.clone(), request.work_seed.clone());
+    let ssh_cache = ssh_inject::cache_dir(ctx);
     register_staged(
         ctx,
         "image",
@@ -194,6 +196,7 @@ pub async fn register_image(
         move |dir| {
             copy_into(&rootfs, dir, "rootfs.ext4")?;
             inject_agent(&dir.join("rootfs.ext4"), &agent)?;
+            ssh_inject::ensure_ssh(&dir.join("rootfs.ext4"), &ssh_cache, &agent)?;
             if let Some(seed) = &seed {
                 copy_into(seed, dir, "work-seed.ext4")?;
             }

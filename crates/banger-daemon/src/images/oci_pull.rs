@@ -174,6 +174,7 @@ async fn pull_into_store(
     let worker = op.clone();
     let fetched2 = fetched.clone();
     let out_dir = out.path().to_path_buf();
+    let agent_for_ssh = agent.clone();
     let built = tokio::task::spawn_blocking(move || {
         let extra = [banger_image::ExtraFile {
             guest_path: banger_guest::paths::AGENT_PATH.into(),
@@ -202,6 +203,23 @@ async fn pull_into_store(
         )
     })?
     .map_err(|e| failed(&e))?;
+    op.stage("ssh server");
+    let (rootfs, ssh_cache) = (built.rootfs_ext4.clone(), super::ssh_inject::cache_dir(ctx));
+    let ssh = tokio::task::spawn_blocking(move || {
+        super::ssh_inject::ensure_ssh(&rootfs, &ssh_cache, &agent_for_ssh)
+    })
+    .await
+    .map_err(|e| {
+        (
+            ErrorCode::OperationFailed,
+            format!("the ssh server step crashed: {e}"),
+        )
+    })?
+    .map_err(|e| (e.code(), e.to_string()))?;
+    op.detail(match ssh {
+        super::ssh_inject::SshSource::Image => "the image's own sshd",
+        super::ssh_inject::SshSource::Bundle => "banger's OpenSSH bundle (the image has no sshd)",
+    });
     if !built.skipped_devices.is_empty() {
         tracing::warn!(
             count = built.skipped_devices.len(),

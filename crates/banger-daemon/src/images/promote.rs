@@ -152,13 +152,16 @@ fn scrub(rootfs: &Path) -> Result<(), ImageError> {
             edits.remove(&format!("{SSH_DIR}/{key}"));
         }
     }
-    let empty = tempfile::NamedTempFile::new().map_err(|e| ImageError::failed(&e))?;
+    // Kept until the edits are applied: debugfs reads the empty file from here.
+    let mut empty = None;
     if ext4::stat(rootfs, MACHINE_ID)
         .map_err(failed)?
         .is_some_and(|s| s.size > 0)
     {
+        let file =
+            empty.insert(tempfile::NamedTempFile::new().map_err(|e| ImageError::failed(&e))?);
         edits
-            .put(empty.path(), MACHINE_ID)
+            .put(file.path(), MACHINE_ID)
             .mode(MACHINE_ID, ext4::Kind::File, 0o444)
             .owner(MACHINE_ID, 0, 0);
     }

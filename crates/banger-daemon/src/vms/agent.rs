@@ -27,24 +27,35 @@ pub enum AgentError {
     Protocol(String),
 }
 
-/// Sends one request and returns `(status, JSON body)`.
+/// Sends one request without a body and returns `(status, JSON body)`.
 pub async fn call(
     endpoint: &AgentEndpoint,
     method: &str,
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, Value), AgentError> {
+    call_with_body(endpoint, method, path, b"", timeout).await
+}
+
+/// Sends one request with `body` and returns `(status, JSON body)`.
+pub async fn call_with_body(
+    endpoint: &AgentEndpoint,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Value), AgentError> {
     tokio::time::timeout(timeout, async {
         match endpoint {
             AgentEndpoint::Serial { path: socket } => {
                 let stream = UnixStream::connect(socket).await?;
-                exchange(stream, method, path).await
+                exchange(stream, method, path, body).await
             }
             AgentEndpoint::Vsock { path: socket, port } => {
                 let conn = banger_vmm::firecracker::vsock::connect(socket, *port, timeout)
                     .await
                     .map_err(|e| AgentError::Protocol(e.to_string()))?;
-                exchange(conn.stream, method, path).await
+                exchange(conn.stream, method, path, body).await
             }
         }
     })
@@ -60,12 +71,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     method: &str,
     path: &str,
+    body: &[u8],
 ) -> Result<(u16, Value), AgentError> {
     let id = crate::ids::random_hex(6);
     let request = format!(
-        "\r\n\r\n{method} {path} HTTP/1.1\r\nHost: agent\r\nX-Request-Id: {id}\r\nContent-Length: 0\r\n\r\n"
+        "\r\n\r\n{method} {path} HTTP/1.1\r\nHost: agent\r\nX-Request-Id: {id}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     );
     stream.write_all(request.as_bytes()).await?;
+    stream.write_all(body).await?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {

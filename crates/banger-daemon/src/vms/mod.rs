@@ -577,6 +577,10 @@ fn prune_failed_logs(dir: &Path, keep: usize) {
     }
 }
 
+/// How long a client's shared SSH connection outlives its last session: the client ends it
+/// when its command is done, so this only bounds a master whose client was killed.
+const SHARED_SSH_PERSIST: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The ssh command line that reaches VM `reference`, for the CLI to run.
 pub fn ssh_command(
     ctx: &DaemonContext,
@@ -603,6 +607,18 @@ pub fn ssh_command(
         banger_ssh::TtyMode::Auto
     };
     cmd.remote = request.remote;
+    if let Some(path) = request.control_path {
+        if !path.is_absolute() {
+            return Err(VmError::invalid(format!(
+                "the ssh control socket {} must be an absolute path",
+                path.display()
+            )));
+        }
+        cmd.control = Some(banger_ssh::ControlMaster {
+            path,
+            persist: SHARED_SSH_PERSIST,
+        });
+    }
     let args = cmd
         .args()
         .map_err(|e| VmError::invalid(e.to_string()))?

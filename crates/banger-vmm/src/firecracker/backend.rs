@@ -224,6 +224,7 @@ pub struct FirecrackerVmm {
     firecracker_bin: PathBuf,
     jailer_bin: Option<PathBuf>,
     jail: Option<super::jailed::JailConfig>,
+    jail_runner: std::sync::Arc<dyn super::jail_runner::JailRunner>,
     link_base: Option<PathBuf>,
 }
 
@@ -235,6 +236,7 @@ impl FirecrackerVmm {
             firecracker_bin: firecracker_bin.into(),
             jailer_bin: None,
             jail: None,
+            jail_runner: std::sync::Arc::new(super::jail_runner::InProcessJail),
             link_base: link_base_from_env(),
         }
     }
@@ -263,6 +265,23 @@ impl FirecrackerVmm {
     pub fn with_jail(mut self, jail: Option<super::jailed::JailConfig>) -> Self {
         self.jail = jail;
         self
+    }
+
+    /// The same backend with `runner` doing the privileged step of a jailed launch (staging
+    /// and spawning, and removing jails) instead of this process ([`super::InProcessJail`],
+    /// the default).
+    #[must_use]
+    pub fn with_jail_runner(
+        mut self,
+        runner: std::sync::Arc<dyn super::jail_runner::JailRunner>,
+    ) -> Self {
+        self.jail_runner = runner;
+        self
+    }
+
+    /// Who does the privileged step of a jailed launch.
+    pub fn jail_runner(&self) -> &std::sync::Arc<dyn super::jail_runner::JailRunner> {
+        &self.jail_runner
     }
 
     /// The jail configuration, if VMs run under the jailer.

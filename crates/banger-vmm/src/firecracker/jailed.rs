@@ -3,42 +3,50 @@
 //! Why: in a system install the VMM must not run as root in the host's root file system. The
 //! jailer (run as root) builds `<chroot-base>/<exec-file-name>/banger-<vm id>/root`, copies
 //! Firecracker in, drops to the owner's uid/gid and execs it there. This module is the launch
-//! that follows the jailer's contract (Firecracker's `docs/jailer.md`):
+//! that follows the jailer's contract (Firecracker's `docs/jailer.md`), split by privilege:
 //!
-//! 1. remove a stale jail of the same VM, then [`jail::stage`] the kernel, initrd and disks
-//!    into the jail's root (fixed names; the plan names them by their in-jail paths);
-//! 2. create the log and metrics files in the jail, owned by the VMM's uid/gid;
-//! 3. spawn `jailer --id banger-<vm id> --exec-file <firecracker> --uid --gid
-//!    --chroot-base-dir <base> -- --api-sock /firecracker.socket` detached, its stdout and
-//!    stderr (the guest's console) in the run directory. No `--daemonize` (the spawn already
-//!    detaches, and the jailer refuses `setsid` as a process-group leader) and no
-//!    `--new-pid-ns` (the pid stays the jailer's through the exec, so it is Firecracker's);
-//! 4. wait for the API socket at its host path `<root>/firecracker.socket` and apply the plan;
-//! 5. check the jailer's pid file `<root>/<exec-file-name>.pid` names the process we started
-//!    and carries the VM's tag (the jailer passes `--id=banger-<vm id>` to Firecracker), and
-//!    write it to the run directory's `vmm.pid` as unjailed launches do.
+//! 1. (unprivileged) decide everything decidable: the plan over in-jail paths, the socket
+//!    paths, the run directory; open the console log (the guest's serial console);
+//! 2. (privileged, the injected [`JailRunner`]: in-process when root, else the root helper)
+//!    remove a stale jail, stage the kernel, initrd and disks into the jail's root under fixed
+//!    names, create the log and metrics files owned by the VMM's uid/gid, and spawn
+//!    `jailer --id banger-<vm id> --exec-file <firecracker> --uid --gid --chroot-base-dir
+//!    <base> -- --api-sock /firecracker.socket` detached with its output on the console log.
+//!    No `--daemonize` (the spawn already detaches, and the jailer refuses `setsid` as a
+//!    process-group leader) and no `--new-pid-ns` (the pid stays the jailer's through the exec,
+//!    so it is Firecracker's);
+//! 3. (unprivileged: Firecracker now runs as the owner and its API socket is the owner's) wait
+//!    for the API socket at its host path `<root>/firecracker.socket` and apply the plan;
+//! 4. check the jailer's pid file `<root>/<exec-file-name>.pid` names the process started and
+//!    carries the VM's tag (the jailer passes `--id=banger-<vm id>` to Firecracker), and write
+//!    it to the run directory's `vmm.pid` as unjailed launches do.
 //!
-//! Any failure kills the process and removes the jail. [`FirecrackerVmm::remove_jail`] removes
-//! it after the VM stopped (delete, reconcile after a crash).
+//! Any failure kills the process and releases the jail. [`FirecrackerVmm::remove_jail`]
+//! releases it after the VM stopped (delete, reconcile after a crash).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_jail::{API_SOCKET, JailFiles, METRICS, VMM_LOG, VSOCK_SOCKET, jailed_names};
+use banger_model::jail::{JailLaunch, JailRef};
 
 use super::backend::{
-    CONSOLE_LOG, Failure, FirecrackerFiles, FirecrackerVmm, KILL_WAIT, KIND, METRICS_FILE,
-    PID_FILE, VMM_LOG, configure, instance_id, log_tails, vm_config,
+    CONSOLE_LOG, Failure, FirecrackerFiles, FirecrackerVmm, KILL_WAIT, KIND, PID_FILE, configure,
+    log_tails, vm_config,
 };
-use super::jail::{self, JailError};
-use super::jailer::{JailerArgs, jailer_command_line};
+use super::jail_runner::jailer_args;
 use super::short_path::SocketPaths;
-use super::spawn::spawn_detached;
 use crate::launch::{AgentEndpoint, LaunchSpec, VmmError, VmmHandle, VmmKind, tag_for};
 
 /// The API socket inside the jail.
-pub const JAIL_API_SOCKET: &str = "/firecracker.socket";
+pub const JAIL_API_SOCKET: &str = API_SOCKET;
 /// The hybrid vsock socket inside the jail.
-pub const JAIL_VSOCK_SOCKET: &str = "/vsock.sock";
+pub const JAIL_VSOCK_SOCKET: &str = VSOCK_SOCKET;
 /// Longest Unix socket path (`sun_path` less its terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
+/// How often a jailed VMM started elsewhere (the helper) is checked for having exited.
+const EXIT_POLL: Duration = Duration::from_millis(100);
 
 /// How VMs run under the jailer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,32 +62,22 @@ pub struct JailConfig {
 }
 
 impl JailConfig {
-    /// The jailer's arguments for `vm_id` with `firecracker_bin`.
-    pub fn args(&self, firecracker_bin: &Path, vm_id: &str) -> Result<JailerArgs, VmmError> {
-        Ok(JailerArgs {
-            id: instance_id(vm_id)?,
+    /// Which jail VM `vm_id` runs in with `firecracker_bin`.
+    pub fn jail(&self, firecracker_bin: &Path, vm_id: &str) -> JailRef {
+        JailRef {
+            vm_id: vm_id.to_owned(),
             exec_file: firecracker_bin.to_path_buf(),
-            uid: self.uid,
-            gid: self.gid,
-            chroot_base_dir: self.chroot_base.clone(),
-            netns: None,
-            daemonize: false,
-            new_pid_ns: false,
-        })
+            chroot_base: self.chroot_base.clone(),
+        }
     }
-}
 
-fn jail_error(error: JailError) -> VmmError {
-    match error {
-        JailError::Io {
-            action,
-            path,
-            source,
-        } => VmmError::Io {
-            action: format!("{action} {} (jail)", path.display()),
-            source,
-        },
-        other => VmmError::InvalidSpec(other.to_string()),
+    /// The jailer's arguments for `vm_id` with `firecracker_bin`.
+    pub fn args(
+        &self,
+        firecracker_bin: &Path,
+        vm_id: &str,
+    ) -> Result<banger_jail::JailerArgs, VmmError> {
+        jailer_args(&self.jail(firecracker_bin, vm_id), self.uid, self.gid)
     }
 }
 
@@ -90,8 +88,8 @@ impl FirecrackerVmm {
         let Some(jail) = self.jail() else {
             return Ok(());
         };
-        let args = jail.args(self.firecracker_bin(), vm_id)?;
-        jail::teardown(&args).map_err(jail_error)
+        self.jail_runner()
+            .release(&jail.jail(self.firecracker_bin(), vm_id))
     }
 
     pub(super) async fn launch_jailed(
@@ -120,8 +118,8 @@ impl FirecrackerVmm {
             api_socket: JAIL_API_SOCKET.into(),
             vsock_socket: JAIL_VSOCK_SOCKET.into(),
             console_log: CONSOLE_LOG.into(),
-            vmm_log: Path::new("/").join(VMM_LOG),
-            metrics: Path::new("/").join(METRICS_FILE),
+            vmm_log: VMM_LOG.into(),
+            metrics: METRICS.into(),
             pidfile: PID_FILE.into(),
         };
         let run_dir = std::path::absolute(&spec.run_dir)
@@ -130,43 +128,46 @@ impl FirecrackerVmm {
         let run_pidfile = run_dir.join(PID_FILE);
 
         // Everything decidable is decided before the jail exists.
-        let mut probe = spec.clone();
-        probe.kernel = "/vmlinux".into();
-        let _ = vm_config(&probe, &jail_files, Path::new(JAIL_VSOCK_SOCKET))?;
-
-        jail::teardown(&args).map_err(jail_error)?;
-        let jailed = jail::stage(&args, spec).map_err(jail_error)?;
-        let prepared = prepare(&jailed, &jail_files, &host, config, &run_dir, &run_pidfile);
-        let plan = match prepared {
-            Ok(plan) => plan,
-            Err(e) => {
-                let _ = jail::teardown(&args);
-                return Err(e);
-            }
+        let host_files = JailFiles {
+            kernel: spec.kernel.clone(),
+            initrd: spec.initrd.clone(),
+            disks: spec.disks.iter().map(|d| d.path.clone()).collect(),
         };
+        let inside = jailed_names(&host_files);
+        let mut jailed = spec.clone();
+        jailed.kernel = inside.kernel;
+        jailed.initrd = inside.initrd;
+        for (disk, path) in jailed.disks.iter_mut().zip(inside.disks) {
+            disk.path = path;
+        }
+        let plan = vm_config(&jailed, &jail_files, Path::new(JAIL_VSOCK_SOCKET))?
+            .plan()
+            .map_err(|e| VmmError::InvalidSpec(e.to_string()))?;
+        std::fs::create_dir_all(&run_dir)
+            .map_err(VmmError::io(format!("create {}", run_dir.display())))?;
+        super::backend::remove_if_present(&run_pidfile)?;
+        let console = open_log(&console_log)?;
 
-        let argv = jailer_command_line(
-            config.jailer_bin.clone(),
-            &args,
-            &["--api-sock".into(), JAIL_API_SOCKET.into()],
-        )
-        .map_err(|e| VmmError::InvalidSpec(e.to_string()))?;
-        let child = match spawn_detached(&argv, &console_log) {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = jail::teardown(&args);
-                return Err(if e.kind() == std::io::ErrorKind::NotFound {
-                    VmmError::MissingBinary {
-                        binary: config.jailer_bin.display().to_string(),
-                    }
-                } else {
-                    VmmError::io(format!("run {}", config.jailer_bin.display()))(e)
-                });
-            }
+        let request = JailLaunch {
+            jail: config.jail(self.firecracker_bin(), &spec.vm_id),
+            jailer_bin: config.jailer_bin.clone(),
+            uid: config.uid,
+            gid: config.gid,
+            kernel: host_files.kernel,
+            initrd: host_files.initrd,
+            disks: host_files.disks,
         };
+        let runner = Arc::clone(self.jail_runner());
+        let launched = {
+            let request = request.clone();
+            tokio::task::spawn_blocking(move || runner.launch(&request, console))
+                .await
+                .map_err(|e| VmmError::InvalidSpec(format!("the jail step crashed: {e}")))?
+        };
+        let pid = launched?;
         let tag = tag_for(&spec.vm_id);
-        let pid = child.pid;
-        let started = match configure(&sockets, &plan, child.exited, pid, &tag).await {
+        let exited = watch_exit(pid);
+        let started = match configure(&sockets, &plan, exited, pid, &tag).await {
             Ok(()) => check_pid_file(&args, pid, &run_pidfile),
             Err(failure) => Err(failure),
         };
@@ -176,11 +177,11 @@ impl FirecrackerVmm {
             let _ = std::fs::remove_file(&run_pidfile);
             let files = FirecrackerFiles {
                 console_log: console_log.clone(),
-                vmm_log: host(&jail_files.vmm_log.to_string_lossy()),
+                vmm_log: host(VMM_LOG),
                 ..FirecrackerFiles::in_dir(&run_dir)
             };
             let stderr = log_tails(&files);
-            let _ = jail::teardown(&args);
+            let _ = self.jail_runner().release(&request.jail);
             return Err(VmmError::StartFailed {
                 kind: KIND,
                 status,
@@ -202,34 +203,57 @@ impl FirecrackerVmm {
     }
 }
 
-/// The run directory, the jail's log and metrics files (owned by the VMM's user), and the
-/// plan over in-jail paths.
-fn prepare(
-    jailed: &LaunchSpec,
-    jail_files: &FirecrackerFiles,
-    host: &dyn Fn(&str) -> PathBuf,
-    config: &JailConfig,
-    run_dir: &Path,
-    run_pidfile: &Path,
-) -> Result<Vec<super::config::ApiCall>, VmmError> {
-    std::fs::create_dir_all(run_dir)
-        .map_err(VmmError::io(format!("create {}", run_dir.display())))?;
-    super::backend::remove_if_present(run_pidfile)?;
-    for inside in [&jail_files.vmm_log, &jail_files.metrics] {
-        let path = host(&inside.to_string_lossy());
-        std::fs::File::create(&path).map_err(VmmError::io(format!("create {}", path.display())))?;
-        std::os::unix::fs::chown(&path, Some(config.uid), Some(config.gid))
-            .map_err(VmmError::io(format!("chown {}", path.display())))?;
-    }
-    vm_config(jailed, jail_files, Path::new(JAIL_VSOCK_SOCKET))?
-        .plan()
-        .map_err(|e| VmmError::InvalidSpec(e.to_string()))
+/// Truncates `log` and opens it for appending (stdout and stderr share the description).
+fn open_log(log: &Path) -> Result<std::fs::File, VmmError> {
+    std::fs::File::create(log)
+        .and_then(|_| std::fs::OpenOptions::new().append(true).open(log))
+        .map_err(VmmError::io(format!("open {}", log.display())))
+}
+
+/// Fires once `pid` is gone (the jailer may be another process's child, so its exit status is
+/// not ours to collect). Existence, not the tag: while the jailer execs Firecracker its
+/// command line is briefly unreadable; the tag is checked after the launch.
+fn watch_exit(
+    pid: u32,
+) -> tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let exists = move || {
+        let Ok(raw) = i32::try_from(pid) else {
+            return false;
+        };
+        // EPERM: it exists, still as root (the jailer before its drop to the owner).
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+            Ok(()) | Err(nix::errno::Errno::EPERM)
+        ) && !is_zombie(pid)
+    };
+    tokio::spawn(async move {
+        while exists() {
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(EXIT_POLL).await;
+        }
+        let _ = tx.send(Err(std::io::Error::other("the jailed VMM is gone")));
+    });
+    rx
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    })
 }
 
 /// The jailer's pid file must name the process we started (which must still be this VM's);
 /// its pid goes to the run directory's pid file.
-fn check_pid_file(args: &JailerArgs, pid: u32, run_pidfile: &Path) -> Result<(), Failure> {
-    match jail::pid(args) {
+fn check_pid_file(
+    args: &banger_jail::JailerArgs,
+    pid: u32,
+    run_pidfile: &Path,
+) -> Result<(), Failure> {
+    match banger_jail::pid(args) {
         Ok(Some(recorded)) if recorded == pid => std::fs::write(run_pidfile, format!("{pid}\n"))
             .map_err(|e| Failure(format!("cannot write {}: {e}", run_pidfile.display()))),
         Ok(Some(recorded)) => Err(Failure(format!(

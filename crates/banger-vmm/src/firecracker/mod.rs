@@ -13,16 +13,25 @@
 //! [`FirecrackerClient::apply_plan`] with [`VmConfig::plan`], then [`vsock::connect`] to reach
 //! the guest agent. Socket paths too long for `AF_UNIX` go through a short symlink
 //! ([`short_path`]). Under the jailer ([`JailConfig`] via [`FirecrackerVmm::with_jail`]),
-//! [`jailed`] launches instead: [`jail`] stages the chroot, [`jailer`] builds the command line.
+//! [`jailed`] launches instead; the privileged step (stage the chroot, spawn the jailer) is a
+//! [`JailRunner`] ([`jail_runner`]), whose in-process version runs `banger_jail` (re-exported as
+//! [`jail`] and [`jailer`]).
 
 pub mod api;
 pub mod backend;
 pub mod client;
 pub mod command;
 pub mod config;
-pub mod jail;
+pub mod jail_runner;
 pub mod jailed;
-pub mod jailer;
+/// The jail's staging, pid file and teardown (`banger_jail`).
+pub mod jail {
+    pub use banger_jail::stage::*;
+}
+/// The jailer's command line (`banger_jail`).
+pub mod jailer {
+    pub use banger_jail::args::*;
+}
 pub mod short_path;
 pub mod socket;
 pub mod spawn;
@@ -39,6 +48,7 @@ pub use backend::{
 pub use client::{ApplyPlanError, FirecrackerApiError, FirecrackerClient};
 pub use command::{FirecrackerArgs, command_line};
 pub use config::{ApiCall, VmConfig, VmConfigError};
+pub use jail_runner::{InProcessJail, JailRunner};
 pub use jailed::JailConfig;
 pub use jailer::{JailerArgs, JailerArgsError, jailer_command_line};
 pub use short_path::{ShortLink, ShortPathError, SocketPaths, socket_paths};

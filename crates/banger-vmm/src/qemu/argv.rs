@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use super::snapshot::{Memory, memory_args};
 use crate::launch::{LaunchSpec, VmmError, tag_for};
 
 /// Files of one QEMU instance inside the run dir.
@@ -57,8 +58,17 @@ pub struct HostCpu {
     pub tsc_khz: Option<u64>,
 }
 
-/// Builds the argv (without the binary itself).
+/// Builds the argv (without the binary itself) for an ordinary boot.
 pub fn qemu_args(spec: &LaunchSpec, host: HostCpu) -> Result<Vec<OsString>, VmmError> {
+    qemu_args_with(spec, host, &Memory::Anonymous)
+}
+
+/// Builds the argv with guest RAM from `memory` (see [`super::snapshot`]).
+pub fn qemu_args_with(
+    spec: &LaunchSpec,
+    host: HostCpu,
+    memory: &Memory,
+) -> Result<Vec<OsString>, VmmError> {
     if spec.disks.is_empty() {
         return Err(VmmError::InvalidSpec("a root disk is required".to_owned()));
     }
@@ -81,8 +91,14 @@ pub fn qemu_args(spec: &LaunchSpec, host: HostCpu) -> Result<Vec<OsString>, VmmE
     let tag = tag_for(&spec.vm_id);
     push("-name");
     push(&format!("{tag},process={tag}"));
+    let (memory_machine, memory_args) = memory_args(memory, spec.memory_mib);
     push("-M");
-    push("microvm,x-option-roms=off,isa-serial=on,rtc=on");
+    let mut machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on".to_owned();
+    if let Some(backend) = memory_machine {
+        machine.push(',');
+        machine.push_str(&backend);
+    }
+    push(&machine);
     push("-accel");
     push(match host.accel {
         Accel::Kvm => "kvm",
@@ -155,6 +171,7 @@ pub fn qemu_args(spec: &LaunchSpec, host: HostCpu) -> Result<Vec<OsString>, VmmE
     push("-daemonize");
     push("-pidfile");
     push(&files.pidfile.to_string_lossy());
+    a.extend(memory_args);
     Ok(a)
 }
 
@@ -270,6 +287,30 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with("-daemonize -pidfile /v/vmm.pid"), "{s}");
+    }
+
+    #[test]
+    fn a_restore_names_the_ram_backend_on_the_machine_and_waits_for_its_state() {
+        let host = HostCpu {
+            accel: Accel::Tcg,
+            tsc_khz: None,
+        };
+        let memory = Memory::Restore(crate::qemu::Snapshot {
+            memory: "/s/ram".into(),
+            state: "/s/state".into(),
+        });
+        let s = joined(&qemu_args_with(&spec(), host, &memory).unwrap());
+        assert!(
+            s.contains("-M microvm,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=ram0 "),
+            "{s}"
+        );
+        assert!(s.contains("share=off"), "{s}");
+        assert!(s.ends_with("-pidfile /v/vmm.pid -object memory-backend-file,id=ram0,size=1024M,mem-path=/s/ram,share=off -incoming defer"), "{s}");
+        let cold = joined(&qemu_args(&spec(), host).unwrap());
+        assert!(
+            !cold.contains("memory-backend") && !cold.contains("-incoming"),
+            "{cold}"
+        );
     }
 
     #[test]

@@ -8,12 +8,14 @@
 
 pub mod argv;
 pub mod qmp;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-pub use argv::{Accel, HostCpu, QemuFiles, detect_accel, host_tsc_khz, qemu_args};
+pub use argv::{Accel, HostCpu, QemuFiles, detect_accel, host_tsc_khz, qemu_args, qemu_args_with};
+pub use snapshot::{Memory, Snapshot, SnapshotError};
 
 use crate::launch::{
     AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for,
@@ -63,6 +65,34 @@ impl QemuVmm {
     }
 }
 
+impl QemuVmm {
+    /// Starts `spec` from `snapshot` instead of booting it: its disks must be copies of the
+    /// snapshot's, at the same positions. A VM whose state does not load is killed, so a
+    /// failed restore leaves no process (the caller falls back to a cold boot).
+    pub async fn restore(
+        &self,
+        spec: &LaunchSpec,
+        snapshot: &Snapshot,
+        limit: Duration,
+    ) -> Result<VmmHandle, VmmError> {
+        let handle = self
+            .launch_with(spec, &Memory::Restore(snapshot.clone()))
+            .await?;
+        match snapshot::load(&handle.control_socket, snapshot, limit).await {
+            Ok(_) => Ok(handle),
+            Err(e) => {
+                let _ = crate::process::kill(handle.pid, &handle.tag);
+                crate::process::wait_gone(handle.pid, &handle.tag, Duration::from_secs(5)).await;
+                Err(VmmError::Control {
+                    kind: "qemu",
+                    socket: handle.control_socket.clone(),
+                    message: format!("restore from {}: {e}", snapshot.state.display()),
+                })
+            }
+        }
+    }
+}
+
 fn tail(text: &[u8], lines: usize) -> String {
     banger_util::tail::joined(text, lines, " | ")
 }
@@ -100,7 +130,17 @@ impl Vmm for QemuVmm {
 
 impl QemuVmm {
     async fn launch_qemu(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
-        let args = qemu_args(spec, self.host)?;
+        self.launch_with(spec, &Memory::Anonymous).await
+    }
+
+    /// Launches `spec` with its RAM from `memory`. With [`Memory::Restore`] the VM waits for
+    /// its state: use [`QemuVmm::restore`], which loads it.
+    pub async fn launch_with(
+        &self,
+        spec: &LaunchSpec,
+        memory: &Memory,
+    ) -> Result<VmmHandle, VmmError> {
+        let args = qemu_args_with(spec, self.host, memory)?;
         let files = QemuFiles::in_dir(&spec.run_dir);
         std::fs::create_dir_all(&spec.run_dir)
             .map_err(VmmError::io(format!("create {}", spec.run_dir.display())))?;

@@ -183,6 +183,24 @@ pub fn image_tools(tools: &[(&'static str, Found)], needed: bool) -> Check {
     }
 }
 
+/// `ssh-bundle`: whether banger can bring OpenSSH into images that have none (from the host's
+/// programs; `files` is the bundle's file count, or why it cannot be made). Images with their
+/// own sshd do not need it, so a problem is a warning.
+pub fn ssh_bundle(files: &Result<usize, String>) -> Check {
+    match files {
+        Ok(n) => Check::ok(
+            "ssh-bundle",
+            format!("images without sshd get the host's OpenSSH ({n} files with their loader)"),
+        ),
+        Err(e) => Check::warn(
+            "ssh-bundle",
+            format!("images without sshd cannot be pulled: {e}"),
+            "install openssh-server, openssh-client and iproute2 on the host (banger only copies \
+             their binaries; `systemctl disable --now ssh` if you want no host sshd)",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +324,16 @@ mod tests {
         assert_eq!(c.status, Warn);
         assert!(c.detail.starts_with("missing: debootstrap"), "{}", c.detail);
         assert_eq!(image_tools(&some, false).status, Info);
+    }
+
+    #[test]
+    fn ssh_bundle_ok_or_warns_with_the_fix() {
+        let ok = ssh_bundle(&std::result::Result::Ok(31));
+        assert_eq!(ok.status, Ok);
+        assert!(ok.detail.contains("31 files"), "{}", ok.detail);
+        let w = ssh_bundle(&Err("/usr/sbin/sshd is missing".into()));
+        assert_eq!(w.status, Warn);
+        assert!(w.detail.contains("/usr/sbin/sshd is missing"));
+        assert!(w.fix.unwrap().contains("openssh-server"));
     }
 }

@@ -103,6 +103,7 @@ struct Facts {
     host: banger_model::HostFacts,
     ssh: state::SshConfigFacts,
     agent: Result<PathBuf, banger_daemon::agent_binary::AgentMissing>,
+    ssh_bundle: Result<usize, String>,
 }
 
 impl Facts {
@@ -148,6 +149,8 @@ impl Facts {
                 banger_config,
             },
             agent: crate::backends::agent_locator().find(),
+            // Planned, not built: doctor changes nothing.
+            ssh_bundle: banger_daemon::images::ssh_inject::plan_host_bundle(),
             config: config.clone(),
             config_state,
         }
@@ -180,6 +183,7 @@ fn checks(f: &Facts, layout: &Layout) -> Vec<Check> {
         state::vm_defaults(&resolved, &layout.config_file),
         state::ssh_config(&f.ssh),
         state::guest_agent(&f.agent),
+        images::ssh_bundle(&f.ssh_bundle),
     ]
 }
 

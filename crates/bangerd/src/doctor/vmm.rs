@@ -247,16 +247,28 @@ pub fn summary(facts: &VmmFacts) -> String {
     }
 }
 
-/// `jailer`: not supported yet, said plainly.
+/// `jailer`: whether Firecracker VMs run under the jailer, and whether `jailer_bin` can.
 pub fn jailer(facts: &VmmFacts) -> Check {
-    let detail = "running Firecracker under the jailer is not supported yet: Firecracker runs \
-                  as the daemon's user";
     match &facts.jailer_bin {
-        Some(bin) => Check::info(
+        None => Check::info(
             "jailer",
-            format!("{detail}; jailer_bin = {} is not used", bin.display()),
+            "jailer_bin is not set: Firecracker VMs run unjailed, as the daemon's user",
         ),
-        None => Check::info("jailer", detail),
+        Some(bin) => match crate::backends::check_jailer_bin(bin) {
+            Some(why) => Check::fail(
+                "jailer",
+                why,
+                "install Firecracker's jailer at jailer_bin, or remove jailer_bin",
+            ),
+            None => Check::ok(
+                "jailer",
+                format!(
+                    "Firecracker VMs run under {} in chroots under the state dir, staged and \
+                     started by the root helper (or by the daemon when it runs as root)",
+                    bin.display()
+                ),
+            ),
+        },
     }
 }
 
@@ -439,12 +451,19 @@ mod tests {
         let f = facts(VmmChoice::Auto, true, false, NO_KVM);
         let j = jailer(&f);
         assert_eq!(j.status, Info);
-        assert!(j.detail.contains("not supported yet"));
+        assert!(j.detail.contains("unjailed"));
         let j = jailer(&VmmFacts {
-            jailer_bin: Some(PathBuf::from("/usr/bin/jailer")),
+            jailer_bin: Some(PathBuf::from("/nonexistent/jailer")),
+            ..f.clone()
+        });
+        assert_eq!(j.status, Fail);
+        assert!(j.detail.contains("not an executable file"), "{}", j.detail);
+        let j = jailer(&VmmFacts {
+            jailer_bin: Some(PathBuf::from("/bin/sh")),
             ..f
         });
-        assert!(j.detail.contains("is not used"));
+        assert_eq!(j.status, Ok);
+        assert!(j.detail.contains("/bin/sh"), "{}", j.detail);
         assert_eq!(vhost_vsock(true).status, Ok);
         assert_eq!(vhost_vsock(false).status, Info);
     }

@@ -22,11 +22,13 @@ use super::{run, wait_until};
 /// The suite of the container root.
 const SUITE: &str = "bookworm";
 
-/// Packages on top of minbase: systemd as PID 1 and its bus, and banger's runtime packages
-/// (install.sh's list, minus what only image builds need: this test imports a built image).
+/// Packages on top of minbase: systemd as PID 1 and its bus, systemd-resolved (the host
+/// resolver banger routes `*.vm` through), and banger's runtime packages (install.sh's list,
+/// minus what only image builds need: this test imports a built image).
 const PACKAGES: &[&str] = &[
     "systemd-sysv",
     "dbus",
+    "systemd-resolved",
     "qemu-system-x86",
     "openssh-client",
     "e2fsprogs",

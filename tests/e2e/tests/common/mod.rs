@@ -113,6 +113,19 @@ impl Guestbed {
         &self.ns
     }
 
+    /// A test OCI registry (no auth) where the daemon is: on the namespace's loopback.
+    pub fn registry(&self) -> banger_testkit::oci::Registry {
+        let ns = self.ns.name().to_owned();
+        banger_testkit::oci::Registry::start_with(
+            None,
+            Box::new(move |program: &str| {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &ns]).arg(program);
+                cmd
+            }),
+        )
+    }
+
     fn apply(&self, cmd: &mut Command) {
         cmd.env("HOME", self.root.join("home"))
             .env("XDG_CONFIG_HOME", self.root.join("config"))

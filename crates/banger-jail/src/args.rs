@@ -1,10 +1,7 @@
-//! The `jailer` command line, built as data.
+//! The `jailer` command line and the chroot's layout, built as data.
 //!
-//! Why: system installs run Firecracker under its jailer (chroot, dropped uid/gid, own mount
-//! and pid namespaces), which only the root helper may start. The argv is fixed here as a pure,
-//! tested function; [`super::jailed`] launches with it, and the root helper can take it as a
-//! typed request. [`super::FirecrackerVmm::with_jailer`] alone (a binary, no
-//! [`super::JailConfig`]) is refused with a clear error instead of running Firecracker unjailed.
+//! Why pure: the argv and the paths are what the root helper's policy reasons about, so they
+//! are fixed here as tested functions; [`crate::launch`] runs with them.
 //!
 //! Flag names follow Firecracker's `docs/jailer.md`: `--id`, `--exec-file`, `--uid`, `--gid`,
 //! `--chroot-base-dir`, optional `--netns`, `--daemonize`, `--new-pid-ns`, then `--` and the
@@ -14,7 +11,13 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::command::is_valid_instance_id;
+/// Longest id the jailer (and Firecracker's `--id`) accepts.
+pub const MAX_ID: usize = 64;
+
+/// Whether the jailer accepts `id` for `--id`: 1..=64 alphanumerics or `-`.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=MAX_ID).contains(&id.len()) && id.chars().all(|c| c == '-' || c.is_ascii_alphanumeric())
+}
 
 /// The jailer's default `--chroot-base-dir`.
 pub const DEFAULT_CHROOT_BASE: &str = "/srv/jailer";
@@ -76,7 +79,7 @@ pub fn jailer_command_line(
     args: &JailerArgs,
     firecracker_args: &[OsString],
 ) -> Result<Vec<OsString>, JailerArgsError> {
-    if !is_valid_instance_id(&args.id) {
+    if !is_valid_id(&args.id) {
         return Err(JailerArgsError::Id(args.id.clone()));
     }
     if args.exec_file.file_name().is_none() {

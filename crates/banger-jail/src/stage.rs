@@ -1,11 +1,11 @@
 //! A VM's jail: staging its files into the jailer's chroot, its pid file, and tearing it down.
 //!
 //! Why: under the jailer Firecracker sees only `<chroot-base>/<exec-file-name>/<id>/root`
-//! (see [`super::jailer`]), so every file it is told about through the API must be in there and
+//! (see [`crate::args`]), so every file it is told about through the API must be in there and
 //! named by its path *inside* the jail. [`stage`] puts them there before the jailer runs (the
-//! jailer leaves an existing chroot alone) and returns the launch spec rewritten to in-jail
-//! paths; [`pid`] reads the jailer's record of Firecracker's pid; [`teardown`] removes the
-//! whole `<id>` directory on delete and after a crash.
+//! jailer leaves an existing chroot alone) and returns the files' in-jail paths; [`pid`] reads
+//! the jailer's record of Firecracker's pid; [`teardown`] removes the whole `<id>` directory
+//! on delete and after a crash.
 //!
 //! Invariants:
 //! - the kernel and initrd are hard-linked, or copied when the chroot base is on another file
@@ -21,8 +21,19 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::jailer::{JailerArgs, JailerArgsError};
-use crate::launch::LaunchSpec;
+use crate::args::{JailerArgs, JailerArgsError};
+
+/// The files a VM's Firecracker reads: host paths going in, in-jail paths coming out of
+/// [`stage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailFiles {
+    /// The kernel.
+    pub kernel: PathBuf,
+    /// The initrd, if any.
+    pub initrd: Option<PathBuf>,
+    /// The disks, in drive order.
+    pub disks: Vec<PathBuf>,
+}
 
 /// Why a jail could not be staged, read or removed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +68,9 @@ pub enum JailError {
     /// The pid file does not hold a pid.
     #[error("{} does not hold a pid", .0.display())]
     BadPid(PathBuf),
+    /// The jailer binary does not exist.
+    #[error("the jailer {} does not exist", .0.display())]
+    MissingJailer(PathBuf),
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JailError + use<> {
@@ -76,46 +90,71 @@ pub fn jail_dir(args: &JailerArgs) -> Result<PathBuf, JailError> {
         .map_or_else(|| root.clone(), Path::to_path_buf))
 }
 
-/// Links (or, for the kernel and initrd, copies) the spec's files into the jail's root and
-/// returns the spec with in-jail paths. A failure removes what it staged.
-pub fn stage(args: &JailerArgs, spec: &LaunchSpec) -> Result<LaunchSpec, JailError> {
+/// Links (or, for the kernel and initrd, copies) `files` into the jail's root and returns
+/// their in-jail paths. A failure removes what it staged.
+pub fn stage(args: &JailerArgs, files: &JailFiles) -> Result<JailFiles, JailError> {
     let root = args.chroot_dir()?;
     std::fs::create_dir_all(&root).map_err(io_error("create", &root))?;
-    let staged = stage_files(&root, spec);
+    let staged = stage_files(&root, files);
     if staged.is_err() {
         let _ = teardown(args);
     }
     staged
 }
 
-fn stage_files(root: &Path, spec: &LaunchSpec) -> Result<LaunchSpec, JailError> {
-    let mut jailed = spec.clone();
-    jailed.kernel = link_or_copy(&spec.kernel, root, "vmlinux")?;
-    jailed.initrd = match &spec.initrd {
+/// The in-jail paths [`stage`] gives `files`: `/vmlinux`, `/initrd`, `/disk<N>`.
+pub fn jailed_names(files: &JailFiles) -> JailFiles {
+    JailFiles {
+        kernel: "/vmlinux".into(),
+        initrd: files.initrd.as_ref().map(|_| "/initrd".into()),
+        disks: (0..files.disks.len())
+            .map(|i| PathBuf::from(format!("/disk{i}")))
+            .collect(),
+    }
+}
+
+fn stage_files(root: &Path, files: &JailFiles) -> Result<JailFiles, JailError> {
+    let kernel = link_or_copy(&files.kernel, root, "vmlinux")?;
+    let initrd = match &files.initrd {
         Some(initrd) => Some(link_or_copy(initrd, root, "initrd")?),
         None => None,
     };
-    for (i, disk) in jailed.disks.iter_mut().enumerate() {
+    let mut disks = Vec::with_capacity(files.disks.len());
+    for (i, disk) in files.disks.iter().enumerate() {
         let name = format!("disk{i}");
         let target = root.join(&name);
-        replace_with_link(&disk.path, &target).map_err(|e| {
-            if e.raw_os_error() == Some(libc_exdev()) {
+        replace_with_link(disk, &target).map_err(|e| {
+            if e.kind() == io::ErrorKind::CrossesDevices {
                 JailError::CrossDevice {
-                    disk: disk.path.clone(),
+                    disk: disk.clone(),
                     jail: target.clone(),
                 }
             } else {
                 io_error("link a disk to", &target)(e)
             }
         })?;
-        disk.path = Path::new("/").join(name);
+        disks.push(Path::new("/").join(name));
     }
-    Ok(jailed)
+    let staged = JailFiles {
+        kernel,
+        initrd,
+        disks,
+    };
+    debug_assert_eq!(staged, jailed_names(files));
+    Ok(staged)
 }
 
-/// `EXDEV`, without a libc dependency.
-fn libc_exdev() -> i32 {
-    nix::errno::Errno::EXDEV as i32
+/// Creates (empty) each of `inside` (in-jail paths) in the jail's root, owned by the jail's
+/// uid/gid, so Firecracker can write them after the drop.
+pub fn create_owned(args: &JailerArgs, inside: &[&str]) -> Result<(), JailError> {
+    let root = args.chroot_dir()?;
+    for name in inside {
+        let path = root.join(name.trim_start_matches('/'));
+        std::fs::File::create(&path).map_err(io_error("create", &path))?;
+        std::os::unix::fs::chown(&path, Some(args.uid), Some(args.gid))
+            .map_err(io_error("chown", &path))?;
+    }
+    Ok(())
 }
 
 fn replace_with_link(source: &Path, target: &Path) -> io::Result<()> {
@@ -131,7 +170,7 @@ fn link_or_copy(source: &Path, root: &Path, name: &str) -> Result<PathBuf, JailE
     let target = root.join(name);
     match replace_with_link(source, &target) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc_exdev()) => {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             std::fs::copy(source, &target).map_err(io_error("copy into the jail", source))?;
         }
         Err(e) => return Err(io_error("link into the jail", source)(e)),
@@ -178,7 +217,6 @@ pub fn teardown(args: &JailerArgs) -> Result<(), JailError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launch::DiskSpec;
     use std::os::unix::fs::MetadataExt;
 
     fn args(base: &Path) -> JailerArgs {
@@ -194,29 +232,14 @@ mod tests {
         }
     }
 
-    fn spec(dir: &Path) -> LaunchSpec {
+    fn spec(dir: &Path) -> JailFiles {
         for f in ["vmlinux", "initrd.img", "rootfs.ext4", "work.ext4"] {
             std::fs::write(dir.join(f), f).expect("write");
         }
-        LaunchSpec {
-            vm_id: "0123456789abcdef".to_owned(),
-            vcpu: 1,
-            memory_mib: 128,
+        JailFiles {
             kernel: dir.join("vmlinux"),
             initrd: Some(dir.join("initrd.img")),
-            cmdline: String::new(),
-            disks: vec![
-                DiskSpec {
-                    path: dir.join("rootfs.ext4"),
-                    read_only: false,
-                },
-                DiskSpec {
-                    path: dir.join("work.ext4"),
-                    read_only: false,
-                },
-            ],
-            net: None,
-            run_dir: dir.to_path_buf(),
+            disks: vec![dir.join("rootfs.ext4"), dir.join("work.ext4")],
         }
     }
 
@@ -226,12 +249,15 @@ mod tests {
         let a = args(&tmp.path().join("jail"));
         let s = spec(tmp.path());
         let jailed = stage(&a, &s).expect("staged");
+        assert_eq!(jailed, jailed_names(&s));
         assert_eq!(jailed.kernel, Path::new("/vmlinux"));
         assert_eq!(jailed.initrd.as_deref(), Some(Path::new("/initrd")));
-        let disks: Vec<_> = jailed.disks.iter().map(|d| d.path.clone()).collect();
-        assert_eq!(disks, [PathBuf::from("/disk0"), PathBuf::from("/disk1")]);
+        assert_eq!(
+            jailed.disks,
+            [PathBuf::from("/disk0"), PathBuf::from("/disk1")]
+        );
         let root = a.chroot_dir().expect("root");
-        for (host, inside) in [(&s.kernel, "vmlinux"), (&s.disks[0].path, "disk0")] {
+        for (host, inside) in [(&s.kernel, "vmlinux"), (&s.disks[0], "disk0")] {
             let (h, j) = (
                 std::fs::metadata(host).expect("host"),
                 std::fs::metadata(root.join(inside)).expect("jail"),
@@ -246,7 +272,7 @@ mod tests {
         stage(&a, &s).expect("restaged");
         teardown(&a).expect("teardown");
         assert!(!jail_dir(&a).expect("dir").exists());
-        assert!(s.disks[0].path.exists(), "the VM's own disk is untouched");
+        assert!(s.disks[0].exists(), "the VM's own disk is untouched");
         teardown(&a).expect("a missing jail is fine");
     }
 
@@ -255,7 +281,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let a = args(&tmp.path().join("jail"));
         let mut s = spec(tmp.path());
-        s.disks[1].path = tmp.path().join("missing.ext4");
+        s.disks[1] = tmp.path().join("missing.ext4");
         let err = stage(&a, &s).expect_err("missing disk");
         assert!(err.to_string().contains("disk1"), "{err}");
         assert!(!jail_dir(&a).expect("dir").exists());
