@@ -166,20 +166,33 @@ Examples:
         arg_required_else_help = true
     )]
     System(SystemCommand),
-    /// Update banger to a newer release (not built yet in this build: exits 7)
+    /// Update a system install to a newer signed release (root), rolling back on failure
     #[command(
-        long_about = "Update banger to a newer release.\n\n\
-            NOT BUILT YET in this build: `banger update` exits 7; reinstall with \
-            `sudo ./install.sh` from a newer source tree. What it will do:\n\n\
-            Downloads the latest stable release (or --to VERSION), verifies its signature and \
-            checksums, checks that the new daemon can use your state, swaps the binaries, \
-            restarts the services and runs `banger doctor`; any failure after the swap rolls \
-            back. Running VMs keep running.\n\nStart with `banger update --check`.",
+        long_about = "Update a system install to a newer signed release, rolling back on \
+            failure.\n\n\
+            Reads the release manifest and picks the latest stable release (or --to VERSION). \
+            --check only says whether one is newer and needs no root. Otherwise, as root: \
+            downloads SHA256SUMS, its signature and the tarball into /var/cache/banger/updates \
+            (with progress; a cut-off download starts again cleanly), verifies the signature \
+            with the release key built into this banger, then every file's SHA-256, stages \
+            the binaries, and checks that the staged `banger --version` names the release and \
+            that the staged `bangerd --check-migrations --system` accepts this install's \
+            state. It refuses while the daemon runs operations (--force updates anyway). \
+            --dry-run stops here, having changed nothing.\n\n\
+            Only then are the binaries in /usr/local swapped (the old ones are kept as \
+            *.previous), bangerd-root.service and bangerd.service restarted, the daemon \
+            waited for until it answers with the new version, and the new `banger doctor` \
+            run; /etc/banger/install.toml then records the new version. If anything after the \
+            swap fails, the previous binaries are put back and restarted, and the error ends \
+            with \"(rolled back to VERSION)\". Running VMs keep running throughout.\n\n\
+            A build without a real release key (the placeholder) refuses every update and \
+            says so; install new releases with install.sh then.",
         after_help = "\
 Examples:
   banger update --check
+  sudo banger update --dry-run
   sudo banger update
-  sudo banger update --to 0.2.0 --dry-run"
+  sudo banger update --to v0.2.0"
     )]
     Update(UpdateArgs),
     /// Print a shell completion script

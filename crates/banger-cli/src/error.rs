@@ -41,12 +41,6 @@ pub enum CliError {
     /// The state layout could not be resolved from the environment.
     #[error(transparent)]
     Layout(LayoutError),
-    /// The command exists but this build cannot do it yet.
-    #[error("{command} is not available yet in this build")]
-    NotAvailable {
-        /// The command, e.g. `vm start`.
-        command: &'static str,
-    },
     /// A command that changes the system install was run without root.
     #[error("this needs root: run `{hint}`")]
     NotRoot {
@@ -99,7 +93,6 @@ impl CliError {
     pub fn exit(&self) -> Exit {
         match self {
             Self::Usage(_) | Self::Config { .. } | Self::ConfigUnreadable { .. } => Exit::Usage,
-            Self::NotAvailable { .. } => Exit::NotAvailable,
             Self::NotRoot { .. } => Exit::Denied,
             Self::Api(api) => match api {
                 ApiError::Daemon(body) => Exit::from_code(body.code),
@@ -169,14 +162,6 @@ mod tests {
             .code(),
             2
         );
-        assert_eq!(
-            CliError::NotAvailable {
-                command: "vm start"
-            }
-            .exit()
-            .code(),
-            7
-        );
         assert_eq!(daemon(ErrorCode::NotFound).exit().code(), 3);
         assert_eq!(daemon(ErrorCode::AlreadyExists).exit().code(), 4);
         assert_eq!(daemon(ErrorCode::Unauthorized).exit().code(), 5);
@@ -213,16 +198,5 @@ mod tests {
     fn op_ids_come_from_the_daemon() {
         assert_eq!(daemon(ErrorCode::NotFound).op_id(), Some("op-7"));
         assert_eq!(CliError::Usage("x".into()).op_id(), None);
-    }
-
-    #[test]
-    fn not_available_names_the_command() {
-        let err = CliError::NotAvailable {
-            command: "vm start",
-        };
-        assert_eq!(
-            err.to_string(),
-            "vm start is not available yet in this build"
-        );
     }
 }

@@ -28,8 +28,6 @@ mod resume;
 mod spec;
 mod style;
 mod system;
-// Not called by `banger update` yet (issue 12 continues): the verified parts come first.
-#[allow(dead_code)]
 mod update;
 mod validate;
 mod workspace;

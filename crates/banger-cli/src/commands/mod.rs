@@ -1,8 +1,4 @@
 //! One module per group: parse (done by clap) → validate → request → render.
-//!
-//! Commands that this build cannot perform yet still validate their arguments, then return
-//! [`CliError::NotAvailable`] without touching the daemon or the file system: no fake
-//! success, no side effects.
 
 mod complete;
 mod completion;
@@ -14,7 +10,7 @@ mod pin;
 mod shared_ssh;
 mod ssh_config;
 mod ssh_proxy;
-mod system;
+pub(crate) mod system;
 mod update;
 mod version;
 mod vm;
@@ -40,7 +36,7 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
         Group::Doctor(args) => doctor::run(&args, ctx).await,
         Group::SshConfig(args) => ssh_config::run(&args, ctx),
         Group::System(cmd) => system::run(&cmd).await,
-        Group::Update(args) => update::run(&args),
+        Group::Update(args) => update::run(&args).await,
         Group::Completion(args) => completion::run(&args),
         Group::Complete(args) => {
             complete::run(&args, ctx).await;
@@ -48,9 +44,4 @@ pub async fn run(cli: Cli, ctx: &Context) -> Result<(), CliError> {
         }
         Group::Version(args) => version::run(&args),
     }
-}
-
-/// The refusal of a command this build cannot perform yet.
-fn not_available(command: &'static str) -> Result<(), CliError> {
-    Err(CliError::NotAvailable { command })
 }

@@ -218,7 +218,7 @@ async fn install(args: &InstallArgs) -> Result<(), CliError> {
     say("starting bangerd-root.service and bangerd.service");
     system::systemctl(&["restart", HELPER_UNIT])?;
     system::systemctl(&["restart", DAEMON_UNIT])?;
-    let info = wait_for_daemon(&build).await?;
+    let info = wait_for_daemon(Some(&build)).await?;
     let mut out = Stdout::lock();
     out.line(&format!(
         "installed banger {} for {}: bangerd answers on {} (pid {}); run banger without sudo now",
@@ -237,7 +237,7 @@ async fn restart() -> Result<(), CliError> {
     }
     system::systemctl(&["restart", HELPER_UNIT])?;
     system::systemctl(&["restart", DAEMON_UNIT])?;
-    let info = wait_for_daemon(&banger_proto::build_info!()).await?;
+    let info = wait_for_daemon(Some(&banger_proto::build_info!())).await?;
     let mut out = Stdout::lock();
     out.line(&format!(
         "restarted bangerd-root.service and bangerd.service: bangerd answers on {} (pid {})",
@@ -254,15 +254,18 @@ fn not_installed() -> CliError {
     ))
 }
 
-/// Pings the system socket until the daemon answers, saying every few seconds that it waits.
-async fn wait_for_daemon(expected: &BuildInfo) -> Result<DaemonInfo, CliError> {
+/// Pings the system socket until the daemon answers, saying every few seconds that it waits;
+/// notes when it is not from the `expected` build (`update` checks the version itself).
+pub(crate) async fn wait_for_daemon(expected: Option<&BuildInfo>) -> Result<DaemonInfo, CliError> {
     let client = Client::new(PathBuf::from(paths::DAEMON_SOCKET));
     let started = Instant::now();
     let mut next_note = started + PROGRESS_EVERY;
     loop {
         let last = match client.ping().await {
             Ok(info) => {
-                if info.build.commit != expected.commit {
+                if let Some(expected) = expected
+                    && info.build.commit != expected.commit
+                {
                     output::note(&format!(
                         "bangerd answers but is from another build (commit {})",
                         info.build.short_commit()
@@ -327,6 +330,13 @@ fn uninstall(args: &UninstallArgs) -> Result<(), CliError> {
     ] {
         if system::remove_file(Path::new(path))? {
             removed.push(path.to_owned());
+        }
+    }
+    // What `banger update` kept of the release before it.
+    for path in [paths::BANGER, paths::BANGERD, paths::AGENT] {
+        let previous = crate::update::swap::previous(Path::new(path));
+        if system::remove_file(&previous)? {
+            removed.push(previous.display().to_string());
         }
     }
     for dir in ["/usr/local/libexec/banger", paths::ETC_DIR] {

@@ -29,8 +29,9 @@ pub struct Manifest {
 /// One release's files, as paths relative to the manifest or absolute http(s) URLs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Release {
-    /// When it was published (RFC 3339), informational.
+    /// When it was published (RFC 3339), informational: `update` does not read it.
     #[serde(default)]
+    #[allow(dead_code)]
     pub published_at: Option<String>,
     /// The tarball per platform.
     pub tarball: BTreeMap<String, String>,

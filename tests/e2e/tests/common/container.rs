@@ -215,6 +215,12 @@ impl Container {
         std::fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default()
     }
 
+    /// The pid of the container's systemd on the host (for `nsenter -t PID -n`: a host
+    /// program on the container's own loopback).
+    pub fn leader(&self) -> u32 {
+        self.leader
+    }
+
     /// The container's root directory on the host.
     pub fn root(&self) -> PathBuf {
         self.dir.join("root")
