@@ -21,8 +21,6 @@ const OWNER: &str = "tester";
 /// `system install` finds the agent as it would from `install.sh`'s prefix).
 const SRC_BIN: &str = "/opt/banger-under-test/bin";
 const SRC_AGENT: &str = "/opt/banger-under-test/libexec/banger/banger-agent";
-/// Where the default image and kernel files appear inside the container.
-const GUEST: &str = "/srv/banger-guest";
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not json ({e}): {text}"))
@@ -54,13 +52,7 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
     // machine while it runs.
     let root = container::root();
     let bed = Guestbed::new();
-    bed.pull_defaults();
-    let image = json(&bed.ok(&["image", "show", "debian-bookworm", "--json"]));
-    let kernel = json(&bed.ok(&["kernel", "show", "debian-cloud", "--json"]));
-    bed.ok(&["daemon", "stop"]);
-    let path = |v: &Value, key: &str| {
-        std::path::PathBuf::from(v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}")))
-    };
+    let guest = container::guest_binds(&bed);
     let mut binds = vec![
         Bind {
             host: common::binary("banger"),
@@ -75,17 +67,7 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
             inside: SRC_AGENT.to_owned(),
         },
     ];
-    for (v, key, name) in [
-        (&kernel, "vmlinux_path", "vmlinux"),
-        (&kernel, "initrd_path", "initrd.img"),
-        (&image, "rootfs_path", "rootfs.ext4"),
-        (&image, "work_seed_path", "work-seed.ext4"),
-    ] {
-        binds.push(Bind {
-            host: path(v, key),
-            inside: format!("{GUEST}/{name}"),
-        });
-    }
+    binds.extend(guest);
 
     let ct = Container::boot(&root, &binds);
     ct.ok(&["useradd", "--create-home", "--shell", "/bin/bash", OWNER]);
@@ -171,37 +153,7 @@ fn system_install_runs_the_daemon_as_the_owner_and_vms_survive_restarts() {
     assert_eq!(status["drift"], Value::Array(vec![]), "{status}");
 
     // The owner imports the image and runs a VM, no sudo anywhere.
-    ct.ok_as(
-        OWNER,
-        &[
-            "banger",
-            "kernel",
-            "register",
-            "debian-cloud",
-            "--vmlinux",
-            &format!("{GUEST}/vmlinux"),
-            "--initrd",
-            &format!("{GUEST}/initrd.img"),
-        ],
-        LONG,
-    );
-    ct.ok_as(
-        OWNER,
-        &[
-            "banger",
-            "image",
-            "register",
-            "--name",
-            "debian-bookworm",
-            "--rootfs",
-            &format!("{GUEST}/rootfs.ext4"),
-            "--work-seed",
-            &format!("{GUEST}/work-seed.ext4"),
-            "--kernel",
-            "debian-cloud",
-        ],
-        LONG,
-    );
+    ct.register_guest(OWNER, LONG);
     ct.ok_as(
         OWNER,
         &[

@@ -29,7 +29,6 @@ const NEW: &str = "v9.9.9";
 const PORT: u16 = 8931;
 const SRC_BIN: &str = "/opt/banger-under-test/bin";
 const SRC_AGENT: &str = "/opt/banger-under-test/libexec/banger/banger-agent";
-const GUEST: &str = "/srv/banger-guest";
 const LONG: Duration = Duration::from_secs(600);
 /// Where the release keys' public halves appear inside the container.
 const GOOD_PUB: &str = "/root/release.pub.pem";
@@ -304,15 +303,7 @@ fn update_verifies_stages_swaps_and_rolls_back_while_a_vm_keeps_running() {
 
     let root = container::root();
     let bed = Guestbed::new();
-    bed.pull_defaults();
-    let image: Value =
-        serde_json::from_str(&bed.ok(&["image", "show", "debian-bookworm", "--json"]))
-            .expect("image json");
-    let kernel: Value =
-        serde_json::from_str(&bed.ok(&["kernel", "show", "debian-cloud", "--json"]))
-            .expect("kernel json");
-    bed.ok(&["daemon", "stop"]);
-    let field = |v: &Value, key: &str| PathBuf::from(v[key].as_str().expect(key));
+    let guest = container::guest_binds(&bed);
     let mut binds: Vec<Bind> = [
         ("banger", format!("{SRC_BIN}/banger")),
         ("bangerd", format!("{SRC_BIN}/bangerd")),
@@ -324,17 +315,7 @@ fn update_verifies_stages_swaps_and_rolls_back_while_a_vm_keeps_running() {
         inside,
     })
     .collect();
-    for (host, name) in [
-        (field(&kernel, "vmlinux_path"), "vmlinux"),
-        (field(&kernel, "initrd_path"), "initrd.img"),
-        (field(&image, "rootfs_path"), "rootfs.ext4"),
-        (field(&image, "work_seed_path"), "work-seed.ext4"),
-    ] {
-        binds.push(Bind {
-            host,
-            inside: format!("{GUEST}/{name}"),
-        });
-    }
+    binds.extend(guest);
     let ct = Container::boot(&root, &binds);
     ct.ok(&["useradd", "--create-home", "--shell", "/bin/bash", OWNER]);
     ct.ok(&[
@@ -345,27 +326,6 @@ fn update_verifies_stages_swaps_and_rolls_back_while_a_vm_keeps_running() {
         OWNER,
     ]);
     std::fs::write(ct.root().join(GOOD_PUB.trim_start_matches('/')), &public).expect("pub key");
-    let kernel_args = [
-        "kernel",
-        "register",
-        "debian-cloud",
-        "--vmlinux",
-        &format!("{GUEST}/vmlinux"),
-        "--initrd",
-        &format!("{GUEST}/initrd.img"),
-    ];
-    let image_args = [
-        "image",
-        "register",
-        "--name",
-        "debian-bookworm",
-        "--rootfs",
-        &format!("{GUEST}/rootfs.ext4"),
-        "--work-seed",
-        &format!("{GUEST}/work-seed.ext4"),
-        "--kernel",
-        "debian-cloud",
-    ];
     let create = [
         "vm",
         "create",
@@ -378,11 +338,10 @@ fn update_verifies_stages_swaps_and_rolls_back_while_a_vm_keeps_running() {
         "--memory",
         "512M",
     ];
-    for args in [&kernel_args[..], &image_args[..], &create[..]] {
-        let mut full = vec!["banger"];
-        full.extend_from_slice(args);
-        ct.ok_as(OWNER, &full, LONG);
-    }
+    ct.register_guest(OWNER, LONG);
+    let mut full = vec!["banger"];
+    full.extend_from_slice(&create);
+    ct.ok_as(OWNER, &full, LONG);
     let boot = boot_id(&ct);
     let old = version(&ct);
     assert!(

@@ -318,3 +318,69 @@ fn child_of(pid: u32) -> Option<u32> {
     }
     None
 }
+
+/// Where the systemd-tier tests bind the default guest's kernel and image in the container.
+pub const GUEST: &str = "/srv/banger-guest";
+
+/// Pulls the default image and kernel on `bed`'s host side (then stops that daemon) and
+/// returns the binds that put their files at [`GUEST`].
+pub fn guest_binds(bed: &super::Guestbed) -> Vec<Bind> {
+    bed.pull_defaults();
+    let show = |what: &str, name: &str| -> serde_json::Value {
+        serde_json::from_str(&bed.ok(&[what, "show", name, "--json"])).expect("show json")
+    };
+    let image = show("image", "debian-bookworm");
+    let kernel = show("kernel", "debian-cloud");
+    bed.ok(&["daemon", "stop"]);
+    let field = |v: &serde_json::Value, key: &str| {
+        PathBuf::from(v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}")))
+    };
+    [
+        (field(&kernel, "vmlinux_path"), "vmlinux"),
+        (field(&kernel, "initrd_path"), "initrd.img"),
+        (field(&image, "rootfs_path"), "rootfs.ext4"),
+        (field(&image, "work_seed_path"), "work-seed.ext4"),
+    ]
+    .into_iter()
+    .map(|(host, name)| Bind {
+        host,
+        inside: format!("{GUEST}/{name}"),
+    })
+    .collect()
+}
+
+impl Container {
+    /// Registers the guest bound by [`guest_binds`] as `owner`: kernel `debian-cloud`, image
+    /// `debian-bookworm`.
+    pub fn register_guest(&self, owner: &str, timeout: Duration) {
+        let vmlinux = format!("{GUEST}/vmlinux");
+        let initrd = format!("{GUEST}/initrd.img");
+        let rootfs = format!("{GUEST}/rootfs.ext4");
+        let seed = format!("{GUEST}/work-seed.ext4");
+        let kernel = [
+            "banger",
+            "kernel",
+            "register",
+            "debian-cloud",
+            "--vmlinux",
+            &vmlinux,
+            "--initrd",
+            &initrd,
+        ];
+        let image = [
+            "banger",
+            "image",
+            "register",
+            "--name",
+            "debian-bookworm",
+            "--rootfs",
+            &rootfs,
+            "--work-seed",
+            &seed,
+            "--kernel",
+            "debian-cloud",
+        ];
+        self.ok_as(owner, &kernel, timeout);
+        self.ok_as(owner, &image, timeout);
+    }
+}
