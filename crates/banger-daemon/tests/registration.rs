@@ -22,6 +22,13 @@ fn elf(dir: &Path, name: &str) -> PathBuf {
 fn ext4(dir: &Path, name: &str) -> PathBuf {
     let tree = dir.join(format!("{name}.tree"));
     std::fs::create_dir_all(tree.join("usr/local/bin")).expect("tree");
+    // What registration checks for: a shell (sessions run through it) and an sshd (so no
+    // OpenSSH bundle is injected).
+    for dir in ["bin", "usr/sbin"] {
+        std::fs::create_dir_all(tree.join(dir)).expect("tree");
+    }
+    std::fs::write(tree.join("bin/sh"), "stand-in shell\n").expect("sh");
+    std::fs::write(tree.join("usr/sbin/sshd"), "stand-in sshd\n").expect("sshd");
     let path = dir.join(name);
     run(Command::new("mkfs.ext4")
         .args(["-F", "-q", "-d"])
