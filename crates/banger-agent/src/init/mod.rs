@@ -237,22 +237,19 @@ fn boot_and_supervise(
     let params = read_params();
 
     let shutdown_tx = tx.clone();
-    let identity_tx = std::sync::Mutex::new(tx.clone());
+    // mpsc::Sender is Sync: the API threads share it without a lock.
+    let identity_tx = tx.clone();
     let api = Api::new(SystemInfo::new("init"), move || {
         let _ = shutdown_tx.send(Event::ShutdownRequested);
     })
     .with_identity(move |body| {
         let (reply, answer) = mpsc::channel();
         let sent = identity_tx
-            .lock()
-            .map(|tx| {
-                tx.send(Event::Identity {
-                    body: body.to_vec(),
-                    reply,
-                })
-                .is_ok()
+            .send(Event::Identity {
+                body: body.to_vec(),
+                reply,
             })
-            .unwrap_or(false);
+            .is_ok();
         if !sent {
             return identity_error(503, "init is not taking requests");
         }
