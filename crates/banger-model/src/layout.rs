@@ -147,6 +147,11 @@ impl Layout {
         self.state_dir.join("vms")
     }
 
+    /// Warm snapshots, one directory per boot class.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.state_dir.join("snapshots")
+    }
+
     /// Managed images.
     pub fn images_dir(&self) -> PathBuf {
         self.state_dir.join("images")

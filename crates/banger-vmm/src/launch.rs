@@ -214,6 +214,11 @@ pub trait Vmm: Send + Sync {
         Ok(())
     }
 
+    /// Warm snapshots, when this backend has them; `None` boots every VM cold.
+    fn warm(&self) -> Option<&dyn crate::warm::WarmSnapshots> {
+        None
+    }
+
     /// Waits (bounded) until the VMM process is gone; true if it went.
     fn wait_exit<'a>(&'a self, handle: &'a VmmHandle, timeout: Duration) -> BoxFuture<'a, bool> {
         Box::pin(crate::process::wait_gone(handle.pid, &handle.tag, timeout))

@@ -19,6 +19,7 @@ pub mod launch;
 mod none;
 pub mod process;
 pub mod qemu;
+pub mod warm;
 
 pub use firecracker::FirecrackerVmm;
 pub use launch::{

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use banger_daemon::vms::agent;
 use banger_guest::Identity;
 use banger_guest::identity::WallClock;
-use banger_vmm::qemu::{Memory, QemuVmm, Snapshot, snapshot};
-use banger_vmm::{AgentEndpoint, DiskSpec, LaunchSpec, VmmHandle};
+use banger_vmm::qemu::{QemuVmm, Snapshot};
+use banger_vmm::{AgentEndpoint, DiskSpec, LaunchSpec, Vmm, VmmHandle};
 use common::{Guestbed, tagged_pids, wait_until};
 use serde_json::Value;
 
@@ -142,8 +142,10 @@ fn two_guests_restore_from_one_saved_ram_file() {
         )
         .expect("inject the agent");
         let ram = scratch.join("ram");
-        let handle = vmm
-            .launch_with(&template, &Memory::Snapshottable { path: ram.clone() })
+        // Through the backend's warm-snapshot capability, as the daemon uses it.
+        let warm = vmm.warm().expect("QEMU has warm snapshots");
+        let handle = warm
+            .launch_saveable(&template, &ram)
             .await
             .expect("template boots");
         let before = healthy(&handle, BOOT).await;
@@ -151,13 +153,7 @@ fn two_guests_restore_from_one_saved_ram_file() {
             memory: ram.clone(),
             state: scratch.join("state"),
         };
-        let took = snapshot::save(
-            &handle.control_socket,
-            &saved.state,
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("save");
+        let took = warm.save(&handle, &saved.state).await.expect("save");
         let state_size = std::fs::metadata(&saved.state).expect("state").len();
         eprintln!("saved in {took:?}: device state {state_size} bytes");
         assert!(
@@ -182,10 +178,7 @@ fn two_guests_restore_from_one_saved_ram_file() {
         let mut restored = Vec::new();
         for clone in &clones {
             let start = Instant::now();
-            let h = vmm
-                .restore(clone, &saved, Duration::from_secs(60))
-                .await
-                .expect("restore");
+            let h = warm.restore(clone, &saved).await.expect("restore");
             let health = healthy(&h, Duration::from_secs(60)).await;
             eprintln!("{} restored and answering in {:?}", h.tag, start.elapsed());
             assert_eq!(health["hostname"], before["hostname"], "{health}");

@@ -24,6 +24,7 @@ mod power;
 mod reconcile;
 mod set;
 pub mod tap_pool;
+pub mod warm;
 pub mod workspace;
 
 use std::collections::BTreeSet;

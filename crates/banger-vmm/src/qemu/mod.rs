@@ -93,6 +93,61 @@ impl QemuVmm {
     }
 }
 
+/// How long a save or a load may take (the state is a few dozen KiB; the bound is for a
+/// wedged QEMU).
+const SNAPSHOT_LIMIT: Duration = Duration::from_secs(60);
+
+fn control_error(handle: &VmmHandle, e: SnapshotError) -> VmmError {
+    VmmError::Control {
+        kind: "qemu",
+        socket: handle.control_socket.clone(),
+        message: e.to_string(),
+    }
+}
+
+impl crate::warm::WarmSnapshots for QemuVmm {
+    fn launch_saveable<'a>(
+        &'a self,
+        spec: &'a LaunchSpec,
+        ram: &'a Path,
+    ) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
+        Box::pin(async move {
+            let memory = Memory::Snapshottable {
+                path: ram.to_owned(),
+            };
+            self.launch_with(spec, &memory).await
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        handle: &'a VmmHandle,
+        state: &'a Path,
+    ) -> BoxFuture<'a, Result<Duration, VmmError>> {
+        Box::pin(async move {
+            snapshot::save(&handle.control_socket, state, SNAPSHOT_LIMIT)
+                .await
+                .map_err(|e| control_error(handle, e))
+        })
+    }
+
+    fn resume<'a>(&'a self, handle: &'a VmmHandle) -> BoxFuture<'a, Result<(), VmmError>> {
+        Box::pin(async move {
+            snapshot::resume(&handle.control_socket)
+                .await
+                .map_err(|e| control_error(handle, e))
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        spec: &'a LaunchSpec,
+        snapshot: &'a Snapshot,
+    ) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
+        Box::pin(QemuVmm::restore(self, spec, snapshot, SNAPSHOT_LIMIT))
+    }
+}
+
 fn tail(text: &[u8], lines: usize) -> String {
     banger_util::tail::joined(text, lines, " | ")
 }
@@ -100,6 +155,10 @@ fn tail(text: &[u8], lines: usize) -> String {
 impl Vmm for QemuVmm {
     fn kind(&self) -> Option<VmmKind> {
         Some(VmmKind::Qemu)
+    }
+
+    fn warm(&self) -> Option<&dyn crate::warm::WarmSnapshots> {
+        Some(self)
     }
 
     fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {

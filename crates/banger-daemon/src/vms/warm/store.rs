@@ -1,0 +1,285 @@
+//! Warm snapshots on disk: `<state>/snapshots/<class key>/` holds `ram`, `state`, the disks
+//! (`disk0.ext4`, `disk1.ext4`, … in device order) and `meta.json`.
+//!
+//! A snapshot is built in a staging directory beside the others and renamed into place only
+//! once every file is written, so a crash or a failed save never leaves a half snapshot that a
+//! restore could pick up: a directory without `meta.json` is not a snapshot, and staging
+//! directories are removed when dropped or found at start. Two VMs of one class racing to
+//! save both build; the first rename wins and the other is discarded.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of staging directories.
+const STAGING: &str = ".staging-";
+/// The file that marks a complete snapshot.
+const META: &str = "meta.json";
+
+/// What a snapshot was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The boot class key.
+    pub key: String,
+    /// The image it boots.
+    pub image_id: String,
+    /// Memory of the saved guest in MiB.
+    pub memory_mib: u64,
+    /// How many disks it has.
+    pub disks: usize,
+    /// When it was saved.
+    pub created_at: String,
+}
+
+/// A complete snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// What it holds.
+    pub meta: SnapshotMeta,
+}
+
+impl StoredSnapshot {
+    /// The RAM and device state, as a backend restores them.
+    pub fn vmm_snapshot(&self) -> banger_vmm::warm::Snapshot {
+        banger_vmm::warm::Snapshot {
+            memory: self.dir.join("ram"),
+            state: self.dir.join("state"),
+        }
+    }
+
+    /// Disk `i` of the saved guest.
+    pub fn disk(&self, i: usize) -> PathBuf {
+        disk_path(&self.dir, i)
+    }
+
+    /// Bytes on disk (allocated blocks: disks and RAM are sparse).
+    pub fn bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.blocks() * 512)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn disk_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("disk{i}.ext4"))
+}
+
+/// The snapshots directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    root: PathBuf,
+}
+
+/// A snapshot being written; removed on drop unless committed.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    root: PathBuf,
+    key: String,
+    committed: bool,
+}
+
+impl Staging {
+    /// Where the RAM file goes.
+    pub fn ram(&self) -> PathBuf {
+        self.dir.join("ram")
+    }
+
+    /// Where the device state goes.
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Where disk `i` goes.
+    pub fn disk(&self, i: usize) -> PathBuf {
+        disk_path(&self.dir, i)
+    }
+
+    /// Writes `meta` and moves the snapshot into place. `Ok(None)` when another save of the
+    /// same class got there first (this one is discarded).
+    pub fn commit(mut self, meta: &SnapshotMeta) -> std::io::Result<Option<StoredSnapshot>> {
+        let text = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+        std::fs::write(self.dir.join(META), text)?;
+        let target = self.root.join(&self.key);
+        if target.exists() {
+            return Ok(None);
+        }
+        std::fs::rename(&self.dir, &target)?;
+        self.committed = true;
+        Ok(Some(StoredSnapshot {
+            dir: target,
+            meta: meta.clone(),
+        }))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl SnapshotStore {
+    /// The store under `root` (`Layout::snapshots_dir`).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// The complete snapshot of class `key`, if there is one.
+    pub fn find(&self, key: &str) -> Option<StoredSnapshot> {
+        load(&self.root.join(key))
+    }
+
+    /// Starts writing a snapshot of class `key`.
+    pub fn begin(&self, key: &str) -> std::io::Result<Staging> {
+        std::fs::create_dir_all(&self.root)?;
+        let dir = self
+            .root
+            .join(format!("{STAGING}{key}-{}", crate::ids::random_hex(4)));
+        std::fs::create_dir(&dir)?;
+        Ok(Staging {
+            dir,
+            root: self.root.clone(),
+            key: key.to_owned(),
+            committed: false,
+        })
+    }
+
+    /// Every complete snapshot, by key.
+    pub fn list(&self) -> Vec<StoredSnapshot> {
+        let mut out: Vec<StoredSnapshot> = std::fs::read_dir(&self.root)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with(STAGING))
+                    .filter_map(|e| load(&e.path()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.meta.key.cmp(&b.meta.key));
+        out
+    }
+
+    /// Removes the snapshots for which `drop` says so (an image deleted, a stale class).
+    /// Returns how many went.
+    pub fn remove_where(&self, drop: impl Fn(&SnapshotMeta) -> bool) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for snapshot in self.list() {
+            if drop(&snapshot.meta) {
+                std::fs::remove_dir_all(&snapshot.dir)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes staging directories a crash left behind.
+    pub fn clean_staging(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in rd.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with(STAGING) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+fn load(dir: &Path) -> Option<StoredSnapshot> {
+    let text = std::fs::read(dir.join(META)).ok()?;
+    let meta: SnapshotMeta = serde_json::from_slice(&text).ok()?;
+    Some(StoredSnapshot {
+        dir: dir.to_owned(),
+        meta,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(key: &str) -> SnapshotMeta {
+        SnapshotMeta {
+            key: key.into(),
+            image_id: "img1".into(),
+            memory_mib: 512,
+            disks: 2,
+            created_at: "2026-12-03T00:00:00Z".into(),
+        }
+    }
+
+    fn write_parts(s: &Staging) {
+        for p in [s.ram(), s.state(), s.disk(0), s.disk(1)] {
+            std::fs::write(p, "x").expect("write");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_appears_only_once_committed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::new(root.path().join("snapshots"));
+        let staging = store.begin("abc").expect("begin");
+        write_parts(&staging);
+        assert!(store.find("abc").is_none(), "not before the commit");
+        assert!(store.list().is_empty());
+        let stored = staging.commit(&meta("abc")).expect("commit").expect("won");
+        assert_eq!(store.find("abc"), Some(stored.clone()));
+        assert!(stored.vmm_snapshot().memory.is_file());
+        assert!(stored.disk(1).is_file());
+        assert_eq!(store.list(), vec![stored]);
+    }
+
+    #[test]
+    fn a_dropped_staging_leaves_nothing_and_a_second_save_of_a_class_is_discarded() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::new(root.path().to_owned());
+        let staging = store.begin("abc").expect("begin");
+        write_parts(&staging);
+        drop(staging);
+        assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 0);
+
+        let first = store.begin("abc").expect("begin");
+        let second = store.begin("abc").expect("begin");
+        write_parts(&first);
+        write_parts(&second);
+        assert!(first.commit(&meta("abc")).expect("commit").is_some());
+        assert!(second.commit(&meta("abc")).expect("commit").is_none());
+        assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn removal_and_crash_leftovers() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::new(root.path().to_owned());
+        for key in ["a1", "b2"] {
+            let s = store.begin(key).expect("begin");
+            write_parts(&s);
+            s.commit(&meta(key)).expect("commit");
+        }
+        // A crash mid-save: a staging dir nobody will drop.
+        let leftover = store.begin("c3").expect("begin");
+        std::mem::forget(leftover);
+        assert_eq!(store.list().len(), 2);
+        assert_eq!(store.remove_where(|m| m.key == "a1").expect("remove"), 1);
+        assert_eq!(
+            store
+                .list()
+                .iter()
+                .map(|s| s.meta.key.as_str())
+                .collect::<Vec<_>>(),
+            ["b2"]
+        );
+        store.clean_staging();
+        assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 1);
+    }
+}

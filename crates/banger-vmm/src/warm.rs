@@ -1,0 +1,42 @@
+//! Warm snapshots as a backend capability: boot a guest that can be saved, save it while
+//! paused, and start new guests from it instead of booting.
+//!
+//! The daemon decides *when* (the first VM of a boot class is saved once its agent is ready;
+//! later ones restore); a backend that can do it returns itself from [`crate::Vmm::warm`], one
+//! that cannot returns `None` and the daemon boots cold. QEMU implements it with VM templating
+//! ([`crate::qemu::snapshot`]); Firecracker's snapshot API is not wired yet.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::launch::{BoxFuture, LaunchSpec, VmmError, VmmHandle};
+pub use crate::qemu::snapshot::Snapshot;
+
+/// What a backend with warm snapshots can do.
+pub trait WarmSnapshots: Send + Sync {
+    /// Boots `spec` with its RAM in the file `ram`, so it can be [saved](WarmSnapshots::save).
+    fn launch_saveable<'a>(
+        &'a self,
+        spec: &'a LaunchSpec,
+        ram: &'a Path,
+    ) -> BoxFuture<'a, Result<VmmHandle, VmmError>>;
+
+    /// Pauses the VM and writes its device state to `state` (its RAM is already in its file).
+    /// The VM stays paused: copy its disks and RAM, then [resume](WarmSnapshots::resume) it.
+    fn save<'a>(
+        &'a self,
+        handle: &'a VmmHandle,
+        state: &'a Path,
+    ) -> BoxFuture<'a, Result<Duration, VmmError>>;
+
+    /// Lets a paused VM run again.
+    fn resume<'a>(&'a self, handle: &'a VmmHandle) -> BoxFuture<'a, Result<(), VmmError>>;
+
+    /// Starts `spec` from `snapshot` (its disks must be copies of the snapshot's, at the same
+    /// positions). A restore that fails leaves no process.
+    fn restore<'a>(
+        &'a self,
+        spec: &'a LaunchSpec,
+        snapshot: &'a Snapshot,
+    ) -> BoxFuture<'a, Result<VmmHandle, VmmError>>;
+}
