@@ -14,6 +14,10 @@ pub use crate::qemu::snapshot::Snapshot;
 
 /// What a backend with warm snapshots can do.
 pub trait WarmSnapshots: Send + Sync {
+    /// The VMM binary: a snapshot is only restored by the build that saved it, so its identity
+    /// is part of the boot class.
+    fn binary(&self) -> &Path;
+
     /// Boots `spec` with its RAM in the file `ram`, so it can be [saved](WarmSnapshots::save).
     fn launch_saveable<'a>(
         &'a self,

@@ -106,6 +106,10 @@ fn control_error(handle: &VmmHandle, e: SnapshotError) -> VmmError {
 }
 
 impl crate::warm::WarmSnapshots for QemuVmm {
+    fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     fn launch_saveable<'a>(
         &'a self,
         spec: &'a LaunchSpec,
