@@ -197,6 +197,11 @@ impl DaemonContext {
             .is_some_and(|h| backends.vmm.is_running(&h.vmm))
     }
 
+    /// The warm snapshots (`<state>/snapshots`).
+    pub fn snapshots(&self) -> crate::vms::warm::store::SnapshotStore {
+        crate::vms::warm::store::SnapshotStore::new(self.layout().snapshots_dir())
+    }
+
     /// Where things live.
     pub fn layout(&self) -> &Layout {
         &self.inner.layout

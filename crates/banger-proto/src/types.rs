@@ -52,6 +52,9 @@ pub struct CreateVmRequest {
     pub image: Option<String>,
     /// Resources.
     pub spec: VmSpec,
+    /// Boot cold even when a warm snapshot of the VM's boot class exists (and save none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
 }
 
 /// `POST /v1/vms/{vm}/ssh`: what the session should run.

@@ -188,6 +188,9 @@ pub struct RunArgs {
     pub image: Option<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
+    /// Boot cold: skip the image's warm snapshot (and save none)
+    #[arg(long)]
+    pub cold: bool,
     /// Delete the VM when the session or command ends
     #[arg(long)]
     pub rm: bool,
@@ -225,6 +228,9 @@ pub struct CreateArgs {
     pub image: Option<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
+    /// Boot cold: skip the image's warm snapshot (and save none)
+    #[arg(long)]
+    pub cold: bool,
 }
 
 /// One or more VMs by id, name or unique prefix.

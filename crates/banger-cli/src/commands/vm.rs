@@ -76,6 +76,7 @@ async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         name: name.map(String::from),
         image: args.image,
         spec: resolved.spec,
+        cold: args.cold,
     };
     let done = launch(ctx, &daemon.client, &request).await?;
     let took = done.duration_ms.map(render::elapsed).unwrap_or_default();

@@ -83,6 +83,7 @@ pub async fn run(args: RunArgs, resolved: ResolvedSpec, ctx: &Context) -> Result
         name: args.name.clone(),
         image: args.image.clone(),
         spec: resolved.spec,
+        cold: args.cold,
     };
     let done = match launch(ctx, client, &request).await {
         Ok(done) => done,
