@@ -193,6 +193,7 @@ pub fn request(name: &str, image: &str) -> CreateVmRequest {
         name: Some(name.to_owned()),
         image: Some(image.to_owned()),
         spec: spec(),
+        cold: false,
     }
 }
 
