@@ -874,6 +874,7 @@ async fn specs_beyond_the_host_or_the_store_are_refused_before_anything_starts()
                     name: Some("big".into()),
                     image: Some("base".into()),
                     spec,
+                    cold: false,
                 },
             )
             .await
@@ -919,6 +920,7 @@ async fn specs_beyond_the_host_or_the_store_are_refused_before_anything_starts()
         banger_proto::CreateVmRequest {
             name: Some("big".into()),
             image: Some("base".into()),
+            cold: false,
             spec: banger_model::VmSpec {
                 memory_mib: capacity.memory_mib + 1024,
                 disk_size: Size::from_bytes(capacity.free_disk_bytes.saturating_add(1 << 30)),
@@ -940,6 +942,7 @@ async fn nat_rules_follow_the_vm_through_every_way_it_stops() {
     let nat_request = |name: &str| banger_proto::CreateVmRequest {
         name: Some(name.to_owned()),
         image: Some("base".into()),
+        cold: false,
         spec: banger_model::VmSpec {
             nat: true,
             ..spec()
