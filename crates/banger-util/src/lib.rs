@@ -9,11 +9,14 @@
 //! - [`path`]: finding an executable on `PATH` (and in extra directories);
 //! - `uds_http` (feature `uds-http`, which brings tokio and hyper): one bounded HTTP/1.1
 //!   exchange over a Unix socket, what the Firecracker API client and the CLI's daemon client
-//!   both speak.
+//!   both speak;
+//! - `sparse` (feature `sparse`): copying a file with its holes kept, for disks and guest RAM.
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod path;
+#[cfg(feature = "sparse")]
+pub mod sparse;
 pub mod tail;
 #[cfg(feature = "uds-http")]
 pub mod uds_http;

@@ -18,19 +18,24 @@ pub trait WarmSnapshots: Send + Sync {
     /// is part of the boot class.
     fn binary(&self) -> &Path;
 
-    /// Boots `spec` with its RAM in the file `ram`, so it can be [saved](WarmSnapshots::save).
+    /// Boots `spec` so it can be [saved](WarmSnapshots::save). `ram` is a path the backend
+    /// may keep the guest's RAM in while it runs (QEMU maps it shared; put it on a tmpfs); it
+    /// belongs to the VM and is removed by the caller once the VM is gone or saved.
     fn launch_saveable<'a>(
         &'a self,
         spec: &'a LaunchSpec,
         ram: &'a Path,
     ) -> BoxFuture<'a, Result<VmmHandle, VmmError>>;
 
-    /// Pauses the VM and writes its device state to `state` (its RAM is already in its file).
-    /// The VM stays paused: copy its disks and RAM, then [resume](WarmSnapshots::resume) it.
+    /// Pauses a VM started by [`launch_saveable`](WarmSnapshots::launch_saveable) with the
+    /// same `ram`, and writes a complete snapshot of it to `into` (its memory and device
+    /// state; both files must not exist). The VM stays paused: copy its disks, then
+    /// [resume](WarmSnapshots::resume) it. Returns how long the VM has been paused so far.
     fn save<'a>(
         &'a self,
         handle: &'a VmmHandle,
-        state: &'a Path,
+        ram: &'a Path,
+        into: &'a Snapshot,
     ) -> BoxFuture<'a, Result<Duration, VmmError>>;
 
     /// Lets a paused VM run again.

@@ -150,10 +150,10 @@ fn two_guests_restore_from_one_saved_ram_file() {
             .expect("template boots");
         let before = healthy(&handle, BOOT).await;
         let saved = Snapshot {
-            memory: ram.clone(),
+            memory: scratch.join("saved-ram"),
             state: scratch.join("state"),
         };
-        let took = warm.save(&handle, &saved.state).await.expect("save");
+        let took = warm.save(&handle, &ram, &saved).await.expect("save");
         let state_size = std::fs::metadata(&saved.state).expect("state").len();
         eprintln!("saved in {took:?}: device state {state_size} bytes");
         assert!(
@@ -173,7 +173,7 @@ fn two_guests_restore_from_one_saved_ram_file() {
         assert!(
             banger_vmm::process::wait_gone(handle.pid, &handle.tag, Duration::from_secs(10)).await
         );
-        let ram_hash = sha256(&ram);
+        let ram_hash = sha256(&saved.memory);
 
         let mut restored = Vec::new();
         for clone in &clones {
@@ -196,7 +196,7 @@ fn two_guests_restore_from_one_saved_ram_file() {
             eprintln!("{} pss {} KiB", h.tag, pss_kib(h.pid));
         }
         assert_eq!(
-            sha256(&ram),
+            sha256(&saved.memory),
             ram_hash,
             "the clones' writes reached the snapshot"
         );
@@ -276,7 +276,7 @@ fn two_guests_restore_from_one_saved_ram_file() {
 
     // A state file that is not one: the restore fails and leaves no process behind.
     let bogus = Snapshot {
-        memory: scratch.join("ram"),
+        memory: scratch.join("saved-ram"),
         state: scratch.join("bogus-state"),
     };
     std::fs::write(&bogus.state, b"not a migration stream").expect("bogus");

@@ -15,9 +15,6 @@
 //! Every e2fsprogs call goes through `banger_image::ext4` (the one e2fsprogs layer, shared
 //! with the image builder); this module decides what to do, that one how.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use banger_image::ext4::{self, Edits, Ext4Error, Kind};
@@ -79,44 +76,11 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 
 /// Copies `src` to `dst` keeping holes (SEEK_DATA/SEEK_HOLE); `dst` must not exist.
 pub fn sparse_copy(src: &Path, dst: &Path) -> Result<(), DiskError> {
-    let mut input = File::open(src).map_err(io("open", src))?;
-    let len = input.metadata().map_err(io("stat", src))?.len();
-    let mut output = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dst)
-        .map_err(io("create", dst))?;
-    output.set_len(len).map_err(io("size", dst))?;
-    let mut offset: i64 = 0;
-    let end = i64::try_from(len).unwrap_or(i64::MAX);
-    let mut buf = vec![0u8; 1 << 20];
-    while offset < end {
-        let data = match nix::unistd::lseek(input.as_fd(), offset, nix::unistd::Whence::SeekData) {
-            Ok(d) => d,
-            Err(nix::errno::Errno::ENXIO) => break, // only a hole remains
-            Err(e) => return Err(io("seek data in", src)(e.into())),
-        };
-        let hole = nix::unistd::lseek(input.as_fd(), data, nix::unistd::Whence::SeekHole)
-            .map_err(|e| io("seek hole in", src)(e.into()))?;
-        input
-            .seek(SeekFrom::Start(data as u64))
-            .map_err(io("seek", src))?;
-        output
-            .seek(SeekFrom::Start(data as u64))
-            .map_err(io("seek", dst))?;
-        let mut remaining = (hole - data) as u64;
-        while remaining > 0 {
-            let want = remaining.min(buf.len() as u64) as usize;
-            let n = input.read(&mut buf[..want]).map_err(io("read", src))?;
-            if n == 0 {
-                break;
-            }
-            output.write_all(&buf[..n]).map_err(io("write", dst))?;
-            remaining -= n as u64;
-        }
-        offset = hole;
-    }
-    output.sync_all().map_err(io("sync", dst))
+    banger_util::sparse::copy(src, dst).map_err(|e| DiskError::Io {
+        action: e.action,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Makes the work disk at `dst` of `size`: the seed grown to size, or a fresh ext4.
@@ -215,7 +179,6 @@ fn merge_authorized_keys(existing: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn banger_s_key_is_added_once_and_other_lines_are_kept() {
@@ -252,29 +215,6 @@ mod tests {
             format!("ssh-rsa SEED user@image\n{key}\n")
         );
         assert_eq!(ext4::read_file(&work, "/.hushlogin").unwrap(), b"kept");
-    }
-
-    #[test]
-    fn sparse_copy_keeps_data_and_holes() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        let mut f = File::create(&src).unwrap();
-        f.set_len(64 << 20).unwrap();
-        f.seek(SeekFrom::Start(10 << 20)).unwrap();
-        f.write_all(b"hello").unwrap();
-        f.seek(SeekFrom::Start((64 << 20) - 3)).unwrap();
-        f.write_all(b"end").unwrap();
-        drop(f);
-        let dst = dir.path().join("dst");
-        sparse_copy(&src, &dst).unwrap();
-        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
-        let blocks = std::fs::metadata(&dst).unwrap().blocks();
-        assert!(
-            blocks * 512 < 4 << 20,
-            "copy is not sparse: {} bytes",
-            blocks * 512
-        );
-        assert!(sparse_copy(&src, &dst).is_err(), "never overwrites");
     }
 
     #[test]

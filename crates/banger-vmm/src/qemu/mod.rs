@@ -126,12 +126,24 @@ impl crate::warm::WarmSnapshots for QemuVmm {
     fn save<'a>(
         &'a self,
         handle: &'a VmmHandle,
-        state: &'a Path,
+        ram: &'a Path,
+        into: &'a Snapshot,
     ) -> BoxFuture<'a, Result<Duration, VmmError>> {
         Box::pin(async move {
-            snapshot::save(&handle.control_socket, state, SNAPSHOT_LIMIT)
+            let started = std::time::Instant::now();
+            snapshot::save(&handle.control_socket, &into.state, SNAPSHOT_LIMIT)
                 .await
-                .map_err(|e| control_error(handle, e))
+                .map_err(|e| control_error(handle, e))?;
+            // The guest is paused: its RAM file no longer changes, so a copy is the snapshot's.
+            let (from, to) = (ram.to_owned(), into.memory.clone());
+            tokio::task::spawn_blocking(move || banger_util::sparse::copy(&from, &to))
+                .await
+                .map_err(|e| VmmError::io("copy guest RAM")(std::io::Error::other(e)))?
+                .map_err(|e| VmmError::Io {
+                    action: format!("{} {} (copying guest RAM)", e.action, e.path.display()),
+                    source: e.source,
+                })?;
+            Ok(started.elapsed())
         })
     }
 
