@@ -188,6 +188,12 @@ impl NetOps for HelperNet {
         }))
     }
 
+    fn isolate_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(self.call(Request::IsolateLink {
+            name: name.to_owned(),
+        }))
+    }
+
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
         Box::pin(self.call(Request::DeleteLink {
             name: name.to_owned(),

@@ -228,7 +228,7 @@ impl Policy {
                 tap(from)?;
                 tap(to)
             }
-            Request::DeleteLink { name } => tap(name),
+            Request::DeleteLink { name } | Request::IsolateLink { name } => tap(name),
             Request::LinksWithPrefix { prefix } => listing_prefix(prefix),
             Request::AllowNat {
                 vm_id,
@@ -376,6 +376,9 @@ mod tests {
             Request::DeleteLink {
                 name: "bgr-0123456789a".into(),
             },
+            Request::IsolateLink {
+                name: "bgr-0123456789a".into(),
+            },
             Request::LinksWithPrefix {
                 prefix: "tap-pool-".into(),
             },
@@ -448,6 +451,11 @@ mod tests {
                 p.check(&Request::DeleteLink { name: name.into() }),
                 Err(refused.clone()),
                 "delete {name:?}"
+            );
+            assert_eq!(
+                p.check(&Request::IsolateLink { name: name.into() }),
+                Err(refused.clone()),
+                "isolate {name:?}"
             );
             assert_eq!(
                 p.check(&Request::RenameLink {

@@ -249,6 +249,7 @@ async fn dispatch(
             owner_uid,
         } => net.ensure_tap(name, bridge, *owner_uid).await?,
         Request::RenameLink { from, to } => net.rename_link(from, to).await?,
+        Request::IsolateLink { name } => net.isolate_link(name).await?,
         Request::DeleteLink { name } => net.delete_link(name).await?,
         Request::LinksWithPrefix { prefix } => {
             let names = net.links_with_prefix(prefix).await?;

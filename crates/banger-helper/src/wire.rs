@@ -43,6 +43,11 @@ pub enum Request {
         /// New name.
         to: String,
     },
+    /// Take a TAP down (a restored VM's, until it has its own identity).
+    IsolateLink {
+        /// The TAP.
+        name: String,
+    },
     /// Delete a TAP; a missing one is not an error.
     DeleteLink {
         /// The TAP.
@@ -105,6 +110,7 @@ impl Request {
             Self::EnsureBridge { .. } => "ensure_bridge",
             Self::EnsureTap { .. } => "ensure_tap",
             Self::RenameLink { .. } => "rename_link",
+            Self::IsolateLink { .. } => "isolate_link",
             Self::DeleteLink { .. } => "delete_link",
             Self::LinksWithPrefix { .. } => "links_with_prefix",
             Self::AllowNat { .. } => "allow_nat",
@@ -227,6 +233,9 @@ mod tests {
             Request::RenameLink {
                 from: "tap-pool-0".into(),
                 to: "bgr-0123456789a".into(),
+            },
+            Request::IsolateLink {
+                name: "bgr-0123456789a".into(),
             },
             Request::DeleteLink {
                 name: "bgr-0123456789a".into(),

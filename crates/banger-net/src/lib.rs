@@ -189,6 +189,10 @@ pub trait NetOps: Send + Sync {
     /// Renames an interface (taking it down first; the caller brings it up again).
     fn rename_link<'a>(&'a self, from: &'a str, to: &'a str)
     -> BoxFuture<'a, Result<(), NetError>>;
+    /// Takes an interface down, so nothing it sends reaches the bridge until
+    /// [`NetOps::ensure_tap`] brings it up again: a VM restored from a warm snapshot wakes up
+    /// with the saved VM's MAC and address and stays cut off until it has taken its own.
+    fn isolate_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>>;
     /// Deletes an interface; a missing one is not an error.
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>>;
     /// Names of existing interfaces starting with `prefix`.

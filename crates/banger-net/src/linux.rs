@@ -76,6 +76,10 @@ impl NetOps for LinuxNet {
         Box::pin(rename_link(from, to))
     }
 
+    fn isolate_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(isolate_link(name))
+    }
+
     fn delete_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
         Box::pin(delete_link(name))
     }
@@ -297,6 +301,18 @@ async fn rename_link(from: &str, to: &str) -> Result<(), NetError> {
         .execute()
         .await
         .map_err(nl("rename", from))
+}
+
+async fn isolate_link(name: &str) -> Result<(), NetError> {
+    check_ifname(name)?;
+    let handle = connect().await?;
+    let index = index_of(&handle, name).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).down().build())
+        .execute()
+        .await
+        .map_err(nl("take down", name))
 }
 
 async fn delete_link(name: &str) -> Result<(), NetError> {

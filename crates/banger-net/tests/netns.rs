@@ -84,6 +84,26 @@ fn bridge_and_taps_are_idempotent_and_cleaned_up() {
     let owned = ns.ip(&["-d", "link", "show", "bgr-abc"]).expect("ip link");
     assert!(owned.contains("user 4242"), "{owned}");
 
+    // Isolated: down (no UP flag), still on the bridge; ensure_tap brings it back up.
+    in_ns(&ns, || {
+        Box::pin(async {
+            let net = LinuxNet;
+            net.isolate_link("bgr-abc").await.expect("isolate");
+            assert!(net.isolate_link("bgr-gone").await.is_err(), "missing link");
+        })
+    });
+    let down = ns.ip(&["link", "show", "bgr-abc"]).expect("ip link");
+    let flags = down.split(['<', '>']).nth(1).unwrap_or_default();
+    assert!(!flags.split(',').any(|f| f == "UP"), "{down}");
+    in_ns(&ns, || {
+        Box::pin(async {
+            net_up("bgr-abc").await;
+        })
+    });
+    let up = ns.ip(&["link", "show", "bgr-abc"]).expect("ip link");
+    let flags = up.split(['<', '>']).nth(1).unwrap_or_default();
+    assert!(flags.split(',').any(|f| f == "UP"), "{up}");
+
     in_ns(&ns, || {
         Box::pin(async {
             let net = LinuxNet;
@@ -172,4 +192,11 @@ fn nat_rules_are_per_vm_idempotent_and_removed_exactly() {
     let rules = ruleset(&ns);
     assert!(!rules.contains("banger-vm:vm-a"), "{rules}");
     assert_eq!(rules.matches("banger-vm:vm-b").count(), 1, "{rules}");
+}
+
+async fn net_up(tap: &str) {
+    LinuxNet
+        .ensure_tap(tap, "banger0", 4242)
+        .await
+        .expect("up again");
 }

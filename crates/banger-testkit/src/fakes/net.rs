@@ -15,6 +15,8 @@ pub enum NetCall {
     EnsureTap(String, String),
     /// `rename_link(from, to)`.
     Rename(String, String),
+    /// `isolate_link(name)`.
+    Isolate(String),
     /// `delete_link(name)`.
     Delete(String),
     /// `allow_nat(vm_id, tap)`.
@@ -253,6 +255,21 @@ impl NetOps for FakeNet {
                 s.links.insert(to.to_owned(), link);
             }
             Ok(())
+        })
+    }
+
+    fn isolate_link<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.calls.push(NetCall::Isolate(name.to_owned()));
+            if s.deny {
+                return Err(denied());
+            }
+            if s.links.contains_key(name) {
+                Ok(())
+            } else {
+                Err(NetError::Missing(name.to_owned()))
+            }
         })
     }
 
