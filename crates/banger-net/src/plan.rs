@@ -106,6 +106,12 @@ impl NetPlan {
         let [a, b, c, d] = ip.octets();
         format!("06:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
     }
+
+    /// [`NetPlan::mac_for`] as bytes.
+    pub fn mac_bytes_for(ip: Ipv4Addr) -> [u8; 6] {
+        let [a, b, c, d] = ip.octets();
+        [0x06, 0x00, a, b, c, d]
+    }
 }
 
 fn mask(prefix: u8) -> u32 {

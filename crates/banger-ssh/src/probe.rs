@@ -21,7 +21,9 @@ pub const MAX_BANNER: usize = 255;
 
 const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// A probe is one local TCP connect: cheap, while every interval of waiting between probes
+/// can land on the boot's critical path, so the backoff stays short.
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Why one probe attempt failed.

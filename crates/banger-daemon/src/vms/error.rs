@@ -32,6 +32,10 @@ pub enum Stage {
     Boot,
     /// Waiting until the guest agent answers.
     WaitForAgent,
+    /// Saving the first VM of a boot class as its warm snapshot.
+    SaveSnapshot,
+    /// Starting a VM from its class's warm snapshot and giving it its own identity.
+    Restore,
     /// Waiting until sshd answers.
     WaitForSsh,
     /// Hooks run after start.
@@ -49,6 +53,8 @@ impl Stage {
             Self::Network => "network",
             Self::Boot => "boot",
             Self::WaitForAgent => "wait for agent",
+            Self::SaveSnapshot => "save warm snapshot",
+            Self::Restore => "restore",
             Self::WaitForSsh => "wait for SSH",
             Self::PostStartHooks => "post-start hooks",
         }

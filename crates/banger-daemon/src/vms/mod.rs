@@ -270,7 +270,7 @@ pub async fn create(ctx: &DaemonContext, request: CreateVmRequest) -> Result<Ope
         };
         op.retarget(record.name.as_str());
         let lock = ctx.vm_locks().lock(&record.id).await;
-        run_create(&ctx, &backends, record, source, op).await;
+        run_create(&ctx, &backends, record, source, request.cold, op).await;
         drop(lock);
     });
     Ok(snapshot)
@@ -355,10 +355,12 @@ async fn run_create(
     backends: &VmBackends,
     record: VmRecord,
     source: BootSource,
+    cold: bool,
     op: OperationHandle,
 ) {
     let mut launched = None;
-    let result = create_stages(ctx, backends, &record, &source, &op, &mut launched).await;
+    let result = create_stages(ctx, backends, &record, &source, cold, &op, &mut launched).await;
+    warm::flow::forget_ram(&record);
     let Err(err) = result else {
         op.succeed();
         return;
@@ -401,9 +403,38 @@ async fn create_stages(
     backends: &VmBackends,
     record: &VmRecord,
     source: &BootSource,
+    cold: bool,
     op: &OperationHandle,
     launched: &mut Option<banger_vmm::VmmHandle>,
 ) -> Result<(), StageError> {
+    let launch = match warm::flow::plan(ctx, backends, record, source, cold) {
+        warm::flow::Plan::Restore(restore) => {
+            match warm::flow::restore(ctx, backends, record, source, op, launched, &restore).await {
+                Ok(handle) => {
+                    tracing::info!(vm = %record.name, vm_pid = handle.pid, class = %restore.key(), "vm restored and ready");
+                    op.skip(Stage::PostStartHooks.name(), "none configured");
+                    return Ok(());
+                }
+                Err(err) => {
+                    let key = restore.key().to_owned();
+                    tracing::warn!(vm = %record.name, class = %key, error = %err, "restore failed: booting cold");
+                    op.warn(&format!(
+                        "the warm snapshot did not restore ({err}); booting cold and saving a new one"
+                    ));
+                    warm::flow::undo_restore(ctx, backends, record, launched).await;
+                    if let Err(e) = ctx.snapshots().remove_where(|m| m.key == key) {
+                        tracing::warn!(class = %key, error = %e, "cannot remove a failed snapshot");
+                    }
+                    power::Launch::Template(restore.into_template())
+                }
+            }
+        }
+        warm::flow::Plan::Template(template) => power::Launch::Template(template),
+        warm::flow::Plan::Cold(why) => {
+            tracing::debug!(vm = %record.name, why, "booting cold");
+            power::Launch::Cold
+        }
+    };
     op.stage(Stage::PrepareDisks.name());
     let at_disks = |f: StageFailure| StageError::new(Stage::PrepareDisks, f);
     let agent = ctx.agent_binary().map_err(|e| at_disks(e.into()))?;
@@ -424,7 +455,7 @@ async fn create_stages(
     op.detail(disks::OVERLAY_STRATEGY);
     file_sync::run(ctx, backends, record, op).await?;
 
-    let handle = power::boot(ctx, backends, record, &source.kernel, op, launched).await?;
+    let handle = power::boot(ctx, backends, record, &source.kernel, op, launched, launch).await?;
     tracing::info!(vm = %record.name, vm_pid = handle.pid, "vm ready");
     op.skip(Stage::PostStartHooks.name(), "none configured");
     Ok(())
@@ -445,22 +476,17 @@ fn prepare_disks(
     disks::make_work_disk(seed, &dir.join("work.ext4"), size)
 }
 
-/// The launch spec of a VM whose disks exist.
-fn launch_spec(
+/// What VM `record`'s guest is told at boot (and, after a restore, through its agent).
+fn launch_spec_boot(
     backends: &VmBackends,
     record: &VmRecord,
-    kernel: &KernelRecord,
-) -> Result<LaunchSpec, StageError> {
+) -> Result<banger_guest::GuestBoot, StageError> {
     let ip: Ipv4Addr = record
         .guest_ip
         .as_deref()
         .and_then(|ip| ip.parse().ok())
         .ok_or_else(|| StageError::other(Stage::Network, "the vm has no guest address"))?;
-    let tap = record
-        .tap_name
-        .clone()
-        .ok_or_else(|| StageError::other(Stage::Network, "the vm has no tap name"))?;
-    let line = banger_guest::GuestBoot {
+    Ok(banger_guest::GuestBoot {
         hostname: Some(record.name.as_str().to_owned()),
         ip: Some(banger_guest::Ipv4Cidr {
             addr: ip,
@@ -470,9 +496,27 @@ fn launch_spec(
         // The guests' resolver (`dns::guest`) listens on the gateway.
         dns: Some(backends.plan.gateway()),
         work: Some(banger_guest::paths::WORK_DEVICE.to_owned()),
-    }
-    .to_cmdline()
-    .map_err(|e| StageError::other(Stage::Boot, e.to_string()))?;
+    })
+}
+
+/// The launch spec of a VM whose disks exist.
+fn launch_spec(
+    backends: &VmBackends,
+    record: &VmRecord,
+    kernel: &KernelRecord,
+) -> Result<LaunchSpec, StageError> {
+    let boot = launch_spec_boot(backends, record)?;
+    let ip = boot
+        .ip
+        .map(|c| c.addr)
+        .ok_or_else(|| StageError::other(Stage::Network, "the vm has no guest address"))?;
+    let tap = record
+        .tap_name
+        .clone()
+        .ok_or_else(|| StageError::other(Stage::Network, "the vm has no tap name"))?;
+    let line = boot
+        .to_cmdline()
+        .map_err(|e| StageError::other(Stage::Boot, e.to_string()))?;
     Ok(LaunchSpec {
         vm_id: record.id.clone(),
         vcpu: record.spec.vcpu,

@@ -36,6 +36,14 @@ async fn route_zone(backends: &VmBackends) {
     }
 }
 
+/// How [`boot`] starts the VMM.
+pub(super) enum Launch {
+    /// A plain cold boot.
+    Cold,
+    /// A cold boot saved as its boot class's warm snapshot once its agent answers.
+    Template(super::warm::flow::Template),
+}
+
 /// Network, boot, agent, SSH: the stages shared by create and start. On error the caller
 /// tears down; `launched` tells it whether a VMM is running.
 pub(super) async fn boot(
@@ -45,9 +53,46 @@ pub(super) async fn boot(
     kernel: &KernelRecord,
     op: &OperationHandle,
     launched: &mut Option<VmmHandle>,
+    launch: Launch,
 ) -> Result<VmmHandle, StageError> {
-    op.stage(Stage::Network.name());
     let spec = launch_spec(backends, record, kernel)?;
+    let tap = network(ctx, backends, record, &spec, op).await?;
+
+    op.stage(Stage::Boot.name());
+    let started = match &launch {
+        Launch::Cold => backends.vmm.launch(&spec).await,
+        Launch::Template(template) => template.launch(backends, &spec, op).await,
+    };
+    let handle = started.map_err(|e| StageError::new(Stage::Boot, e))?;
+    *launched = Some(handle.clone());
+    op.detail(&format!(
+        "{} pid {}, console {}",
+        handle.kind.as_str(),
+        handle.pid,
+        handle.console_log.display()
+    ));
+    record_running(ctx, record, &handle, tap, Stage::Boot)?;
+
+    op.stage(Stage::WaitForAgent.name());
+    wait_for_agent(backends, &handle, backends.timeouts.agent).await?;
+    if let Launch::Template(template) = launch {
+        template.save(ctx, backends, record, &handle, op).await?;
+    }
+
+    wait_for_ssh(backends, record, backends.timeouts.ssh, op).await?;
+    Ok(handle)
+}
+
+/// The network stage: the bridge (and the host resolver's route to it), the VM's TAP from
+/// the pool or new, and its NAT rule. Returns the TAP.
+pub(super) async fn network(
+    ctx: &DaemonContext,
+    backends: &VmBackends,
+    record: &VmRecord,
+    spec: &banger_vmm::LaunchSpec,
+    op: &OperationHandle,
+) -> Result<String, StageError> {
+    op.stage(Stage::Network.name());
     let at_network = |e| StageError::new(Stage::Network, e);
     let plan = &backends.plan;
     backends
@@ -88,37 +133,40 @@ pub(super) async fn boot(
     tokio::spawn(async move {
         super::tap_pool::refill(&refill_ctx, &refill_ctx.backends()).await;
     });
+    Ok(tap)
+}
 
-    op.stage(Stage::Boot.name());
-    let handle = backends
-        .vmm
-        .launch(&spec)
-        .await
-        .map_err(|e| StageError::new(Stage::Boot, e))?;
-    *launched = Some(handle.clone());
-    op.detail(&format!(
-        "{} pid {}, console {}",
-        handle.kind.as_str(),
-        handle.pid,
-        handle.console_log.display()
-    ));
+/// Records a launched VMM as VM `record`'s (memory and `handles.json`), marks the VM running
+/// and publishes its name.
+pub(super) fn record_running(
+    ctx: &DaemonContext,
+    record: &VmRecord,
+    handle: &VmmHandle,
+    tap: String,
+    stage: Stage,
+) -> Result<(), StageError> {
     let saved = handles::VmHandles {
         vmm: handle.clone(),
         tap: Some(tap),
     };
     handles::save(&record.dir, &saved)
-        .map_err(|e| StageError::other(Stage::Boot, format!("save handles: {e}")))?;
+        .map_err(|e| StageError::other(stage, format!("save handles: {e}")))?;
     ctx.remember_handles(&record.id, saved);
     set_state(ctx, record, VmState::Running, None);
     publish_name(ctx, record);
+    Ok(())
+}
 
-    op.stage(Stage::WaitForAgent.name());
-    wait_for_agent(backends, &handle).await?;
-
+/// The wait-for-SSH stage: until sshd in the guest answers, within `timeout`.
+pub(super) async fn wait_for_ssh(
+    backends: &VmBackends,
+    record: &VmRecord,
+    timeout: Duration,
+    op: &OperationHandle,
+) -> Result<(), StageError> {
     op.stage(Stage::WaitForSsh.name());
     let addr = ssh_addr(backends, record)
         .ok_or_else(|| StageError::other(Stage::WaitForSsh, "no guest address"))?;
-    let timeout = backends.timeouts.ssh;
     tokio::task::spawn_blocking(move || banger_ssh::wait_for_ssh(addr, timeout))
         .await
         .map_err(|e| StageError::other(Stage::WaitForSsh, format!("the probe crashed: {e}")))?
@@ -131,11 +179,16 @@ pub(super) async fn boot(
                 ),
             )
         })?;
-    Ok(handle)
+    Ok(())
 }
 
-async fn wait_for_agent(backends: &VmBackends, handle: &VmmHandle) -> Result<(), StageError> {
-    let deadline = Instant::now() + backends.timeouts.agent;
+/// Polls the guest agent's health until it answers 200, the VM stops, or `timeout` passes.
+pub(super) async fn wait_for_agent(
+    backends: &VmBackends,
+    handle: &VmmHandle,
+    timeout: Duration,
+) -> Result<(), StageError> {
+    let deadline = Instant::now() + timeout;
     let mut last = String::from("no answer yet");
     while Instant::now() < deadline {
         if !backends.vmm.is_running(handle) {
@@ -149,16 +202,17 @@ async fn wait_for_agent(backends: &VmBackends, handle: &VmmHandle) -> Result<(),
             Ok((status, body)) => last = format!("agent answered {status}: {body}"),
             Err(e) => last = e.to_string(),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(AGENT_POLL).await;
     }
     Err(StageError::guest(
         Stage::WaitForAgent,
-        format!(
-            "no healthy agent within {:?} ({last})",
-            backends.timeouts.agent
-        ),
+        format!("no healthy agent within {timeout:?} ({last})"),
     ))
 }
+
+/// How often the agent's health is asked while a guest boots: each miss costs up to this
+/// much of the boot, and a health call is a few bytes over a local socket.
+const AGENT_POLL: Duration = Duration::from_millis(50);
 
 fn set_state(ctx: &DaemonContext, record: &VmRecord, state: VmState, error: Option<&str>) {
     if let Err(e) = ctx
@@ -279,7 +333,18 @@ pub async fn start(ctx: &DaemonContext, reference: &str) -> Result<Operation, Vm
         let mut launched = None;
         // Host files may have changed since the last boot: the guest gets them as they are now.
         let booted = match super::file_sync::run(&ctx, &backends, &record, &op).await {
-            Ok(()) => boot(&ctx, &backends, &record, &source.kernel, &op, &mut launched).await,
+            Ok(()) => {
+                boot(
+                    &ctx,
+                    &backends,
+                    &record,
+                    &source.kernel,
+                    &op,
+                    &mut launched,
+                    Launch::Cold,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         match booted {

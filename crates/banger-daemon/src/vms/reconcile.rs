@@ -32,6 +32,8 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
         }
     };
     for vm in vms {
+        // A template whose save a crash cut short leaves its RAM file on the tmpfs.
+        super::warm::flow::forget_ram(&vm);
         match vm.state {
             VmState::Running => match handles::load(&vm.dir) {
                 Some(saved) if backends.vmm.is_running(&saved.vmm) => {

@@ -38,6 +38,10 @@ pub struct BootClass {
     pub vmm: (String, PathBuf),
     /// The agent binary every VM gets.
     pub agent: PathBuf,
+    /// What the file sync stage writes into every work disk (banger's public key, the host's
+    /// git identity): a change means the saved guest's disk is no longer what a cold boot
+    /// would give.
+    pub login: String,
 }
 
 /// Why a class key could not be computed (a file is gone: no snapshot for this VM).
@@ -77,6 +81,7 @@ impl BootClass {
         field("vmm", &self.vmm.0);
         field("vmm-binary", &identity(&self.vmm.1)?);
         field("agent", &identity(&self.agent)?);
+        field("login", &self.login);
         let digest = h.finalize();
         Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
     }
@@ -114,6 +119,7 @@ mod tests {
             disk_bytes: 8 << 30,
             vmm: ("qemu".into(), dir.join("qemu")),
             agent: dir.join("agent"),
+            login: "ssh-ed25519 AAAA banger".into(),
         }
     }
 
@@ -150,6 +156,9 @@ mod tests {
         variants.push(v);
         let mut v = base.clone();
         v.vmm.0 = "firecracker".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.login.push_str("\n[user]\n\tname = Someone\n");
         variants.push(v);
         for v in &variants {
             assert_ne!(v.key().expect("key"), key, "{v:?}");

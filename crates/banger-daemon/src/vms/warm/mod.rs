@@ -3,4 +3,5 @@
 //! `banger_vmm::warm`; until they are wired every VM boots cold.
 
 pub mod class;
+pub mod flow;
 pub mod store;
