@@ -33,7 +33,7 @@ use crate::render::operation::{heartbeat_line, live_line, reference, stage_line,
 use crate::{output, resume};
 
 /// Time between polls (and between redraws of the live line).
-const POLL_EVERY: Duration = Duration::from_millis(200);
+const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// Off a terminal, how often a long stage says it is still running.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
