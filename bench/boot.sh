@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Boot benchmark: median time from "create" to "sshd answers" (its SSH-2.0 banner), through banger and through raw
-# QEMU with the same image, kernel and guest init, side by side in one run; plus banger's
-# host-side share of a create (the stages before the VMM starts), and the floor for warm
-# starts: raw QEMU restoring one saved guest (RAM file mapped private, device state loaded by
-# migration; bench/qmp.py speaks QMP), start -> sshd banner, with each restored guest's PSS.
+# Boot benchmark, side by side in one run (medians): banger's cold create and its restored
+# create from a warm snapshot (create -> sshd's SSH-2.0 banner), `vm run --rm REPO -- true`
+# cold and warm, the PSS of RUNS cold VMs against RUNS restored ones, banger's host-side
+# share of a cold create, and the raw QEMU floors with the same image, kernel and guest init:
+# a cold boot, and a restore of one saved guest (RAM file mapped private, device state loaded
+# by migration; bench/qmp.py speaks QMP) with each restored guest's PSS.
 #
 # Needs root, qemu-system-x86 and the debug or release binaries (BIN, default target/release,
 # falling back to target/debug). Everything that touches the network happens inside a network
@@ -43,22 +44,74 @@ ip netns add "$NS"
 ip -n "$NS" link set lo up
 in_ns() { ip netns exec "$NS" "$@"; }
 
-echo "== banger: vm create (create -> SSH ready), $RUNS runs"
-: > "$ROOT/banger.times"; : > "$ROOT/host.times"
-for i in $(seq 1 "$RUNS"); do
+# The PSS of VM $1's VMM in MiB (the process whose command line carries the VM's tag).
+pss() {
+    local id pid
+    id=$(in_ns "$BIN/banger" vm show "$1" --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+    pid=$(pgrep -f "banger-$id" | head -1)
+    awk '/^Pss:/ {s += $2} END {print s / 1024}' "/proc/$pid/smaps_rollup"
+}
+create_timed() { # name times-file [flags...]
+    local name=$1 out=$2; shift 2
+    local t0 t1
     t0=$(now)
-    in_ns "$BIN/banger" vm create --name "bench-$i" --vcpu 1 --memory 512M >/dev/null 2>"$ROOT/create.err" \
+    in_ns "$BIN/banger" vm create --name "$name" --vcpu 1 --memory 512M "$@" >/dev/null 2>"$ROOT/create.err" \
         || { cat "$ROOT/create.err" >&2; exit 1; }
     t1=$(now)
-    echo "$t1 - $t0" | bc >> "$ROOT/banger.times"
+    echo "$t1 - $t0" | bc >> "$out"
+}
+# Every run starts without warm snapshots: the first non-cold create below saves one.
+rm -rf "$ROOT/state/banger/snapshots"
+
+echo "== banger: cold vm create --cold (create -> SSH ready), $RUNS runs, all kept for the PSS row"
+: > "$ROOT/banger.times"; : > "$ROOT/host.times"; : > "$ROOT/cold.pss"
+for i in $(seq 1 "$RUNS"); do
+    create_timed "bench-$i" "$ROOT/banger.times" --cold
     # Host-side share: the stages that run before the VMM starts, from the daemon's own timings.
     in_ns "$BIN/banger" daemon operations --json | python3 -c '
 import json, sys
 ops = [o for o in json.load(sys.stdin) if o["kind"] == "vm.create" and o.get("target") == sys.argv[1]]
 st = {s["name"]: s.get("duration_ms", 0) for s in ops[-1]["stages"]}
 print((st.get("prepare disks", 0) + st.get("network", 0) + st.get("boot", 0)) / 1000)' "bench-$i" >> "$ROOT/host.times"
-    in_ns "$BIN/banger" vm delete "bench-$i" >/dev/null
 done
+sleep 5 # let the guests settle before their memory is read
+for i in $(seq 1 "$RUNS"); do pss "bench-$i" >> "$ROOT/cold.pss"; done
+for i in $(seq 1 "$RUNS"); do in_ns "$BIN/banger" vm delete "bench-$i" >/dev/null; done
+
+echo "== banger: the class's first create saves its warm snapshot"
+: > "$ROOT/template.times"
+create_timed bench-tpl "$ROOT/template.times"
+grep -q "save warm snapshot" "$ROOT/create.err" || { echo "no warm snapshot was saved" >&2; cat "$ROOT/create.err" >&2; exit 1; }
+in_ns "$BIN/banger" vm delete bench-tpl >/dev/null
+
+echo "== banger: restored vm create (create -> SSH ready), $RUNS runs, all kept for the PSS row"
+: > "$ROOT/warm.times"; : > "$ROOT/warm.pss"
+for i in $(seq 1 "$RUNS"); do
+    create_timed "bench-w$i" "$ROOT/warm.times"
+    grep -q "✓ restore" "$ROOT/create.err" || { echo "bench-w$i did not restore" >&2; cat "$ROOT/create.err" >&2; exit 1; }
+done
+sleep 5
+for i in $(seq 1 "$RUNS"); do pss "bench-w$i" >> "$ROOT/warm.pss"; done
+for i in $(seq 1 "$RUNS"); do in_ns "$BIN/banger" vm delete "bench-w$i" >/dev/null; done
+
+echo "== banger: vm run --rm REPO -- true, cold and warm, $RUNS runs each"
+REPO=$ROOT/repo
+rm -rf "$REPO"; mkdir -p "$REPO"; echo bench > "$REPO/README"
+git -C "$REPO" init -q -b main
+git -C "$REPO" add README
+git -C "$REPO" -c user.name=bench -c user.email=bench@example.com commit -qm bench
+: > "$ROOT/run-cold.times"; : > "$ROOT/run-warm.times"
+for i in $(seq 1 "$RUNS"); do
+    for mode in cold warm; do
+        flags=(); [ "$mode" = cold ] && flags=(--cold)
+        t0=$(now)
+        in_ns "$BIN/banger" vm run --rm --vcpu 1 --memory 512M "${flags[@]}" "$REPO" -- true >/dev/null 2>"$ROOT/run.err" \
+            || { cat "$ROOT/run.err" >&2; exit 1; }
+        t1=$(now)
+        echo "$t1 - $t0" | bc >> "$ROOT/run-$mode.times"
+    done
+done
+in_ns "$BIN/banger" daemon stop >/dev/null 2>&1 || true
 
 echo "== raw QEMU: same kernel, initrd, image and init (QEMU start -> SSH answers), $RUNS runs"
 KERNEL=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["vmlinux_path"])')
@@ -174,9 +227,22 @@ for i in $(seq 1 "$RUNS"); do
 done
 rm -rf "$ROOT/snap"
 
-printf '\n%-44s %8s   runs: %s\n' "measure (seconds, median of $RUNS)" "median" "all"
-printf '%-44s %8.2f   %s\n' "banger vm create -> sshd banner (SSH ready)" "$(median < "$ROOT/banger.times")" "$(tr '\n' ' ' < "$ROOT/banger.times")"
-printf '%-44s %8.2f   %s\n' "raw QEMU start -> sshd banner" "$(median < "$ROOT/raw.times")" "$(tr '\n' ' ' < "$ROOT/raw.times")"
-printf '%-44s %8.2f   %s\n' "raw QEMU restore -> sshd banner" "$(median < "$ROOT/restore.times")" "$(tr '\n' ' ' < "$ROOT/restore.times")"
-printf '%-44s %8.1f   %s\n' "raw QEMU restored guest PSS (MiB)" "$(median < "$ROOT/restore.pss")" "$(tr '\n' ' ' < "$ROOT/restore.pss")"
-printf '%-44s %8.2f   %s\n' "banger host-side stages (disks+network+launch)" "$(median < "$ROOT/host.times")" "$(tr '\n' ' ' < "$ROOT/host.times")"
+row() { printf '%-48s %8.2f   %s\n' "$1" "$(median < "$2")" "$(tr '\n' ' ' < "$2")"; }
+printf '\n%-48s %8s   runs: %s\n' "measure (seconds, median of $RUNS)" "median" "all"
+row "banger vm create --cold -> SSH ready" "$ROOT/banger.times"
+row "banger vm create, restored -> SSH ready" "$ROOT/warm.times"
+row "banger first create of a class (saves)" "$ROOT/template.times"
+row "raw QEMU start -> sshd banner" "$ROOT/raw.times"
+row "raw QEMU restore -> sshd banner" "$ROOT/restore.times"
+row "banger vm run --rm REPO -- true, cold" "$ROOT/run-cold.times"
+row "banger vm run --rm REPO -- true, warm" "$ROOT/run-warm.times"
+row "banger host-side stages (disks+network+launch)" "$ROOT/host.times"
+printf '%-48s %8.1f   %s\n' "PSS of $RUNS cold banger VMs, total (MiB)" "$(paste -sd+ "$ROOT/cold.pss" | bc)" "$(tr '\n' ' ' < "$ROOT/cold.pss")"
+printf '%-48s %8.1f   %s\n' "PSS of $RUNS restored banger VMs, total (MiB)" "$(paste -sd+ "$ROOT/warm.pss" | bc)" "$(tr '\n' ' ' < "$ROOT/warm.pss")"
+printf '%-48s %8.1f   %s\n' "raw QEMU restored guest PSS (MiB)" "$(median < "$ROOT/restore.pss")" "$(tr '\n' ' ' < "$ROOT/restore.pss")"
+ratio() { echo "scale=2; $(median < "$1") / $(median < "$2")" | bc; }
+echo
+echo "restored / cold create: $(ratio "$ROOT/warm.times" "$ROOT/banger.times")x (target <= 0.25)"
+echo "restored create / raw restore: $(ratio "$ROOT/warm.times" "$ROOT/restore.times")x (target <= 1.1)"
+echo "cold create / raw boot: $(ratio "$ROOT/banger.times" "$ROOT/raw.times")x (target <= 1.05)"
+echo "warm vm run / cold vm run: $(ratio "$ROOT/run-warm.times" "$ROOT/run-cold.times")x (target <= 0.35 of the cold run)"
