@@ -27,7 +27,10 @@
 //!   accepted once, the log and metrics files are created as Firecracker does;
 //! - `InstanceStart` needs a boot source (machine config has defaults: 1 vCPU, 128 MiB);
 //! - `PUT /vsock` binds `uds_path` (failing if it exists) and serves the hybrid vsock handshake
-//!   there once the VM runs (see [`FakeVsock`]).
+//!   there once the VM runs (see [`FakeVsock`]);
+//! - snapshots: `PATCH /vm` (pause, resume), `PUT /snapshot/create` (only while paused) and
+//!   `PUT /snapshot/load` (only on a fresh process), with files in the fake's own format that a
+//!   load checks; the rules are in the `snapshot` submodule's docs.
 //!
 //! **Jailed** ([`FakeFirecracker::start_jailed`], used by the `fake-jailer` binary): every
 //! path a request names (kernel, initrd, drives, vsock, log, metrics) is a path *inside the
@@ -37,7 +40,8 @@
 //! path, fails here as it would against the real jailer.
 //!
 //! Not modelled: TAP devices are not opened (tests run without root), vhost-user drives, rate
-//! limiters beyond "is an object", the other endpoints (balloon, snapshots, MMDS, …).
+//! limiters beyond "is an object", diff snapshots and the `Uffd` memory backend, the other
+//! endpoints (balloon, MMDS, …).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -61,6 +65,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
+
+mod snapshot;
 
 /// `vmm_version` the fake reports: the swagger version it was written against.
 pub const FAKE_VMM_VERSION: &str = "1.17.0-dev";
@@ -106,6 +112,17 @@ pub enum FakeEvent {
     /// `SendCtrlAltDel` succeeded: a real guest with `reboot=k` would now reboot, which makes
     /// Firecracker exit.
     CtrlAltDel,
+    /// `PUT /snapshot/load` succeeded.
+    SnapshotLoaded {
+        /// Whether the VM runs (`resume_vm`) or waits paused.
+        resumed: bool,
+        /// Each drive id with the host file it opened (symlinks resolved).
+        drives: Vec<(String, PathBuf)>,
+        /// The vsock socket it bound (host path).
+        vsock: Option<PathBuf>,
+    },
+    /// `PUT /snapshot/load` failed: Firecracker ends the process after answering.
+    SnapshotLoadFailed,
 }
 
 /// The callback of [`FakeFirecracker::on_event`].
@@ -116,8 +133,10 @@ pub type EventHook = Arc<dyn Fn(FakeEvent) + Send + Sync>;
 pub enum FakeState {
     /// Before a successful `InstanceStart`.
     NotStarted,
-    /// After it.
+    /// After it (or after a snapshot load with `resume_vm`, or `PATCH /vm` `Resumed`).
     Running,
+    /// After `PATCH /vm` `Paused`, or a snapshot load without `resume_vm`.
+    Paused,
 }
 
 impl FakeState {
@@ -126,6 +145,7 @@ impl FakeState {
         match self {
             Self::NotStarted => "Not started",
             Self::Running => "Running",
+            Self::Paused => "Paused",
         }
     }
 }
@@ -399,6 +419,10 @@ struct Inner {
     drives: Vec<DriveCfg>,
     nets: Vec<NetCfg>,
     vsock: Option<(String, tokio::task::JoinHandle<()>)>,
+    /// The vsock as requested (`guest_cid`, `uds_path` as given), recorded in snapshots.
+    vsock_cfg: Option<(u32, String)>,
+    /// Whether `PUT /machine-config` was accepted (a snapshot load is refused after it).
+    machine_configured: bool,
     logger: bool,
     metrics: Option<PathBuf>,
     calls: Vec<RecordedCall>,
@@ -454,6 +478,8 @@ impl FakeFirecracker {
                 drives: Vec::new(),
                 nets: Vec::new(),
                 vsock: None,
+                vsock_cfg: None,
+                machine_configured: false,
                 logger: false,
                 metrics: None,
                 calls: Vec::new(),
@@ -683,6 +709,16 @@ impl Inner {
             ("PUT", "metrics", true) => self.put_metrics(body),
             ("PUT", "network-interfaces", true) => self.put_net(tokens.next(), body),
             ("PUT", "vsock", true) => self.put_vsock(shared, body),
+            ("PATCH", "vm", true) => self.patch_vm(shared, body),
+            ("PUT", "snapshot", true) => match tokens.next() {
+                Some("create") => self.put_snapshot_create(body),
+                Some("load") => self.put_snapshot_load(shared, body),
+                Some(other) => Err(fault(format!(
+                    "Invalid request method and/or path: PUT /snapshot/{other}."
+                ))),
+                None => Err(fault("Missing snapshot operation type.")),
+            },
+            ("PATCH", _, false) => Err(fault("Empty PATCH request.")),
             ("PUT", _, false) => Err(fault("Empty PUT request.")),
             (m, p, _) => Err(fault(format!(
                 "Invalid request method and/or path: {m} {p}."
@@ -694,7 +730,7 @@ impl Inner {
     fn pre_boot_only(&self) -> Result<(), Answer> {
         match self.state {
             FakeState::NotStarted => Ok(()),
-            FakeState::Running => Err(fault(NOT_SUPPORTED_POST_BOOT)),
+            FakeState::Running | FakeState::Paused => Err(fault(NOT_SUPPORTED_POST_BOOT)),
         }
     }
 
@@ -712,10 +748,16 @@ impl Inner {
 
     fn put_actions(&mut self, shared: &Shared, body: &[u8]) -> Result<Answer, Answer> {
         let action: ActionBody = parse(body)?;
-        match (action.action_type, self.state) {
+        // A paused VM takes the post-boot actions as a running one does.
+        let state = match self.state {
+            FakeState::Paused => FakeState::Running,
+            other => other,
+        };
+        match (action.action_type, state) {
+            (_, FakeState::Paused) => Err(fault(NOT_SUPPORTED_POST_BOOT)),
             (ActionType::InstanceStart, FakeState::Running)
             | (ActionType::SendCtrlAltDel | ActionType::FlushMetrics, FakeState::NotStarted) => {
-                Err(fault(if self.state == FakeState::Running {
+                Err(fault(if state == FakeState::Running {
                     NOT_SUPPORTED_POST_BOOT
                 } else {
                     NOT_SUPPORTED_PRE_BOOT
@@ -775,6 +817,7 @@ impl Inner {
             ));
         }
         self.machine = cfg;
+        self.machine_configured = true;
         Ok(no_content())
     }
 
@@ -824,7 +867,7 @@ impl Inner {
                 "The id from the path does not match the id from the body!",
             ));
         }
-        if self.state == FakeState::Running {
+        if self.state != FakeState::NotStarted {
             return Err(fault("PCI is not enabled"));
         }
         let (Some(path), None) = (&cfg.path_on_host, &cfg.socket) else {
@@ -865,7 +908,7 @@ impl Inner {
                 cfg.iface_id
             )));
         }
-        if self.state == FakeState::Running {
+        if self.state != FakeState::NotStarted {
             return Err(fault("PCI is not enabled"));
         }
         if let Some(mac) = &cfg.guest_mac
@@ -933,6 +976,7 @@ impl Inner {
             shared.vsock_open.clone(),
         ));
         self.vsock = Some((host.to_string_lossy().into_owned(), task));
+        self.vsock_cfg = Some((cfg.guest_cid, cfg.uds_path));
         Ok(no_content())
     }
 
@@ -1281,11 +1325,13 @@ mod tests {
         assert_eq!(fault.as_deref(), Some("Empty PUT request."));
         let (_, fault) = raw(&sock, "GET", "/", "{}");
         assert_eq!(fault.as_deref(), Some("GET request cannot have a body."));
-        let (_, fault) = raw(&sock, "PATCH", "/vm", r#"{"state":"Paused"}"#);
+        let (_, fault) = raw(&sock, "PATCH", "/machine-config", r#"{"vcpu_count":2}"#);
         assert_eq!(
             fault.as_deref(),
-            Some("Invalid request method and/or path: PATCH vm.")
+            Some("Invalid request method and/or path: PATCH machine-config.")
         );
+        let (_, fault) = raw(&sock, "PATCH", "/vm", r#"{"state":"Paused"}"#);
+        assert_eq!(fault.as_deref(), Some(NOT_SUPPORTED_PRE_BOOT));
 
         let drive = r#"{"drive_id":"a","path_on_host":"/dev/null","is_root_device":false}"#;
         let (_, fault) = raw(&sock, "PUT", "/drives/b", drive);

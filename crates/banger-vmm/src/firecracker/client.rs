@@ -296,7 +296,8 @@ impl FirecrackerClient {
         &self,
         params: &SnapshotCreate,
     ) -> Result<(), FirecrackerApiError> {
-        self.send("PUT", "/snapshot/create".to_owned(), params).await
+        self.send("PUT", "/snapshot/create".to_owned(), params)
+            .await
     }
 
     /// `PUT /snapshot/load` (a fresh process only).

@@ -159,8 +159,7 @@ fn control(handle: &VmmHandle, what: &str, e: &FirecrackerApiError) -> VmmError 
 fn refuse_jailed(vmm: &FirecrackerVmm) -> Result<(), VmmError> {
     if vmm.jail().is_some() || vmm.jailer_bin().is_some() {
         return Err(VmmError::Unavailable {
-            reason: "warm snapshots are not available for jailed firecracker; boot cold"
-                .to_owned(),
+            reason: "warm snapshots are not available for jailed firecracker; boot cold".to_owned(),
         });
     }
     Ok(())
