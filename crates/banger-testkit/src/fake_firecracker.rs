@@ -1370,14 +1370,64 @@ mod tests {
         assert_eq!(fake.state(), FakeState::Running);
 
         let statuses: Vec<u16> = fake.calls().iter().map(|c| c.status).collect();
-        assert_eq!(statuses, [400, 400, 400, 400, 400, 400, 400, 204, 204, 204]);
         assert_eq!(
-            fake.calls()[7].body,
+            statuses,
+            [400, 400, 400, 400, 400, 400, 400, 400, 204, 204, 204]
+        );
+        assert_eq!(
+            fake.calls()[8].body,
             Some(json!({
                 "metrics_path": dir.path().join("m").to_str().unwrap(),
                 "future_field": 1
             }))
         );
+    }
+
+    #[test]
+    fn snapshot_bodies_follow_the_swagger() {
+        let (dir, fake) = started();
+        let sock = fake.socket_path().to_path_buf();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let both = format!(
+            r#"{{"snapshot_path":"{}","mem_file_path":"{}","mem_backend":{{"backend_type":"File","backend_path":"{}"}}}}"#,
+            p("s"),
+            p("m"),
+            p("m")
+        );
+        let (status, fault) = raw(&sock, "PUT", "/snapshot/load", &both);
+        assert_eq!(status, 400);
+        assert!(fault.unwrap_or_default().contains("too many fields"));
+        let neither = format!(r#"{{"snapshot_path":"{}"}}"#, p("s"));
+        let (_, fault) = raw(&sock, "PUT", "/snapshot/load", &neither);
+        assert!(fault.unwrap_or_default().contains("missing field"));
+        let unknown = format!(
+            r#"{{"snapshot_path":"{}","mem_file_path":"{}","x":1}}"#,
+            p("s"),
+            p("m")
+        );
+        let (_, fault) = raw(&sock, "PUT", "/snapshot/load", &unknown);
+        assert!(fault.unwrap_or_default().contains("unknown field"));
+        let (_, fault) = raw(
+            &sock,
+            "PUT",
+            "/snapshot/create",
+            r#"{"snapshot_path":"/s"}"#,
+        );
+        assert!(fault.unwrap_or_default().contains("mem_file_path"));
+        let (_, fault) = raw(&sock, "PATCH", "/vm", r#"{"state":"Stopped"}"#);
+        assert!(fault.unwrap_or_default().contains("unknown variant"));
+        let (_, fault) = raw(&sock, "PUT", "/snapshot/other", "{}");
+        assert!(fault.unwrap_or_default().contains("/snapshot/other"));
+        // A missing snapshot file fails the load and is reported as fatal.
+        let missing = format!(
+            r#"{{"snapshot_path":"{}","mem_file_path":"{}"}}"#,
+            p("s"),
+            p("m")
+        );
+        let (status, fault) = raw(&sock, "PUT", "/snapshot/load", &missing);
+        assert_eq!(status, 400);
+        assert!(fault.unwrap_or_default().starts_with("Load snapshot error"));
+        assert_eq!(fake.state(), FakeState::NotStarted);
     }
 
     #[test]
