@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use banger_vmm::firecracker::{FirecrackerClient, FirecrackerVmm, InstanceState, JailConfig};
 use banger_vmm::process::is_our_process;
-use banger_vmm::{AgentEndpoint, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind};
+use banger_vmm::{LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind};
 use serde_json::{Value, json};
 use support::*;
 
@@ -35,14 +35,7 @@ async fn launch_configures_boots_serves_the_agent_and_shuts_down() {
 
     assert_eq!(handle.kind, VmmKind::Firecracker);
     assert_eq!(handle.tag, tag);
-    assert_eq!(handle.control_socket, run.join("fc.sock"));
-    assert_eq!(
-        handle.agent,
-        AgentEndpoint::Vsock {
-            path: run.join("vsock.sock"),
-            port: 52
-        }
-    );
+    assert_sockets_in(&handle, &run);
     assert_eq!(handle.console_log, run.join("console.log"));
     assert!(is_our_process(handle.pid, &tag));
     assert!(vmm.is_running(&handle));
@@ -441,13 +434,7 @@ async fn jailed_launch_stages_the_chroot_boots_and_tears_down() {
 
     // Firecracker was told only in-jail paths.
     let calls = api_log(&handle.console_log);
-    let body = |path: &str| {
-        calls
-            .iter()
-            .find(|c| c["path"] == path)
-            .map(|c| c["body"].clone())
-            .unwrap_or_else(|| panic!("no {path} call in {calls:?}"))
-    };
+    let body = |path: &str| call_body(&calls, path);
     assert_eq!(body("/boot-source")["kernel_image_path"], "/vmlinux");
     assert_eq!(body("/boot-source")["initrd_path"], "/initrd");
     assert_eq!(body("/drives/rootfs")["path_on_host"], "/disk0");

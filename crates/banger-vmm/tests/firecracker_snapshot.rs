@@ -199,13 +199,7 @@ async fn a_saveable_vm_is_saved_paused_and_resumes() {
 
     // Booted with run-dir-relative disks and vsock, from its run directory.
     let calls = api_log(&handle.console_log);
-    let body = |path: &str| {
-        calls
-            .iter()
-            .find(|c| c["path"] == path)
-            .map(|c| c["body"].clone())
-            .unwrap_or(Value::Null)
-    };
+    let body = |path: &str| call_body(&calls, path);
     assert_eq!(body("/drives/rootfs")["path_on_host"], "fc-disks/rootfs");
     assert_eq!(body("/drives/disk1")["path_on_host"], "fc-disks/disk1");
     assert_eq!(body("/vsock")["uds_path"], "vsock.sock");
@@ -275,14 +269,7 @@ async fn two_restores_from_one_snapshot_have_their_own_tap_disks_and_sockets() {
     for (vm, handle, tap) in &restored {
         let run = vm.path("vm");
         assert!(vmm.is_running(handle));
-        assert_eq!(handle.control_socket, run.join("fc.sock"));
-        assert_eq!(
-            handle.agent,
-            AgentEndpoint::Vsock {
-                path: run.join("vsock.sock"),
-                port: 52
-            }
-        );
+        assert_sockets_in(handle, &run);
         // Logger, metrics, the load with this VM's TAP: no boot configuration.
         let calls = api_log(&handle.console_log);
         let paths: Vec<&str> = calls.iter().filter_map(|c| c["path"].as_str()).collect();

@@ -156,16 +156,22 @@ fn control(handle: &VmmHandle, what: &str, e: &FirecrackerApiError) -> VmmError 
     }
 }
 
-fn refuse_jailed(vmm: &FirecrackerVmm) -> Result<(), VmmError> {
-    if vmm.jail().is_some() || vmm.jailer_bin().is_some() {
-        return Err(VmmError::Unavailable {
-            reason: "warm snapshots are not available for jailed firecracker; boot cold".to_owned(),
-        });
-    }
-    Ok(())
-}
-
 impl FirecrackerVmm {
+    /// [`FirecrackerVmm::start`], refused for a jailed backend (see the module docs).
+    async fn start_unjailed(
+        &self,
+        spec: &LaunchSpec,
+        how: Start<'_>,
+    ) -> Result<VmmHandle, VmmError> {
+        if self.jail().is_some() || self.jailer_bin().is_some() {
+            return Err(VmmError::Unavailable {
+                reason: "warm snapshots are not available for jailed firecracker; boot cold"
+                    .to_owned(),
+            });
+        }
+        self.start(spec, how).await
+    }
+
     async fn save_snapshot(
         &self,
         handle: &VmmHandle,
@@ -225,10 +231,7 @@ impl WarmSnapshots for FirecrackerVmm {
         spec: &'a LaunchSpec,
         _ram: &'a Path,
     ) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
-        Box::pin(async move {
-            refuse_jailed(self)?;
-            self.start(spec, Start::Saveable).await
-        })
+        Box::pin(self.start_unjailed(spec, Start::Saveable))
     }
 
     fn save<'a>(
@@ -255,10 +258,7 @@ impl WarmSnapshots for FirecrackerVmm {
         spec: &'a LaunchSpec,
         snapshot: &'a Snapshot,
     ) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
-        Box::pin(async move {
-            refuse_jailed(self)?;
-            self.start(spec, Start::Restore(snapshot)).await
-        })
+        Box::pin(self.start_unjailed(spec, Start::Restore(snapshot)))
     }
 }
 

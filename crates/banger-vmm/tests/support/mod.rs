@@ -128,6 +128,27 @@ pub fn api_log(console_log: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The handle's API and vsock sockets are the ones in `run` (its run directory).
+pub fn assert_sockets_in(handle: &VmmHandle, run: &Path) {
+    assert_eq!(handle.control_socket, run.join("fc.sock"));
+    assert_eq!(
+        handle.agent,
+        AgentEndpoint::Vsock {
+            path: run.join("vsock.sock"),
+            port: 52
+        }
+    );
+}
+
+/// The body of the first call on `path` in an [`api_log`] (panics naming the log if none).
+pub fn call_body(calls: &[Value], path: &str) -> Value {
+    calls
+        .iter()
+        .find(|c| c["path"] == path)
+        .map(|c| c["body"].clone())
+        .unwrap_or_else(|| panic!("no {path} call in {calls:?}"))
+}
+
 /// One raw HTTP/1.1 request to the agent through the hybrid vsock: (status, JSON body).
 pub async fn agent_call(handle: &VmmHandle, method: &str, path: &str) -> (u16, Value) {
     let AgentEndpoint::Vsock { path: uds, port } = &handle.agent else {
