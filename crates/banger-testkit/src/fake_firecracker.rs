@@ -749,21 +749,17 @@ impl Inner {
     fn put_actions(&mut self, shared: &Shared, body: &[u8]) -> Result<Answer, Answer> {
         let action: ActionBody = parse(body)?;
         // A paused VM takes the post-boot actions as a running one does.
-        let state = match self.state {
-            FakeState::Paused => FakeState::Running,
-            other => other,
-        };
-        match (action.action_type, state) {
-            (_, FakeState::Paused) => Err(fault(NOT_SUPPORTED_POST_BOOT)),
-            (ActionType::InstanceStart, FakeState::Running)
-            | (ActionType::SendCtrlAltDel | ActionType::FlushMetrics, FakeState::NotStarted) => {
-                Err(fault(if state == FakeState::Running {
+        let booted = self.state != FakeState::NotStarted;
+        match (action.action_type, booted) {
+            (ActionType::InstanceStart, true)
+            | (ActionType::SendCtrlAltDel | ActionType::FlushMetrics, false) => {
+                Err(fault(if booted {
                     NOT_SUPPORTED_POST_BOOT
                 } else {
                     NOT_SUPPORTED_PRE_BOOT
                 }))
             }
-            (ActionType::InstanceStart, FakeState::NotStarted) => {
+            (ActionType::InstanceStart, false) => {
                 if self.boot_source.is_none() {
                     return Err(fault(
                         "Start microvm error: Cannot start microvm without kernel configuration.",
@@ -774,11 +770,11 @@ impl Inner {
                 self.events.push(FakeEvent::InstanceStarted);
                 Ok(no_content())
             }
-            (ActionType::SendCtrlAltDel, FakeState::Running) => {
+            (ActionType::SendCtrlAltDel, true) => {
                 self.events.push(FakeEvent::CtrlAltDel);
                 Ok(no_content())
             }
-            (ActionType::FlushMetrics, FakeState::Running) => {
+            (ActionType::FlushMetrics, true) => {
                 if let Some(path) = &self.metrics {
                     let line = format!("{}\n", json!({ "fake_firecracker": { "flush": true } }));
                     let written = OpenOptions::new()
