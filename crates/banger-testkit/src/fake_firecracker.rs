@@ -27,7 +27,10 @@
 //!   accepted once, the log and metrics files are created as Firecracker does;
 //! - `InstanceStart` needs a boot source (machine config has defaults: 1 vCPU, 128 MiB);
 //! - `PUT /vsock` binds `uds_path` (failing if it exists) and serves the hybrid vsock handshake
-//!   there once the VM runs (see [`FakeVsock`]).
+//!   there once the VM runs (see [`FakeVsock`]);
+//! - snapshots: `PATCH /vm` (pause, resume), `PUT /snapshot/create` (only while paused) and
+//!   `PUT /snapshot/load` (only on a fresh process), with files in the fake's own format that a
+//!   load checks; the rules are in the `snapshot` submodule's docs.
 //!
 //! **Jailed** ([`FakeFirecracker::start_jailed`], used by the `fake-jailer` binary): every
 //! path a request names (kernel, initrd, drives, vsock, log, metrics) is a path *inside the
@@ -37,7 +40,8 @@
 //! path, fails here as it would against the real jailer.
 //!
 //! Not modelled: TAP devices are not opened (tests run without root), vhost-user drives, rate
-//! limiters beyond "is an object", the other endpoints (balloon, snapshots, MMDS, …).
+//! limiters beyond "is an object", diff snapshots and the `Uffd` memory backend, the other
+//! endpoints (balloon, MMDS, …).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -61,6 +65,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
+
+mod snapshot;
 
 /// `vmm_version` the fake reports: the swagger version it was written against.
 pub const FAKE_VMM_VERSION: &str = "1.17.0-dev";
@@ -106,6 +112,17 @@ pub enum FakeEvent {
     /// `SendCtrlAltDel` succeeded: a real guest with `reboot=k` would now reboot, which makes
     /// Firecracker exit.
     CtrlAltDel,
+    /// `PUT /snapshot/load` succeeded.
+    SnapshotLoaded {
+        /// Whether the VM runs (`resume_vm`) or waits paused.
+        resumed: bool,
+        /// Each drive id with the host file it opened (symlinks resolved).
+        drives: Vec<(String, PathBuf)>,
+        /// The vsock socket it bound (host path).
+        vsock: Option<PathBuf>,
+    },
+    /// `PUT /snapshot/load` failed: Firecracker ends the process after answering.
+    SnapshotLoadFailed,
 }
 
 /// The callback of [`FakeFirecracker::on_event`].
@@ -116,8 +133,10 @@ pub type EventHook = Arc<dyn Fn(FakeEvent) + Send + Sync>;
 pub enum FakeState {
     /// Before a successful `InstanceStart`.
     NotStarted,
-    /// After it.
+    /// After it (or after a snapshot load with `resume_vm`, or `PATCH /vm` `Resumed`).
     Running,
+    /// After `PATCH /vm` `Paused`, or a snapshot load without `resume_vm`.
+    Paused,
 }
 
 impl FakeState {
@@ -126,6 +145,7 @@ impl FakeState {
         match self {
             Self::NotStarted => "Not started",
             Self::Running => "Running",
+            Self::Paused => "Paused",
         }
     }
 }
@@ -399,6 +419,10 @@ struct Inner {
     drives: Vec<DriveCfg>,
     nets: Vec<NetCfg>,
     vsock: Option<(String, tokio::task::JoinHandle<()>)>,
+    /// The vsock as requested (`guest_cid`, `uds_path` as given), recorded in snapshots.
+    vsock_cfg: Option<(u32, String)>,
+    /// Whether `PUT /machine-config` was accepted (a snapshot load is refused after it).
+    machine_configured: bool,
     logger: bool,
     metrics: Option<PathBuf>,
     calls: Vec<RecordedCall>,
@@ -454,6 +478,8 @@ impl FakeFirecracker {
                 drives: Vec::new(),
                 nets: Vec::new(),
                 vsock: None,
+                vsock_cfg: None,
+                machine_configured: false,
                 logger: false,
                 metrics: None,
                 calls: Vec::new(),
@@ -683,6 +709,16 @@ impl Inner {
             ("PUT", "metrics", true) => self.put_metrics(body),
             ("PUT", "network-interfaces", true) => self.put_net(tokens.next(), body),
             ("PUT", "vsock", true) => self.put_vsock(shared, body),
+            ("PATCH", "vm", true) => self.patch_vm(shared, body),
+            ("PUT", "snapshot", true) => match tokens.next() {
+                Some("create") => self.put_snapshot_create(body),
+                Some("load") => self.put_snapshot_load(shared, body),
+                Some(other) => Err(fault(format!(
+                    "Invalid request method and/or path: PUT /snapshot/{other}."
+                ))),
+                None => Err(fault("Missing snapshot operation type.")),
+            },
+            ("PATCH", _, false) => Err(fault("Empty PATCH request.")),
             ("PUT", _, false) => Err(fault("Empty PUT request.")),
             (m, p, _) => Err(fault(format!(
                 "Invalid request method and/or path: {m} {p}."
@@ -694,7 +730,7 @@ impl Inner {
     fn pre_boot_only(&self) -> Result<(), Answer> {
         match self.state {
             FakeState::NotStarted => Ok(()),
-            FakeState::Running => Err(fault(NOT_SUPPORTED_POST_BOOT)),
+            FakeState::Running | FakeState::Paused => Err(fault(NOT_SUPPORTED_POST_BOOT)),
         }
     }
 
@@ -712,16 +748,18 @@ impl Inner {
 
     fn put_actions(&mut self, shared: &Shared, body: &[u8]) -> Result<Answer, Answer> {
         let action: ActionBody = parse(body)?;
-        match (action.action_type, self.state) {
-            (ActionType::InstanceStart, FakeState::Running)
-            | (ActionType::SendCtrlAltDel | ActionType::FlushMetrics, FakeState::NotStarted) => {
-                Err(fault(if self.state == FakeState::Running {
+        // A paused VM takes the post-boot actions as a running one does.
+        let booted = self.state != FakeState::NotStarted;
+        match (action.action_type, booted) {
+            (ActionType::InstanceStart, true)
+            | (ActionType::SendCtrlAltDel | ActionType::FlushMetrics, false) => {
+                Err(fault(if booted {
                     NOT_SUPPORTED_POST_BOOT
                 } else {
                     NOT_SUPPORTED_PRE_BOOT
                 }))
             }
-            (ActionType::InstanceStart, FakeState::NotStarted) => {
+            (ActionType::InstanceStart, false) => {
                 if self.boot_source.is_none() {
                     return Err(fault(
                         "Start microvm error: Cannot start microvm without kernel configuration.",
@@ -732,11 +770,11 @@ impl Inner {
                 self.events.push(FakeEvent::InstanceStarted);
                 Ok(no_content())
             }
-            (ActionType::SendCtrlAltDel, FakeState::Running) => {
+            (ActionType::SendCtrlAltDel, true) => {
                 self.events.push(FakeEvent::CtrlAltDel);
                 Ok(no_content())
             }
-            (ActionType::FlushMetrics, FakeState::Running) => {
+            (ActionType::FlushMetrics, true) => {
                 if let Some(path) = &self.metrics {
                     let line = format!("{}\n", json!({ "fake_firecracker": { "flush": true } }));
                     let written = OpenOptions::new()
@@ -775,6 +813,7 @@ impl Inner {
             ));
         }
         self.machine = cfg;
+        self.machine_configured = true;
         Ok(no_content())
     }
 
@@ -824,7 +863,7 @@ impl Inner {
                 "The id from the path does not match the id from the body!",
             ));
         }
-        if self.state == FakeState::Running {
+        if self.state != FakeState::NotStarted {
             return Err(fault("PCI is not enabled"));
         }
         let (Some(path), None) = (&cfg.path_on_host, &cfg.socket) else {
@@ -865,7 +904,7 @@ impl Inner {
                 cfg.iface_id
             )));
         }
-        if self.state == FakeState::Running {
+        if self.state != FakeState::NotStarted {
             return Err(fault("PCI is not enabled"));
         }
         if let Some(mac) = &cfg.guest_mac
@@ -933,6 +972,7 @@ impl Inner {
             shared.vsock_open.clone(),
         ));
         self.vsock = Some((host.to_string_lossy().into_owned(), task));
+        self.vsock_cfg = Some((cfg.guest_cid, cfg.uds_path));
         Ok(no_content())
     }
 
@@ -1281,11 +1321,13 @@ mod tests {
         assert_eq!(fault.as_deref(), Some("Empty PUT request."));
         let (_, fault) = raw(&sock, "GET", "/", "{}");
         assert_eq!(fault.as_deref(), Some("GET request cannot have a body."));
-        let (_, fault) = raw(&sock, "PATCH", "/vm", r#"{"state":"Paused"}"#);
+        let (_, fault) = raw(&sock, "PATCH", "/machine-config", r#"{"vcpu_count":2}"#);
         assert_eq!(
             fault.as_deref(),
-            Some("Invalid request method and/or path: PATCH vm.")
+            Some("Invalid request method and/or path: PATCH machine-config.")
         );
+        let (_, fault) = raw(&sock, "PATCH", "/vm", r#"{"state":"Paused"}"#);
+        assert_eq!(fault.as_deref(), Some(NOT_SUPPORTED_PRE_BOOT));
 
         let drive = r#"{"drive_id":"a","path_on_host":"/dev/null","is_root_device":false}"#;
         let (_, fault) = raw(&sock, "PUT", "/drives/b", drive);
@@ -1324,14 +1366,64 @@ mod tests {
         assert_eq!(fake.state(), FakeState::Running);
 
         let statuses: Vec<u16> = fake.calls().iter().map(|c| c.status).collect();
-        assert_eq!(statuses, [400, 400, 400, 400, 400, 400, 400, 204, 204, 204]);
         assert_eq!(
-            fake.calls()[7].body,
+            statuses,
+            [400, 400, 400, 400, 400, 400, 400, 400, 204, 204, 204]
+        );
+        assert_eq!(
+            fake.calls()[8].body,
             Some(json!({
                 "metrics_path": dir.path().join("m").to_str().unwrap(),
                 "future_field": 1
             }))
         );
+    }
+
+    #[test]
+    fn snapshot_bodies_follow_the_swagger() {
+        let (dir, fake) = started();
+        let sock = fake.socket_path().to_path_buf();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let both = format!(
+            r#"{{"snapshot_path":"{}","mem_file_path":"{}","mem_backend":{{"backend_type":"File","backend_path":"{}"}}}}"#,
+            p("s"),
+            p("m"),
+            p("m")
+        );
+        let (status, fault) = raw(&sock, "PUT", "/snapshot/load", &both);
+        assert_eq!(status, 400);
+        assert!(fault.unwrap_or_default().contains("too many fields"));
+        let neither = format!(r#"{{"snapshot_path":"{}"}}"#, p("s"));
+        let (_, fault) = raw(&sock, "PUT", "/snapshot/load", &neither);
+        assert!(fault.unwrap_or_default().contains("missing field"));
+        let unknown = format!(
+            r#"{{"snapshot_path":"{}","mem_file_path":"{}","x":1}}"#,
+            p("s"),
+            p("m")
+        );
+        let (_, fault) = raw(&sock, "PUT", "/snapshot/load", &unknown);
+        assert!(fault.unwrap_or_default().contains("unknown field"));
+        let (_, fault) = raw(
+            &sock,
+            "PUT",
+            "/snapshot/create",
+            r#"{"snapshot_path":"/s"}"#,
+        );
+        assert!(fault.unwrap_or_default().contains("mem_file_path"));
+        let (_, fault) = raw(&sock, "PATCH", "/vm", r#"{"state":"Stopped"}"#);
+        assert!(fault.unwrap_or_default().contains("unknown variant"));
+        let (_, fault) = raw(&sock, "PUT", "/snapshot/other", "{}");
+        assert!(fault.unwrap_or_default().contains("/snapshot/other"));
+        // A missing snapshot file fails the load and is reported as fatal.
+        let missing = format!(
+            r#"{{"snapshot_path":"{}","mem_file_path":"{}"}}"#,
+            p("s"),
+            p("m")
+        );
+        let (status, fault) = raw(&sock, "PUT", "/snapshot/load", &missing);
+        assert_eq!(status, 400);
+        assert!(fault.unwrap_or_default().starts_with("Load snapshot error"));
+        assert_eq!(fake.state(), FakeState::NotStarted);
     }
 
     #[test]

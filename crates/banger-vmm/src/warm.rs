@@ -4,7 +4,8 @@
 //! The daemon decides *when* (the first VM of a boot class is saved once its agent is ready;
 //! later ones restore); a backend that can do it returns itself from [`crate::Vmm::warm`], one
 //! that cannot returns `None` and the daemon boots cold. QEMU implements it with VM templating
-//! ([`crate::qemu::snapshot`]); Firecracker's snapshot API is not wired yet.
+//! ([`crate::qemu::snapshot`]); Firecracker with its snapshot API
+//! ([`crate::firecracker::snapshot`]; unjailed only).
 
 use std::path::Path;
 use std::time::Duration;

@@ -13,6 +13,11 @@
 //! process exits, as Firecracker does when its guest powers off. `SendCtrlAltDel` makes it exit
 //! too (a real guest booted with `reboot=k` reboots, and Firecracker exits on reboot).
 //!
+//! Snapshots: `PATCH /vm`, `PUT /snapshot/create` and `/snapshot/load` as the library fake
+//! models them. A loaded VM prints the host files of its drives and its vsock socket
+//! (`fake-firecracker: restored drive <id> from <path>`) and serves the agent like a booted one;
+//! a failed load makes the process exit (status 1), as Firecracker does.
+//!
 //! Started by `fake-jailer`, it finds the jail's root in [`JAIL_ROOT_ENV`] and resolves
 //! `--api-sock`, `--log-path` and every path in an API request inside it, as a chrooted
 //! Firecracker would (see `banger_testkit::fake_firecracker::in_jail`).
@@ -168,6 +173,8 @@ fn parse_args(argv: impl IntoIterator<Item = OsString>) -> Result<Args, ArgError
 enum Exit {
     CtrlAltDel,
     AgentShutdown,
+    /// Firecracker ends the process after a failed snapshot load.
+    LoadFailed,
 }
 
 fn main() -> ExitCode {
@@ -227,6 +234,26 @@ fn main() -> ExitCode {
         FakeEvent::CtrlAltDel => {
             let _ = events_tx.send(Exit::CtrlAltDel);
         }
+        FakeEvent::SnapshotLoaded {
+            resumed,
+            drives,
+            vsock,
+        } => {
+            for (drive, path) in drives {
+                println!(
+                    "fake-firecracker: restored drive {drive} from {}",
+                    path.display()
+                );
+            }
+            if let Some(vsock) = vsock {
+                println!("fake-firecracker: restored vsock on {}", vsock.display());
+            }
+            let state = if resumed { "running" } else { "paused" };
+            println!("fake-firecracker: guest {id} restored from a snapshot, {state}");
+        }
+        FakeEvent::SnapshotLoadFailed => {
+            let _ = events_tx.send(Exit::LoadFailed);
+        }
     });
     let started = match &jail {
         Some(root) => FakeFirecracker::start_jailed(root, &args.api_sock, &args.id, Some(hook)),
@@ -257,6 +284,12 @@ fn main() -> ExitCode {
     match exit {
         Ok(Exit::CtrlAltDel) => println!("reboot: Restarting system"),
         Ok(Exit::AgentShutdown) => println!("reboot: Power down"),
+        Ok(Exit::LoadFailed) => {
+            eprintln!("fake-firecracker: the snapshot did not load; exiting as firecracker does");
+            std::thread::sleep(EXIT_DELAY);
+            drop(fake);
+            return ExitCode::FAILURE;
+        }
         Err(_) => eprintln!("fake-firecracker: lifetime of {MAX_LIFETIME:?} over; exiting"),
     }
     std::thread::sleep(EXIT_DELAY);

@@ -185,6 +185,100 @@ pub struct InstanceInfo {
     pub app_name: String,
 }
 
+/// `state` of the `Vm` definition: what `PATCH /vm` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VmRunState {
+    /// Pause the vCPUs (post-boot only).
+    Paused,
+    /// Let them run again (ignored when already running).
+    Resumed,
+}
+
+/// `Vm`: body of `PATCH /vm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStateChange {
+    /// The state to reach.
+    pub state: VmRunState,
+}
+
+/// `snapshot_type` of `SnapshotCreateParams`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotType {
+    /// All of guest memory (what banger takes).
+    Full,
+    /// Only pages dirtied since the last snapshot.
+    Diff,
+}
+
+/// `SnapshotCreateParams`: body of `PUT /snapshot/create` (the VM must be paused).
+///
+/// Firecracker creates both files (or truncates them) and writes them before answering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotCreate {
+    /// Full or diff; Firecracker's default is `Full`, banger always says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_type: Option<SnapshotType>,
+    /// The device and vCPU state file.
+    pub snapshot_path: PathBuf,
+    /// The guest memory file.
+    pub mem_file_path: PathBuf,
+}
+
+/// `backend_type` of `MemoryBackend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemBackendType {
+    /// The memory file is mapped; the kernel serves page faults from it (banger's choice).
+    File,
+    /// A user-space page-fault handler on a Unix socket.
+    Uffd,
+}
+
+/// `MemoryBackend` of `SnapshotLoadParams`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemBackend {
+    /// How memory is served.
+    pub backend_type: MemBackendType,
+    /// The memory file (`File`) or the handler's socket (`Uffd`).
+    pub backend_path: PathBuf,
+}
+
+/// `NetworkOverride`: a snapshot's interface backed by another TAP on restore (Firecracker
+/// 1.12 and later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkOverride {
+    /// The interface as the snapshot names it.
+    pub iface_id: String,
+    /// The TAP that backs it in the restored VM.
+    pub host_dev_name: String,
+}
+
+/// `VsockOverride`: the vsock device's socket at another path on restore (Firecracker 1.16
+/// and later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VsockOverride {
+    /// The new socket path.
+    pub uds_path: PathBuf,
+}
+
+/// `SnapshotLoadParams`: body of `PUT /snapshot/load`, accepted only by a fresh process
+/// (nothing configured but the logger and metrics). On failure Firecracker exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotLoad {
+    /// The state file written by `PUT /snapshot/create`.
+    pub snapshot_path: PathBuf,
+    /// Where guest memory comes from (banger never sends the deprecated `mem_file_path`).
+    pub mem_backend: MemBackend,
+    /// Resume the VM once loaded (otherwise it is `Paused`).
+    #[serde(default)]
+    pub resume_vm: bool,
+    /// TAPs other than the snapshot's; omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_overrides: Vec<NetworkOverride>,
+    /// Another vsock socket path; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsock_override: Option<VsockOverride>,
+}
+
 /// Whether Firecracker accepts `id` as a resource id in a path (`/drives/{id}`,
 /// `/network-interfaces/{id}`): non-empty, letters, digits and `_`.
 ///

@@ -18,7 +18,9 @@
 //!    tail of its logs.
 //!
 //! With a [`super::JailConfig`] ([`FirecrackerVmm::with_jail`]) the launch runs under the
-//! jailer instead ([`super::jailed`]). A bare jailer binary without one ([`FirecrackerVmm::with_jailer`])
+//! jailer instead ([`super::jailed`]). A VM that can be saved, or is restored from a snapshot,
+//! runs the same steps with its run directory as working directory and a different plan
+//! ([`super::snapshot`]). A bare jailer binary without one ([`FirecrackerVmm::with_jailer`])
 //! is refused rather than ignored.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +37,7 @@ use super::short_path::{
     link_base_from_env, remove_link, socket_paths,
 };
 use super::socket::wait_for_api_socket;
-use super::spawn::spawn_detached;
+use super::spawn::spawn_detached_in;
 use crate::launch::{
     AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, tag_for,
 };
@@ -68,6 +70,10 @@ pub const API_SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bound on each API call during launch and shutdown.
 pub const API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bound on the calls that write or map a whole guest's memory (`PUT /snapshot/create` and
+/// `/snapshot/load`): a full snapshot of a few GiB takes seconds to write.
+pub const SNAPSHOT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a failed launch waits for the killed process to go.
 pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -326,6 +332,15 @@ impl Vmm for FirecrackerVmm {
         self.remove_jail(vm_id)
     }
 
+    /// Unjailed only: see [`super::snapshot`] for why jailed VMs boot cold.
+    fn warm(&self) -> Option<&dyn crate::warm::WarmSnapshots> {
+        if self.jail.is_some() || self.jailer_bin.is_some() {
+            None
+        } else {
+            Some(self)
+        }
+    }
+
     fn request_shutdown<'a>(
         &'a self,
         handle: &'a VmmHandle,
@@ -347,6 +362,18 @@ impl Vmm for FirecrackerVmm {
 /// Why a started process did not become a running VM.
 pub(super) struct Failure(pub(super) String);
 
+/// How a new Firecracker process gets its VM.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Start<'a> {
+    /// Boot with host paths: an ordinary launch.
+    Boot,
+    /// Boot with disks and vsock relative to the run directory, so the VM can be saved
+    /// ([`super::snapshot`]).
+    Saveable,
+    /// Load `snapshot` instead of booting ([`super::snapshot`]).
+    Restore(&'a crate::warm::Snapshot),
+}
+
 impl FirecrackerVmm {
     async fn launch_firecracker(&self, spec: &LaunchSpec) -> Result<VmmHandle, VmmError> {
         if let Some(jail) = &self.jail {
@@ -359,18 +386,35 @@ impl FirecrackerVmm {
                 jailer.display()
             )));
         }
+        self.start(spec, Start::Boot).await
+    }
+
+    /// Starts one unjailed Firecracker for `spec` the way `how` says (see the module docs
+    /// for the steps).
+    pub(super) async fn start(
+        &self,
+        spec: &LaunchSpec,
+        how: Start<'_>,
+    ) -> Result<VmmHandle, VmmError> {
         let id = instance_id(&spec.vm_id)?;
         let run_dir = std::path::absolute(&spec.run_dir)
             .map_err(VmmError::io(format!("resolve {}", spec.run_dir.display())))?;
         let files = FirecrackerFiles::in_dir(&run_dir);
         let sockets = socket_paths(&run_dir, &id, self.link_base.as_deref())
             .map_err(|e| VmmError::InvalidSpec(e.to_string()))?;
-        let plan = vm_config(spec, &files, &sockets.vsock)?
-            .plan()
-            .map_err(|e| VmmError::InvalidSpec(e.to_string()))?;
+        let plan = match how {
+            Start::Boot => vm_config(spec, &files, &sockets.vsock)?
+                .plan()
+                .map_err(|e| VmmError::InvalidSpec(e.to_string()))?,
+            Start::Saveable => super::snapshot::saveable_plan(spec, &files)?,
+            Start::Restore(snapshot) => super::snapshot::restore_plan(spec, &files, snapshot)?,
+        };
 
         std::fs::create_dir_all(&run_dir)
             .map_err(VmmError::io(format!("create {}", run_dir.display())))?;
+        if !matches!(how, Start::Boot) {
+            super::snapshot::link_disks(&run_dir, spec)?;
+        }
         if let Some(link) = &sockets.link {
             ensure_link(link).map_err(link_error)?;
         }
@@ -381,13 +425,17 @@ impl FirecrackerVmm {
             std::fs::File::create(fresh)
                 .map_err(VmmError::io(format!("create {}", fresh.display())))?;
         }
+        let cwd = match how {
+            Start::Boot => Path::new("/"),
+            Start::Saveable | Start::Restore(_) => run_dir.as_path(),
+        };
 
         let args = FirecrackerArgs {
             id: Some(id.clone()),
             ..FirecrackerArgs::new(&sockets.api)
         };
         let argv = command_line(&self.firecracker_bin, &args);
-        let child = match spawn_detached(&argv, &files.console_log) {
+        let child = match spawn_detached_in(&argv, &files.console_log, cwd) {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 drop_link(sockets.link.as_ref());
@@ -439,8 +487,15 @@ impl FirecrackerVmm {
     }
 }
 
+fn last_call(plan: &[ApiCall]) -> &'static str {
+    match plan.last() {
+        Some(ApiCall::LoadSnapshot(_)) => "the snapshot load",
+        _ => "InstanceStart",
+    }
+}
+
 /// Waits for the API socket (or the process's early exit), applies the plan, and checks the
-/// process survived `InstanceStart`.
+/// process survived its last call (`InstanceStart`, or the snapshot load).
 pub(super) async fn configure(
     sockets: &SocketPaths,
     plan: &[ApiCall],
@@ -465,9 +520,13 @@ pub(super) async fn configure(
             ready.map_err(|e| Failure(chain(&e)))?;
         }
     }
-    let client = FirecrackerClient::new(&sockets.api).with_timeout(API_CALL_TIMEOUT);
+    let client = FirecrackerClient::new(&sockets.api);
     for (step, call) in plan.iter().enumerate() {
-        if let Err(e) = client.apply(call).await {
+        let bound = match call {
+            ApiCall::LoadSnapshot(_) => SNAPSHOT_CALL_TIMEOUT,
+            _ => API_CALL_TIMEOUT,
+        };
+        if let Err(e) = client.clone().with_timeout(bound).apply(call).await {
             return Err(Failure(format!(
                 "{} {} (step {} of {}) failed: {}",
                 call.method(),
@@ -480,12 +539,13 @@ pub(super) async fn configure(
     }
     if let Ok(status) = exited.try_recv() {
         return Err(Failure(format!(
-            "exited ({}) right after InstanceStart",
-            exit_text(Ok(status))
+            "exited ({}) right after {}",
+            exit_text(Ok(status)),
+            last_call(plan)
         )));
     }
     if !crate::process::is_our_process(pid, tag) {
-        return Err(Failure("exited right after InstanceStart".to_owned()));
+        return Err(Failure(format!("exited right after {}", last_call(plan))));
     }
     Ok(())
 }

@@ -22,7 +22,8 @@ use serde::de::DeserializeOwned;
 
 use super::api::{
     Action, ActionType, BootSource, Drive, InstanceInfo, Logger, MachineConfig, Metrics,
-    NetworkInterface, Vsock, is_valid_resource_id,
+    NetworkInterface, SnapshotCreate, SnapshotLoad, VmRunState, VmStateChange, Vsock,
+    is_valid_resource_id,
 };
 use super::config::ApiCall;
 
@@ -275,6 +276,35 @@ impl FirecrackerClient {
         self.get("/machine-config").await
     }
 
+    /// `PATCH /vm` `Paused`: stops the vCPUs (post-boot only).
+    pub async fn pause(&self) -> Result<(), FirecrackerApiError> {
+        self.patch_vm(VmRunState::Paused).await
+    }
+
+    /// `PATCH /vm` `Resumed`: lets the vCPUs run again (ignored by a running VM).
+    pub async fn resume(&self) -> Result<(), FirecrackerApiError> {
+        self.patch_vm(VmRunState::Resumed).await
+    }
+
+    async fn patch_vm(&self, state: VmRunState) -> Result<(), FirecrackerApiError> {
+        self.send("PATCH", "/vm".to_owned(), &VmStateChange { state })
+            .await
+    }
+
+    /// `PUT /snapshot/create` (post-boot, while paused).
+    pub async fn create_snapshot(
+        &self,
+        params: &SnapshotCreate,
+    ) -> Result<(), FirecrackerApiError> {
+        self.send("PUT", "/snapshot/create".to_owned(), params)
+            .await
+    }
+
+    /// `PUT /snapshot/load` (a fresh process only).
+    pub async fn load_snapshot(&self, params: &SnapshotLoad) -> Result<(), FirecrackerApiError> {
+        self.apply(&ApiCall::LoadSnapshot(params.clone())).await
+    }
+
     async fn action(&self, action_type: ActionType) -> Result<(), FirecrackerApiError> {
         self.apply(&ApiCall::Action(Action { action_type })).await
     }
@@ -286,9 +316,16 @@ impl FirecrackerClient {
         {
             return Err(FirecrackerApiError::InvalidId { id: id.to_owned() });
         }
-        let method = call.method();
-        let path = call.path();
-        let body = serde_json::to_vec(call).map_err(|source| FirecrackerApiError::Encode {
+        self.send(call.method(), call.path(), call).await
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        path: String,
+        body: &impl serde::Serialize,
+    ) -> Result<(), FirecrackerApiError> {
+        let body = serde_json::to_vec(body).map_err(|source| FirecrackerApiError::Encode {
             method,
             path: path.clone(),
             source,

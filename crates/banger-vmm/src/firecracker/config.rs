@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::api::{
-    Action, ActionType, BootSource, Drive, Logger, MachineConfig, Metrics, NetworkInterface, Vsock,
-    is_valid_resource_id,
+    Action, ActionType, BootSource, Drive, Logger, MachineConfig, Metrics, NetworkInterface,
+    SnapshotLoad, Vsock, is_valid_resource_id,
 };
 
 /// Most vCPUs Firecracker accepts.
@@ -47,6 +47,9 @@ pub enum ApiCall {
     PutVsock(Vsock),
     /// `PUT /actions`.
     Action(Action),
+    /// `PUT /snapshot/load` (instead of the boot configuration: see
+    /// [`crate::firecracker::snapshot`]).
+    LoadSnapshot(SnapshotLoad),
 }
 
 impl ApiCall {
@@ -71,6 +74,7 @@ impl ApiCall {
             Self::PutNetworkInterface(n) => format!("/network-interfaces/{}", n.iface_id),
             Self::PutVsock(_) => "/vsock".to_owned(),
             Self::Action(_) => "/actions".to_owned(),
+            Self::LoadSnapshot(_) => "/snapshot/load".to_owned(),
         }
     }
 

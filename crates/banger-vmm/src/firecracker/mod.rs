@@ -15,7 +15,8 @@
 //! ([`short_path`]). Under the jailer ([`JailConfig`] via [`FirecrackerVmm::with_jail`]),
 //! [`jailed`] launches instead; the privileged step (stage the chroot, spawn the jailer) is a
 //! [`JailRunner`] ([`jail_runner`]), whose in-process version runs `banger_jail` (re-exported as
-//! [`jail`] and [`jailer`]).
+//! [`jail`] and [`jailer`]). Warm snapshots (pause, `snapshot/create`, `snapshot/load` on a
+//! fresh process with the restored VM's own TAP, disks and vsock) are in [`snapshot`].
 
 pub mod api;
 pub mod backend;
@@ -33,13 +34,15 @@ pub mod jailer {
     pub use banger_jail::args::*;
 }
 pub mod short_path;
+pub mod snapshot;
 pub mod socket;
 pub mod spawn;
 pub mod vsock;
 
 pub use api::{
     Action, ActionType, BootSource, Drive, InstanceInfo, InstanceState, LogLevel, Logger,
-    MachineConfig, Metrics, NetworkInterface, Vsock,
+    MachineConfig, MemBackend, MemBackendType, Metrics, NetworkInterface, NetworkOverride,
+    SnapshotCreate, SnapshotLoad, SnapshotType, VmRunState, VmStateChange, Vsock, VsockOverride,
 };
 pub use backend::{
     AGENT_VSOCK_PORT, FirecrackerFiles, FirecrackerVmm, GUEST_CID, boot_args, instance_id,

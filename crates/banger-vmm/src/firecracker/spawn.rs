@@ -10,7 +10,8 @@
 //! - **No inherited state**: stdin is `/dev/null`; stdout and stderr go to the VM's console log
 //!   file (Firecracker's serial console is its stdout), never to a pipe the daemon would have to
 //!   drain; Rust opens every descriptor close-on-exec, so the daemon's sockets and lock file do
-//!   not leak into the VM process; the working directory is `/`.
+//!   not leak into the VM process; the working directory is `/` (a VM's own directory for
+//!   snapshots, [`spawn_detached_in`]).
 //! - **Reaped by a thread, not awaited by the runtime**: a plain std thread blocks in `wait()`
 //!   on the child, so an exited VMM never lingers as a zombie while the daemon runs, and the
 //!   child is independent of any tokio runtime (dropping the runtime neither kills nor orphans
@@ -50,6 +51,13 @@ fn open_log(log: &Path) -> io::Result<File> {
 /// Runs `argv` (binary first) detached as described in the module docs, with stdout and stderr
 /// appended to `log` (truncated first).
 pub fn spawn_detached(argv: &[OsString], log: &Path) -> io::Result<Detached> {
+    spawn_detached_in(argv, log, Path::new("/"))
+}
+
+/// [`spawn_detached`] with working directory `cwd` instead of `/`: a VM that can be saved
+/// or is restored runs in its own directory, so the relative paths its snapshot records
+/// resolve to that VM's files (see [`super::snapshot`]).
+pub fn spawn_detached_in(argv: &[OsString], log: &Path, cwd: &Path) -> io::Result<Detached> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command line"))?;
@@ -60,7 +68,7 @@ pub fn spawn_detached(argv: &[OsString], log: &Path) -> io::Result<Detached> {
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .current_dir("/")
+        .current_dir(cwd)
         .process_group(0)
         .spawn()?;
     let pid = child.id();
