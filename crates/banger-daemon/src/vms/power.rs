@@ -53,13 +53,13 @@ pub(super) async fn boot(
     kernel: &KernelRecord,
     op: &OperationHandle,
     launched: &mut Option<VmmHandle>,
-    launch: Launch,
+    mut launch: Launch,
 ) -> Result<VmmHandle, StageError> {
     let spec = launch_spec(backends, record, kernel)?;
     let tap = network(ctx, backends, record, &spec, op).await?;
 
     op.stage(Stage::Boot.name());
-    let started = match &launch {
+    let started = match &mut launch {
         Launch::Cold => backends.vmm.launch(&spec).await,
         Launch::Template(template) => template.launch(backends, &spec, op).await,
     };

@@ -47,6 +47,8 @@ pub struct Template {
     key: String,
     ram: PathBuf,
     meta: SnapshotMeta,
+    /// Whether the VMM was started saveably (a failed saveable launch boots plainly).
+    saveable: bool,
 }
 
 /// A VM to restore from its class's snapshot.
@@ -126,6 +128,7 @@ pub(in crate::vms) fn plan(
             created_at: String::new(),
         },
         key,
+        saveable: false,
     };
     match ctx.snapshots().find(&template.key) {
         Some(snapshot) => Plan::Restore(Restore { snapshot, template }),
@@ -160,7 +163,7 @@ impl Template {
     /// Boots `spec` saveably; a backend that cannot (no room on the tmpfs, say) boots it
     /// plainly, and the VM simply is no template.
     pub async fn launch(
-        &self,
+        &mut self,
         backends: &VmBackends,
         spec: &LaunchSpec,
         op: &OperationHandle,
@@ -169,7 +172,10 @@ impl Template {
             return backends.vmm.launch(spec).await;
         };
         match warm.launch_saveable(spec, &self.ram).await {
-            Ok(handle) => Ok(handle),
+            Ok(handle) => {
+                self.saveable = true;
+                Ok(handle)
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&self.ram);
                 tracing::warn!(vm = %spec.vm_id, error = %banger_util::chain(&e), "cannot boot saveably: booting plainly");
@@ -196,7 +202,7 @@ impl Template {
         let Some(warm) = backends.vmm.warm() else {
             return Ok(());
         };
-        if !self.ram.exists() {
+        if !self.saveable {
             // Booted plainly (see `launch`): nothing to save.
             return Ok(());
         }
