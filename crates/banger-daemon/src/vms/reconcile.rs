@@ -38,6 +38,14 @@ pub async fn reconcile_at_start(ctx: &DaemonContext, backends: &VmBackends) {
             VmState::Running => match handles::load(&vm.dir) {
                 Some(saved) if backends.vmm.is_running(&saved.vmm) => {
                     tracing::info!(vm = %vm.name, vm_pid = saved.vmm.pid, "adopted running vm");
+                    // A daemon that died while saving a template left the guest paused.
+                    if let Some(warm) = backends.vmm.warm() {
+                        let resumed =
+                            tokio::time::timeout(Duration::from_secs(5), warm.resume(&saved.vmm));
+                        if let Ok(Err(e)) = resumed.await {
+                            tracing::debug!(vm = %vm.name, error = %e, "resume on adoption");
+                        }
+                    }
                     ctx.remember_handles(&vm.id, saved);
                     super::power::publish_name(ctx, &vm);
                     // Its bridge exists and its resolv.conf names the gateway.
