@@ -41,10 +41,10 @@ fn lifecycle_on_a_real_guest() {
     bed.pull_defaults();
     let vms_dir = bed.layout().vms_dir();
 
-    // Create: stages, then `ready in`.
+    // Create (a cold boot: restores are tests/warm.rs's): stages, then `ready in`.
     let out = bed.banger(
         &[
-            "vm", "create", "--name", "e2e-a", "--vcpu", "1", "--memory", "512M",
+            "vm", "create", "--name", "e2e-a", "--vcpu", "1", "--memory", "512M", "--cold",
         ],
         LONG,
     );
