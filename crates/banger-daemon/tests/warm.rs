@@ -302,6 +302,20 @@ async fn restore_fails_then_boots_cold(
         VmState::Running
     );
     assert_eq!(banner(&vm), "SSH-2.0-FakeGuest\r\n");
+    // A TAP the restore cut off came up again for the cold boot.
+    let tap = vm.tap_name.clone().expect("tap");
+    let calls = host.net.calls();
+    if let Some(isolated) = calls
+        .iter()
+        .rposition(|c| *c == NetCall::Isolate(tap.clone()))
+    {
+        assert!(
+            calls[isolated..]
+                .iter()
+                .any(|c| matches!(c, NetCall::EnsureTap(t, _) if *t == tap)),
+            "the tap stays down after the fallback: {calls:?}"
+        );
+    }
 
     // The failed snapshot was replaced by the cold boot's.
     let now = snapshots(&host);
@@ -367,4 +381,52 @@ async fn file_sync_makes_creates_boot_cold() {
         );
     }
     assert!(snapshots(&host).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_creates_at_once_both_succeed_and_leave_one_snapshot() {
+    let host = Host::with_warm();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+
+    let (a, b) = tokio::join!(
+        create_with(&ctx, "race1", 256, false),
+        create_with(&ctx, "race2", 256, false)
+    );
+    for (op, vm) in [&a, &b] {
+        assert!(succeeded(op, "wait for SSH"), "{op:?}");
+        assert!(host.vmm.is_running_vm(&vm.id));
+        assert!(!ram_file(vm).exists(), "a RAM file is left");
+    }
+    assert_eq!(snapshots(&host).len(), 1);
+    assert!(
+        host.vmm.paused_pids().is_empty(),
+        "a template is left paused"
+    );
+    let (op, _) = create_with(&ctx, "after", 256, false).await;
+    assert!(succeeded(&op, RESTORE), "{:?}", stage_names(&op));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_vm_stops_and_starts_again_cold() {
+    let host = Host::with_warm();
+    let ctx = host.daemon();
+    host.seed_image(&ctx, "base");
+    create_with(&ctx, "first", 256, false).await;
+    let (_, vm) = create_with(&ctx, "second", 256, false).await;
+
+    vms::stop(&ctx, "second").await.expect("stop");
+    assert!(!host.vmm.is_running_vm(&vm.id));
+    let op = vms::start(&ctx, "second").await.expect("start accepted");
+    let op = finish(&ctx, op).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
+    assert_eq!(
+        vmm_calls_for(&host, &vm),
+        vec![
+            VmmCall::Restore(vm.id.clone()),
+            VmmCall::Launch(vm.id.clone())
+        ]
+    );
+    assert!(host.vmm.is_running_vm(&vm.id));
+    assert_eq!(banner(&vm), "SSH-2.0-FakeGuest\r\n");
 }
