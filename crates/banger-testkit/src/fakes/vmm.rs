@@ -8,6 +8,12 @@
 //! is real TCP on `127.x.y.z`. Each part can be switched off ([`FakeGuest`]) to stand in for a
 //! guest that never gets ready, and launches can be made to fail. Processes outlive the daemon
 //! that started them, as real VMMs do: share one `FakeVmm` between a test's daemon instances.
+//!
+//! With [`FakeVmm::with_warm`] it also has warm snapshots: a saveable launch writes its RAM
+//! file, a save writes a snapshot's two files (text naming the saved VM), and a restore takes
+//! only a state file this fake wrote (or fails, when told to) and starts a guest as a launch
+//! does. Its agents take `POST /identity` (parsed as the real agent does; 400 for a bad body,
+//! 500 when told to refuse) and record each one per pid.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
