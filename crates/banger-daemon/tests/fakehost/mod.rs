@@ -81,6 +81,15 @@ impl Host {
         }
     }
 
+    /// A host whose fake VMM has warm snapshots (its "binary" is a file in the temp dir).
+    pub fn with_warm() -> Self {
+        let mut host = Self::new();
+        let binary = host._dir.path().join("fake-vmm");
+        std::fs::write(&binary, b"fake vmm build 1\n").expect("vmm binary");
+        host.vmm = Arc::new(FakeVmm::new(SSH_PORT).with_warm(binary));
+        host
+    }
+
     /// A daemon over this host's store and fakes (call again to "restart" it).
     pub fn daemon(&self) -> DaemonContext {
         let store = Store::open(&self.layout.db_file()).expect("store");

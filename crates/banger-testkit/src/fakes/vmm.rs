@@ -8,6 +8,12 @@
 //! is real TCP on `127.x.y.z`. Each part can be switched off ([`FakeGuest`]) to stand in for a
 //! guest that never gets ready, and launches can be made to fail. Processes outlive the daemon
 //! that started them, as real VMMs do: share one `FakeVmm` between a test's daemon instances.
+//!
+//! With [`FakeVmm::with_warm`] it also has warm snapshots: a saveable launch writes its RAM
+//! file, a save writes a snapshot's two files (text naming the saved VM), and a restore takes
+//! only a state file this fake wrote (or fails, when told to) and starts a guest as a launch
+//! does. Its agents take `POST /identity` (parsed as the real agent does; 400 for a bad body,
+//! 500 when told to refuse) and record each one per pid.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,6 +24,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
+use banger_guest::identity::Identity;
+use banger_vmm::warm::{Snapshot, WarmSnapshots};
 use banger_vmm::{
     AgentEndpoint, BoxFuture, LaunchSpec, Vmm, VmmError, VmmHandle, VmmKind, console_log_path,
     tag_for,
@@ -39,6 +47,14 @@ pub enum FakeGuest {
 pub enum VmmCall {
     /// `launch` for this VM id.
     Launch(String),
+    /// `launch_saveable` (warm snapshots) for this VM id.
+    LaunchSaveable(String),
+    /// `save` of this pid.
+    Save(u32),
+    /// `resume` of this pid.
+    Resume(u32),
+    /// `restore` for this VM id (recorded whether or not it succeeded).
+    Restore(String),
     /// `request_shutdown` of this pid.
     Shutdown(u32),
     /// `kill` of this pid.
@@ -54,9 +70,24 @@ pub enum VmmCall {
 
 struct Process {
     tag: String,
+    vm_id: String,
     run_dir: PathBuf,
     tasks: Vec<JoinHandle<()>>,
+    /// The RAM file of a saveable launch.
+    ram: Option<PathBuf>,
+    paused: bool,
 }
+
+/// One `POST /identity` a fake agent answered 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityPost {
+    /// The fake VMM that got it.
+    pub pid: u32,
+    /// What it said.
+    pub identity: Identity,
+}
+
+type IdentityObserver = Arc<dyn Fn(&IdentityPost) + Send + Sync>;
 
 struct State {
     next_pid: u32,
@@ -64,13 +95,22 @@ struct State {
     calls: Vec<VmmCall>,
     guest: FakeGuest,
     fail_launch: bool,
+    fail_restore: bool,
+    refuse_identity: bool,
+    identities: Vec<IdentityPost>,
+    on_identity: Option<IdentityObserver>,
 }
 
 /// The fake hypervisor. Cheap to share behind an `Arc`.
 pub struct FakeVmm {
     state: Arc<Mutex<State>>,
     ssh_port: u16,
+    /// The "VMM binary" when warm snapshots are on ([`FakeVmm::with_warm`]).
+    warm_binary: Option<PathBuf>,
 }
+
+/// The first line of every state file the fake writes: a restore of anything else fails.
+const STATE_MARKER: &str = "banger fake-vmm snapshot v1";
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
@@ -86,9 +126,52 @@ impl FakeVmm {
                 calls: Vec::new(),
                 guest: FakeGuest::Ready,
                 fail_launch: false,
+                fail_restore: false,
+                refuse_identity: false,
+                identities: Vec::new(),
+                on_identity: None,
             })),
             ssh_port,
+            warm_binary: None,
         }
+    }
+
+    /// Turns warm snapshots on ([`Vmm::warm`] returns the fake): `binary` stands for the VMM
+    /// binary (it must exist: the daemon hashes it into the boot class).
+    pub fn with_warm(mut self, binary: PathBuf) -> Self {
+        self.warm_binary = Some(binary);
+        self
+    }
+
+    /// Makes restores fail before any process starts (a VMM that rejects the snapshot).
+    pub fn fail_restore(&self, fail: bool) {
+        lock(&self.state).fail_restore = fail;
+    }
+
+    /// Makes agents answer `POST /identity` with 500 (a guest that cannot take its identity).
+    pub fn refuse_identity(&self, refuse: bool) {
+        lock(&self.state).refuse_identity = refuse;
+    }
+
+    /// Every identity a fake agent took, in order.
+    pub fn identities(&self) -> Vec<IdentityPost> {
+        lock(&self.state).identities.clone()
+    }
+
+    /// Calls `observer` as each identity is taken, before the agent answers (so a test can
+    /// look at the rest of the host at that moment).
+    pub fn on_identity(&self, observer: impl Fn(&IdentityPost) + Send + Sync + 'static) {
+        lock(&self.state).on_identity = Some(Arc::new(observer));
+    }
+
+    /// Pids of live fake VMMs that are paused.
+    pub fn paused_pids(&self) -> Vec<u32> {
+        lock(&self.state)
+            .processes
+            .iter()
+            .filter(|(_, p)| p.paused)
+            .map(|(pid, _)| *pid)
+            .collect()
     }
 
     /// How guests launched from now on behave.
@@ -156,72 +239,92 @@ fn guest_ip(cmdline: &str) -> Option<Ipv4Addr> {
         .and_then(|v| v.parse().ok())
 }
 
+impl FakeVmm {
+    /// Starts a fake VMM process for `spec` (recording `call`, if any); `ram` for a
+    /// saveable one.
+    async fn start(
+        &self,
+        spec: &LaunchSpec,
+        call: Option<VmmCall>,
+        ram: Option<PathBuf>,
+    ) -> Result<VmmHandle, VmmError> {
+        let (pid, guest, fail) = {
+            let mut s = lock(&self.state);
+            s.calls.extend(call);
+            s.next_pid += 1;
+            (s.next_pid, s.guest, s.fail_launch)
+        };
+        let console = console_log_path(&spec.run_dir);
+        std::fs::create_dir_all(&spec.run_dir).map_err(|source| VmmError::Io {
+            action: format!("create {}", spec.run_dir.display()),
+            source,
+        })?;
+        let boot_line = format!("fake guest {} booting\n", spec.vm_id);
+        std::fs::write(&console, boot_line).map_err(|source| VmmError::Io {
+            action: "write the console log".to_owned(),
+            source,
+        })?;
+        if fail {
+            return Err(VmmError::StartFailed {
+                kind: "fake",
+                status: "exit status: 1".to_owned(),
+                stderr: "injected launch failure".to_owned(),
+                console_log: console,
+            });
+        }
+        let agent_path = spec.run_dir.join("agent.sock");
+        let mut tasks = Vec::new();
+        if guest != FakeGuest::NoAgent {
+            let _ = std::fs::remove_file(&agent_path);
+            let listener = tokio::net::UnixListener::bind(&agent_path)
+                .map_err(VmmErrorIo::bind(&agent_path))?;
+            tasks.push(tokio::spawn(serve_agent(listener, self.state.clone(), pid)));
+        }
+        if guest == FakeGuest::Ready
+            && let Some(ip) = guest_ip(&spec.cmdline)
+        {
+            let addr = SocketAddr::from((ip, self.ssh_port));
+            let listener = bind_retrying(addr)
+                .await
+                .map_err(VmmErrorIo::bind(Path::new(&addr.to_string())))?;
+            tasks.push(tokio::spawn(serve_banner(listener)));
+        }
+        let tag = tag_for(&spec.vm_id);
+        lock(&self.state).processes.insert(
+            pid,
+            Process {
+                tag: tag.clone(),
+                vm_id: spec.vm_id.clone(),
+                run_dir: spec.run_dir.clone(),
+                tasks,
+                ram,
+                paused: false,
+            },
+        );
+        Ok(VmmHandle {
+            kind: VmmKind::Qemu,
+            pid,
+            tag,
+            control_socket: spec.run_dir.join("fake-control.sock"),
+            agent: AgentEndpoint::Serial { path: agent_path },
+            console_log: console,
+        })
+    }
+}
+
 impl Vmm for FakeVmm {
     fn kind(&self) -> Option<VmmKind> {
         Some(VmmKind::Qemu)
     }
 
     fn launch<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
-        Box::pin(async move {
-            let (pid, guest, fail) = {
-                let mut s = lock(&self.state);
-                s.calls.push(VmmCall::Launch(spec.vm_id.clone()));
-                s.next_pid += 1;
-                (s.next_pid, s.guest, s.fail_launch)
-            };
-            let console = console_log_path(&spec.run_dir);
-            std::fs::create_dir_all(&spec.run_dir).map_err(|source| VmmError::Io {
-                action: format!("create {}", spec.run_dir.display()),
-                source,
-            })?;
-            let boot_line = format!("fake guest {} booting\n", spec.vm_id);
-            std::fs::write(&console, boot_line).map_err(|source| VmmError::Io {
-                action: "write the console log".to_owned(),
-                source,
-            })?;
-            if fail {
-                return Err(VmmError::StartFailed {
-                    kind: "fake",
-                    status: "exit status: 1".to_owned(),
-                    stderr: "injected launch failure".to_owned(),
-                    console_log: console,
-                });
-            }
-            let agent_path = spec.run_dir.join("agent.sock");
-            let mut tasks = Vec::new();
-            if guest != FakeGuest::NoAgent {
-                let _ = std::fs::remove_file(&agent_path);
-                let listener = tokio::net::UnixListener::bind(&agent_path)
-                    .map_err(VmmErrorIo::bind(&agent_path))?;
-                tasks.push(tokio::spawn(serve_agent(listener, self.state.clone(), pid)));
-            }
-            if guest == FakeGuest::Ready
-                && let Some(ip) = guest_ip(&spec.cmdline)
-            {
-                let addr = SocketAddr::from((ip, self.ssh_port));
-                let listener = bind_retrying(addr)
-                    .await
-                    .map_err(VmmErrorIo::bind(Path::new(&addr.to_string())))?;
-                tasks.push(tokio::spawn(serve_banner(listener)));
-            }
-            let tag = tag_for(&spec.vm_id);
-            lock(&self.state).processes.insert(
-                pid,
-                Process {
-                    tag: tag.clone(),
-                    run_dir: spec.run_dir.clone(),
-                    tasks,
-                },
-            );
-            Ok(VmmHandle {
-                kind: VmmKind::Qemu,
-                pid,
-                tag,
-                control_socket: spec.run_dir.join("fake-control.sock"),
-                agent: AgentEndpoint::Serial { path: agent_path },
-                console_log: console,
-            })
-        })
+        Box::pin(self.start(spec, Some(VmmCall::Launch(spec.vm_id.clone())), None))
+    }
+
+    fn warm(&self) -> Option<&dyn WarmSnapshots> {
+        self.warm_binary
+            .as_ref()
+            .map(|_| self as &dyn WarmSnapshots)
     }
 
     fn request_shutdown<'a>(
@@ -298,6 +401,121 @@ impl Vmm for FakeVmm {
     }
 }
 
+fn warm_error(action: String, why: &str) -> VmmError {
+    VmmError::Io {
+        action,
+        source: std::io::Error::other(why.to_owned()),
+    }
+}
+
+fn io(action: String) -> impl FnOnce(std::io::Error) -> VmmError {
+    move |source| VmmError::Io { action, source }
+}
+
+/// Writes `path`, which must not exist yet.
+fn write_new(path: &Path, text: &str) -> Result<(), VmmError> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io(format!("write {}", path.display())))
+}
+
+/// Warm snapshots in the fake: the "RAM" and "device state" are small text files naming the
+/// saved VM, and a restore accepts only a state file this fake wrote.
+impl WarmSnapshots for FakeVmm {
+    fn binary(&self) -> &Path {
+        self.warm_binary
+            .as_deref()
+            .unwrap_or(Path::new("/nonexistent"))
+    }
+
+    fn launch_saveable<'a>(
+        &'a self,
+        spec: &'a LaunchSpec,
+        ram: &'a Path,
+    ) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
+        Box::pin(async move {
+            // As QEMU's file-backed memory does, the RAM file exists while the guest runs.
+            std::fs::write(ram, format!("fake guest RAM of {}\n", spec.vm_id))
+                .map_err(io(format!("write {}", ram.display())))?;
+            let call = VmmCall::LaunchSaveable(spec.vm_id.clone());
+            self.start(spec, Some(call), Some(ram.to_path_buf())).await
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        handle: &'a VmmHandle,
+        ram: &'a Path,
+        into: &'a Snapshot,
+    ) -> BoxFuture<'a, Result<Duration, VmmError>> {
+        Box::pin(async move {
+            let vm_id = {
+                let mut s = lock(&self.state);
+                s.calls.push(VmmCall::Save(handle.pid));
+                let process = s
+                    .processes
+                    .get_mut(&handle.pid)
+                    .filter(|p| p.tag == handle.tag)
+                    .ok_or_else(|| warm_error("save".into(), "no such fake VMM"))?;
+                if process.ram.as_deref() != Some(ram) {
+                    return Err(warm_error(
+                        "save".into(),
+                        "not launched saveably with this RAM file",
+                    ));
+                }
+                process.paused = true;
+                process.vm_id.clone()
+            };
+            let memory =
+                std::fs::read_to_string(ram).map_err(io(format!("read {}", ram.display())))?;
+            write_new(&into.memory, &memory)?;
+            write_new(&into.state, &format!("{STATE_MARKER}\nvm={vm_id}\n"))?;
+            Ok(Duration::from_millis(1))
+        })
+    }
+
+    fn resume<'a>(&'a self, handle: &'a VmmHandle) -> BoxFuture<'a, Result<(), VmmError>> {
+        Box::pin(async move {
+            let mut s = lock(&self.state);
+            s.calls.push(VmmCall::Resume(handle.pid));
+            let process = s
+                .processes
+                .get_mut(&handle.pid)
+                .filter(|p| p.tag == handle.tag)
+                .ok_or_else(|| warm_error("resume".into(), "no such fake VMM"))?;
+            process.paused = false;
+            Ok(())
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        spec: &'a LaunchSpec,
+        snapshot: &'a Snapshot,
+    ) -> BoxFuture<'a, Result<VmmHandle, VmmError>> {
+        Box::pin(async move {
+            let fail = {
+                let mut s = lock(&self.state);
+                s.calls.push(VmmCall::Restore(spec.vm_id.clone()));
+                s.fail_restore
+            };
+            let action = format!("restore {}", snapshot.state.display());
+            if fail {
+                return Err(warm_error(action, "injected restore failure"));
+            }
+            let state = std::fs::read_to_string(&snapshot.state).map_err(io(action.clone()))?;
+            if state.lines().next() != Some(STATE_MARKER) || !snapshot.memory.is_file() {
+                return Err(warm_error(action, "not a snapshot of this fake VMM"));
+            }
+            self.start(spec, None, None).await
+        })
+    }
+}
+
 /// Binds `addr`, retrying for a moment while an earlier guest's listener (aborted, but not
 /// yet dropped by its task) still holds it.
 async fn bind_retrying(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -324,42 +542,35 @@ impl VmmErrorIo {
     }
 }
 
-/// Answers the agent protocol: blank lines are skipped, `X-Request-Id` is echoed.
+/// Answers the agent protocol: blank lines are skipped, `X-Request-Id` is echoed, a body is
+/// read by its `Content-Length`.
 async fn serve_agent(listener: tokio::net::UnixListener, state: Arc<Mutex<State>>, pid: u32) {
     while let Ok((mut stream, _)) = listener.accept().await {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 512];
-            let head = loop {
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let trimmed = text.trim_start_matches("\r\n");
-                if let Some(end) = trimmed.find("\r\n\r\n") {
-                    break trimmed[..end].to_owned();
-                }
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-                if buf.len() > 16 * 1024 {
-                    return;
-                }
+            let Some((head, body)) = read_request(&mut stream).await else {
+                return;
             };
             let mut lines = head.lines();
             let request = lines.next().unwrap_or_default().to_owned();
-            let id = lines
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("x-request-id"))
-                .map(|(_, v)| v.trim().to_owned())
-                .unwrap_or_default();
+            let header = |name: &str| {
+                head.lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_owned())
+            };
+            let id = header("x-request-id").unwrap_or_default();
             let (status, body) = if request.starts_with("GET /healthz") {
-                ("200 OK", r#"{"ok":true}"#)
+                ("200 OK", r#"{"ok":true}"#.to_owned())
             } else if request.starts_with("GET /ports") {
-                ("200 OK", r#"{"ports":[]}"#)
+                ("200 OK", r#"{"ports":[]}"#.to_owned())
             } else if request.starts_with("POST /shutdown") {
-                ("200 OK", r#"{"ok":true}"#)
+                ("200 OK", r#"{"ok":true}"#.to_owned())
+            } else if request.starts_with("POST /identity") {
+                take_identity(&state, pid, &body)
             } else {
-                ("404 Not Found", r#"{"error":"no such path"}"#)
+                ("404 Not Found", r#"{"error":"no such path"}"#.to_owned())
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nX-Request-Id: {id}\r\nContent-Length: {}\r\n\r\n{body}",
@@ -374,6 +585,73 @@ async fn serve_agent(listener: tokio::net::UnixListener, state: Arc<Mutex<State>
             }
         });
     }
+}
+
+/// Reads one request (leading blank lines skipped): its head and its body.
+async fn read_request(stream: &mut tokio::net::UnixStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        let start = buf.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
+        let rest = &buf[start.min(buf.len())..];
+        if let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+            let length = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = rest[end + 4..].to_vec();
+            while body.len() < length {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => body.extend_from_slice(&chunk[..n]),
+                }
+            }
+            body.truncate(length);
+            return Some((head, body));
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 16 * 1024 {
+            return None;
+        }
+    }
+}
+
+/// `POST /identity`: 400 for a body [`Identity::parse`] rejects (or one without an address),
+/// 500 when told to refuse, else recorded (and observed) and 200.
+fn take_identity(state: &Mutex<State>, pid: u32, body: &[u8]) -> (&'static str, String) {
+    let parsed = Identity::parse(&String::from_utf8_lossy(body));
+    if !parsed.errors.is_empty() || parsed.identity.boot.ip.is_none() {
+        let why = format!("{:?}", parsed.errors).replace('"', "'");
+        return (
+            "400 Bad Request",
+            format!(r#"{{"error":"bad identity: {why}"}}"#),
+        );
+    }
+    let observer = {
+        let s = lock(state);
+        if s.refuse_identity {
+            return (
+                "500 Internal Server Error",
+                r#"{"error":"injected identity failure"}"#.to_owned(),
+            );
+        }
+        s.on_identity.clone()
+    };
+    let post = IdentityPost {
+        pid,
+        identity: parsed.identity,
+    };
+    if let Some(observe) = observer {
+        observe(&post);
+    }
+    lock(state).identities.push(post);
+    ("200 OK", r#"{"ok":true}"#.to_owned())
 }
 
 /// Writes an SSH identification line to every connection, as sshd does first.
