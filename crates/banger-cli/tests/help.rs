@@ -42,6 +42,7 @@ const COMMANDS: &[&[&str]] = &[
     &["image", "show"],
     &["image", "delete"],
     &["image", "rm"],
+    &["image", "snapshots"],
     &["image", "cache"],
     &["image", "cache", "prune"],
     &["kernel"],

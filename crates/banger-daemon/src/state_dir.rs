@@ -7,6 +7,7 @@
 //! - `staging/` holds only unfinished registrations: emptied;
 //! - image and kernel directories no record points at are removed (they are rebuilt or
 //!   re-registered on demand);
+//! - half-written warm snapshots, and warm snapshots of images that are gone, are removed;
 //! - VM directories without a record are only reported: they may hold disks someone wants;
 //! - records whose files are gone are reported.
 //!
@@ -91,6 +92,19 @@ pub fn reconcile(ctx: &DaemonContext) -> StateReport {
     for dir in subdirs(&layout.kernels_dir()) {
         if !kernel_dirs.contains(&dir) {
             remove(&mut report, dir, "no kernel record owns it");
+        }
+    }
+    // Warm snapshots: half-written ones from a crash, and those of images gone since.
+    let snapshots = ctx.snapshots();
+    snapshots.clean_staging();
+    let image_ids: BTreeSet<&str> = images.iter().map(|i| i.id.as_str()).collect();
+    for orphan in snapshots.list() {
+        if !image_ids.contains(orphan.meta.image_id.as_str()) {
+            remove(
+                &mut report,
+                orphan.dir,
+                "a warm snapshot of an image that is gone",
+            );
         }
     }
     let vm_dirs: BTreeSet<&Path> = vms.iter().map(|v| v.dir.as_path()).collect();

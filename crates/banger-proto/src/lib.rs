@@ -24,6 +24,6 @@ pub use types::{
 };
 pub use types::{
     DiskUsage, HealthCheck, ListeningPort, PortProtocol, ProcessStats, PruneCacheRequest,
-    PruneCacheResult, PruneFailure, PruneVmsRequest, PruneVmsResponse, SetVmRequest, VmHealth,
-    VmPorts, VmStats,
+    PruneCacheResult, PruneFailure, PruneVmsRequest, PruneVmsResponse, SetVmRequest, SnapshotInfo,
+    VmHealth, VmPorts, VmStats,
 };

@@ -132,6 +132,12 @@ pub const PRUNE_IMAGE_CACHE: Route = route(
     "/v1/images/cache/prune",
     "Empty the OCI layer blob cache (or report what that would free)",
 );
+/// `GET /v1/snapshots`.
+pub const LIST_SNAPSHOTS: Route = route(
+    "GET",
+    "/v1/snapshots",
+    "List warm snapshots with their image and size",
+);
 /// `POST /v1/images/promote`.
 pub const PROMOTE_IMAGE: Route = route(
     "POST",
@@ -199,6 +205,7 @@ pub const ALL: &[Route] = &[
     REGISTER_IMAGE,
     PULL_IMAGE,
     PRUNE_IMAGE_CACHE,
+    LIST_SNAPSHOTS,
     PROMOTE_IMAGE,
     CATALOG,
     GET_IMAGE,

@@ -305,6 +305,9 @@ pub struct PruneCacheRequest {
     /// Only tally; remove nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Also remove every warm snapshot (they are rebuilt by the next create of their class).
+    #[serde(default)]
+    pub snapshots: bool,
 }
 
 /// What a cache prune freed (or would free).
@@ -318,6 +321,33 @@ pub struct PruneCacheResult {
     pub dry_run: bool,
     /// The cache directory.
     pub cache_dir: std::path::PathBuf,
+    /// Warm snapshots removed (or that would be); zero unless the request asked for them.
+    #[serde(default)]
+    pub snapshots_freed: u64,
+    /// Bytes of warm snapshots removed (or that would be).
+    #[serde(default)]
+    pub snapshot_bytes_freed: u64,
+}
+
+/// `GET /v1/snapshots`: one warm snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Its boot class key (image, kernel, sizes, VMM and agent versions, hashed).
+    pub key: String,
+    /// The image record it boots.
+    pub image_id: String,
+    /// That image's name; `None` if the image is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Memory of the saved guest in MiB.
+    pub memory_mib: u64,
+    /// vCPUs of the saved guest, where recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu: Option<u32>,
+    /// Bytes it takes on disk (allocated blocks; its files are sparse).
+    pub bytes: u64,
+    /// When it was saved (RFC 3339).
+    pub created_at: String,
 }
 
 /// `POST /v1/vms/prune`: which VMs may go.

@@ -104,7 +104,22 @@ Examples:
   banger image rm -f web-g       web-g is only a prefix: delete it without asking"
     )]
     Delete(DeleteArgs),
-    /// Manage the OCI layer cache
+    /// List warm snapshots (saved booted guests that creates restore from)
+    #[command(
+        long_about = "List warm snapshots.\n\n\
+            A warm snapshot is a guest of one boot class (image, kernel, memory, vCPUs, VMM \
+            and agent versions) saved right after it booted. Each shows its image (\"(deleted)\" \
+            if the image is gone), its class key, the guest's memory and vCPUs, and the space \
+            it takes on disk. Snapshots are removed with their image (`image rm`), and all \
+            of them by `banger image cache prune --snapshots`.",
+        after_help = "\
+Examples:
+  banger image snapshots
+  banger image snapshots --json
+  banger image cache prune --snapshots --dry-run"
+    )]
+    Snapshots(JsonFlag),
+    /// Manage the OCI layer cache and warm snapshots
     #[command(
         subcommand,
         subcommand_required = true,
@@ -112,7 +127,8 @@ Examples:
         after_help = "\
 Examples:
   banger image cache prune --dry-run
-  banger image cache prune"
+  banger image cache prune
+  banger image cache prune --snapshots"
     )]
     Cache(CacheCommand),
 }
@@ -185,11 +201,14 @@ pub enum CacheCommand {
         long_about = "Remove cached OCI layer blobs.\n\n\
             Pulled layers are kept so a second pull of an image sharing them downloads \
             nothing; images are self-contained and keep working without them. The prune \
-            waits for a running pull to finish, then empties the cache in one step.",
+            waits for a running pull to finish, then empties the cache in one step.\n\n\
+            Warm snapshots (`banger image snapshots`) are kept unless --snapshots is given; \
+            without them the next create of each boot class boots cold and saves a new one.",
         after_help = "\
 Examples:
   banger image cache prune --dry-run     say how much would be freed
-  banger image cache prune"
+  banger image cache prune
+  banger image cache prune --snapshots   also remove every warm snapshot"
     )]
     Prune(PruneArgs),
 }
@@ -200,4 +219,38 @@ pub struct PruneArgs {
     /// Only report what would be removed
     #[arg(long)]
     pub dry_run: bool,
+    /// Also remove every warm snapshot (a plain prune keeps them)
+    #[arg(long)]
+    pub snapshots: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Group};
+
+    use super::{CacheCommand, ImageCommand};
+
+    fn image(args: &[&str]) -> ImageCommand {
+        let cli = Cli::try_parse_from([&["banger", "image"], args].concat()).expect("parses");
+        match cli.command {
+            Group::Image(cmd) => cmd,
+            other => panic!("not an image command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn snapshots_and_prune_flags_parse() {
+        assert!(matches!(image(&["snapshots"]), ImageCommand::Snapshots(j) if !j.json));
+        assert!(matches!(image(&["snapshots", "--json"]), ImageCommand::Snapshots(j) if j.json));
+        match image(&["cache", "prune", "--snapshots", "--dry-run"]) {
+            ImageCommand::Cache(CacheCommand::Prune(p)) => assert!(p.snapshots && p.dry_run),
+            other => panic!("{other:?}"),
+        }
+        match image(&["cache", "prune"]) {
+            ImageCommand::Cache(CacheCommand::Prune(p)) => assert!(!p.snapshots && !p.dry_run),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! `banger image …`: pull, register, promote, catalog, list, show, rm (pinned by id, see
-//! [`super::pin`]) and cache prune.
+//! [`super::pin`]), snapshots and cache prune.
 
 use banger_model::ImageRecord;
 use banger_proto::{RegisterImageRequest, routes};
@@ -54,6 +54,7 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             Ok(())
         }
         ImageCommand::Catalog(json) => catalog(true, json, ctx).await,
+        ImageCommand::Snapshots(json) => snapshots(json, ctx).await,
         ImageCommand::Delete(args) => {
             for image in &args.images {
                 validate::reference("image", image)?;
@@ -75,12 +76,13 @@ pub async fn run(cmd: ImageCommand, ctx: &Context) -> Result<(), CliError> {
             let daemon = connect_or_start(ctx).await?;
             let request = banger_proto::PruneCacheRequest {
                 dry_run: args.dry_run,
+                snapshots: args.snapshots,
             };
             let done: banger_proto::PruneCacheResult = daemon
                 .client
                 .send(routes::PRUNE_IMAGE_CACHE, &[], &request)
                 .await?;
-            output::info(&render::image::pruned(&done));
+            output::info(&render::image::pruned(&done, args.snapshots));
             Ok(())
         }
     }
@@ -185,6 +187,21 @@ async fn list(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {
         output::note(render::image::EMPTY_HINT);
     } else {
         out.text(&render::image::table(&images).render())?;
+    }
+    out.finish()
+}
+
+async fn snapshots(json: JsonFlag, ctx: &Context) -> Result<(), CliError> {
+    let daemon = connect_or_start(ctx).await?;
+    let snapshots: Vec<banger_proto::SnapshotInfo> =
+        daemon.client.get(routes::LIST_SNAPSHOTS, &[]).await?;
+    let mut out = Stdout::lock();
+    if json.json {
+        out.json(&snapshots)?;
+    } else if snapshots.is_empty() {
+        output::note(render::snapshot::EMPTY_HINT);
+    } else {
+        out.text(&render::snapshot::table(&snapshots).render())?;
     }
     out.finish()
 }

@@ -53,20 +53,34 @@ pub fn show(image: &ImageRecord) -> String {
     f.render()
 }
 
-/// The one line `image cache prune` prints.
-pub fn pruned(done: &banger_proto::PruneCacheResult) -> String {
+/// The one line `image cache prune` prints; with `snapshots` (`--snapshots`) it also says
+/// what the warm snapshots took.
+pub fn pruned(done: &banger_proto::PruneCacheResult, snapshots: bool) -> String {
     let verb = if done.dry_run { "would free" } else { "freed" };
     let noun = if done.blobs_freed == 1 {
         "blob"
     } else {
         "blobs"
     };
-    format!(
+    let mut line = format!(
         "{verb} {} across {} {noun} in {}",
         super::vm_inspect::bytes(done.bytes_freed),
         done.blobs_freed,
         done.cache_dir.display()
-    )
+    );
+    if snapshots {
+        let noun = if done.snapshots_freed == 1 {
+            "snapshot"
+        } else {
+            "snapshots"
+        };
+        line.push_str(&format!(
+            ", and {} in {} warm {noun}",
+            super::vm_inspect::bytes(done.snapshot_bytes_freed),
+            done.snapshots_freed
+        ));
+    }
+    line
 }
 
 /// An argument vector as a shell would read it back: words with spaces or quotes are quoted.
@@ -112,11 +126,20 @@ mod tests {
             blobs_freed: 47,
             dry_run: false,
             cache_dir: "/c/oci".into(),
+            snapshots_freed: 1,
+            snapshot_bytes_freed: 2 << 30,
         };
-        assert_eq!(pruned(&done), "freed 3.0 MiB across 47 blobs in /c/oci");
+        assert_eq!(
+            pruned(&done, false),
+            "freed 3.0 MiB across 47 blobs in /c/oci"
+        );
+        assert_eq!(
+            pruned(&done, true),
+            "freed 3.0 MiB across 47 blobs in /c/oci, and 2.0 GiB in 1 warm snapshot"
+        );
         done.dry_run = true;
         done.blobs_freed = 1;
-        assert!(pruned(&done).starts_with("would free 3.0 MiB across 1 blob in"));
+        assert!(pruned(&done, false).starts_with("would free 3.0 MiB across 1 blob in"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fields;
 pub mod image;
 pub mod kernel;
 pub mod operation;
+pub mod snapshot;
 pub mod table;
 pub mod vm;
 pub mod vm_inspect;

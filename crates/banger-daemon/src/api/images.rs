@@ -1,4 +1,4 @@
-//! `GET /v1/images` and `GET /v1/images/{image}`.
+//! `GET /v1/images` and `GET /v1/images/{image}`, the image cache and warm snapshots.
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
@@ -68,8 +68,15 @@ pub async fn prune_cache(
     Json(request): Json<banger_proto::PruneCacheRequest>,
 ) -> Result<Json<banger_proto::PruneCacheResult>, ApiError> {
     Ok(Json(
-        crate::images::cache_prune::prune(&ctx, request.dry_run).await?,
+        crate::images::cache_prune::prune(&ctx, request.dry_run, request.snapshots).await?,
     ))
+}
+
+/// Every warm snapshot with its image's name and size.
+pub async fn snapshots(
+    State(ctx): State<DaemonContext>,
+) -> Result<Json<Vec<banger_proto::SnapshotInfo>>, ApiError> {
+    Ok(Json(crate::images::snapshots::list(&ctx)?))
 }
 
 /// Deletes one (refused while something uses it).

@@ -53,6 +53,7 @@ pub fn router(ctx: DaemonContext, policy: AccessPolicy) -> Router {
     let api = add(api, routes::REGISTER_IMAGE, images::register);
     let api = add(api, routes::PULL_IMAGE, images::pull);
     let api = add(api, routes::PRUNE_IMAGE_CACHE, images::prune_cache);
+    let api = add(api, routes::LIST_SNAPSHOTS, images::snapshots);
     let api = add(api, routes::PROMOTE_IMAGE, images::promote);
     let api = add(api, routes::CATALOG, images::catalog);
     let api = add(api, routes::GET_IMAGE, images::get);

@@ -7,6 +7,9 @@
 //! pull lock, so a pull that is running finishes first (its cache hits are read from their
 //! paths later in the pull) and a pull started during the prune waits for it. A missing cache
 //! is zero.
+//!
+//! With `snapshots` the warm snapshots go too (each is rebuilt by the next create of its
+//! class); a plain prune keeps them, as they are what makes creates fast.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -53,25 +56,41 @@ fn prune_blocking(cache: &Path, dry_run: bool) -> std::io::Result<(u64, u64)> {
     Ok((bytes, blobs))
 }
 
-/// Prunes (or, with `dry_run`, tallies) the OCI blob cache.
-pub async fn prune(ctx: &DaemonContext, dry_run: bool) -> Result<PruneCacheResult, ImageError> {
+/// Prunes (or, with `dry_run`, tallies) the OCI blob cache and, with `snapshots`, every warm
+/// snapshot.
+pub async fn prune(
+    ctx: &DaemonContext,
+    dry_run: bool,
+    snapshots: bool,
+) -> Result<PruneCacheResult, ImageError> {
     let _pulls = ctx.pull_lock().lock().await;
     let cache = oci_cache_dir(ctx);
     let dir = cache.clone();
-    let (bytes_freed, blobs_freed) =
-        tokio::task::spawn_blocking(move || prune_blocking(&dir, dry_run))
-            .await
-            .map_err(|e| {
-                ImageError::new(
-                    banger_proto::ErrorCode::OperationFailed,
-                    format!("the prune crashed: {e}"),
-                )
-            })?
-            .map_err(|e| ImageError::failed(&e))?;
+    let store = ctx.snapshots();
+    let ((bytes_freed, blobs_freed), (snapshots_freed, snapshot_bytes_freed)) =
+        tokio::task::spawn_blocking(move || {
+            let blobs = prune_blocking(&dir, dry_run)?;
+            let warm = if snapshots {
+                super::snapshots::prune(&store, dry_run)?
+            } else {
+                (0, 0)
+            };
+            Ok::<_, std::io::Error>((blobs, warm))
+        })
+        .await
+        .map_err(|e| {
+            ImageError::new(
+                banger_proto::ErrorCode::OperationFailed,
+                format!("the prune crashed: {e}"),
+            )
+        })?
+        .map_err(|e| ImageError::failed(&e))?;
     Ok(PruneCacheResult {
         bytes_freed,
         blobs_freed,
         dry_run,
         cache_dir: cache,
+        snapshots_freed,
+        snapshot_bytes_freed,
     })
 }

@@ -14,6 +14,7 @@ mod error;
 pub mod oci_pull;
 pub mod promote;
 pub mod pull;
+pub mod snapshots;
 pub mod ssh_inject;
 pub mod staging;
 pub mod validate;
@@ -271,6 +272,7 @@ pub fn delete_image(ctx: &DaemonContext, reference: &str) -> Result<ImageRecord,
         Err(e) => return Err(e.into()),
     }
     remove_managed_dir(&ctx.layout().images_dir(), &image.rootfs_path);
+    snapshots::drop_for_image(ctx, &image.id);
     Ok(image)
 }
 

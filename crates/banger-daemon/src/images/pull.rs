@@ -183,6 +183,7 @@ pub async fn ensure_image(
         }
         Ok(Some(stale)) => {
             let _ = ctx.store().images().delete(&stale.id);
+            super::snapshots::drop_for_image(ctx, &stale.id);
         }
         Ok(None) => {}
         Err(e) => return (op, Err(failed(&e))),

@@ -29,6 +29,26 @@ pub struct SnapshotMeta {
     pub disks: usize,
     /// When it was saved.
     pub created_at: String,
+    /// vCPUs of the saved guest (`None` in snapshots saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu: Option<u32>,
+    /// The kernel record it boots (`None` in snapshots saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_id: Option<String>,
+}
+
+impl SnapshotMeta {
+    /// Whether `other` fills the same slot: the same image, kernel, memory, vCPUs and disk
+    /// count. Of two snapshots in one slot with different class keys only the newer can still
+    /// be restored (something else in the key changed: the VMM, the agent, the image files),
+    /// so [`SnapshotStore::remove_stale`] drops the other.
+    pub fn same_slot(&self, other: &SnapshotMeta) -> bool {
+        self.image_id == other.image_id
+            && self.kernel_id == other.kernel_id
+            && self.memory_mib == other.memory_mib
+            && self.vcpu == other.vcpu
+            && self.disks == other.disks
+    }
 }
 
 /// A complete snapshot.
@@ -182,6 +202,17 @@ impl SnapshotStore {
         Ok(removed)
     }
 
+    /// Removes the snapshots other than `keep` (a class key) for which `same_slot` says so;
+    /// call it after committing `keep` as `remove_stale(&meta.key, |m| m.same_slot(&meta))`
+    /// so an image's superseded snapshots do not pile up. Returns how many went.
+    pub fn remove_stale(
+        &self,
+        keep: &str,
+        same_slot: impl Fn(&SnapshotMeta) -> bool,
+    ) -> std::io::Result<usize> {
+        self.remove_where(|m| m.key != keep && same_slot(m))
+    }
+
     /// Removes staging directories a crash left behind.
     pub fn clean_staging(&self) {
         let Ok(rd) = std::fs::read_dir(&self.root) else {
@@ -215,7 +246,74 @@ mod tests {
             memory_mib: 512,
             disks: 2,
             created_at: "2026-12-03T00:00:00Z".into(),
+            vcpu: Some(2),
+            kernel_id: Some("k1".into()),
         }
+    }
+
+    fn save(store: &SnapshotStore, meta: &SnapshotMeta) {
+        let s = store.begin(&meta.key).expect("begin");
+        write_parts(&s);
+        s.commit(meta).expect("commit").expect("won");
+    }
+
+    fn keys(store: &SnapshotStore) -> Vec<String> {
+        store.list().into_iter().map(|s| s.meta.key).collect()
+    }
+
+    #[test]
+    fn a_new_snapshot_supersedes_only_its_own_slot() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = SnapshotStore::new(root.path().to_owned());
+        let old = meta("old");
+        let other_image = SnapshotMeta {
+            image_id: "img2".into(),
+            ..meta("img2")
+        };
+        let bigger = SnapshotMeta {
+            memory_mib: 1024,
+            ..meta("big")
+        };
+        let more_cpus = SnapshotMeta {
+            vcpu: Some(4),
+            ..meta("cpus")
+        };
+        let other_kernel = SnapshotMeta {
+            kernel_id: Some("k2".into()),
+            ..meta("kern")
+        };
+        for m in [&old, &other_image, &bigger, &more_cpus, &other_kernel] {
+            save(&store, m);
+        }
+        let new = meta("new");
+        save(&store, &new);
+        assert_eq!(
+            store
+                .remove_stale(&new.key, |m| m.same_slot(&new))
+                .expect("sweep"),
+            1
+        );
+        assert_eq!(keys(&store), ["big", "cpus", "img2", "kern", "new"]);
+        // Running it again finds nothing more, and never drops the one it keeps.
+        assert_eq!(store.remove_stale(&new.key, |_| true).expect("sweep"), 4);
+        assert_eq!(keys(&store), ["new"]);
+    }
+
+    #[test]
+    fn meta_written_before_vcpu_and_kernel_were_recorded_still_loads() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("k");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join(META),
+            r#"{"key":"k","image_id":"i","memory_mib":256,"disks":2,"created_at":"t"}"#,
+        )
+        .expect("write");
+        let found = SnapshotStore::new(root.path().to_owned())
+            .find("k")
+            .expect("loads");
+        assert_eq!((found.meta.vcpu, found.meta.kernel_id), (None, None));
+        assert_eq!(found.meta.memory_mib, 256);
     }
 
     fn write_parts(s: &Staging) {
