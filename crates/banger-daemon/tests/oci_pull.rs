@@ -508,7 +508,7 @@ async fn cache_prune_tallies_then_empties_and_a_concurrent_pull_completes() {
     let (host, ctx) = bed(|_| {});
     let blobs = host.layout.cache_dir.join("oci/blobs/sha256");
 
-    let none = prune(&ctx, false).await.expect("prune of a missing cache");
+    let none = prune(&ctx, false, false).await.expect("prune of a missing cache");
     assert_eq!((none.bytes_freed, none.blobs_freed), (0, 0));
 
     let reference = format!("{}/test/app:1", registry.host());
@@ -518,7 +518,7 @@ async fn cache_prune_tallies_then_empties_and_a_concurrent_pull_completes() {
         .expect("cache")
         .map(|e| e.expect("entry").metadata().expect("meta").len())
         .sum();
-    let dry = prune(&ctx, true).await.expect("dry run");
+    let dry = prune(&ctx, true, false).await.expect("dry run");
     assert!(dry.dry_run);
     assert_eq!((dry.bytes_freed, dry.blobs_freed), (on_disk, 3));
     assert_eq!(
@@ -543,7 +543,7 @@ async fn cache_prune_tallies_then_empties_and_a_concurrent_pull_completes() {
         assert!(std::time::Instant::now() < deadline, "the pull never began");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let pruned = prune(&ctx, false).await.expect("prune");
+    let pruned = prune(&ctx, false, false).await.expect("prune");
     let op = finish(&ctx, pulling).await;
     assert_eq!(op.state, OperationState::Succeeded, "{op:?}");
     assert_eq!((pruned.bytes_freed, pruned.blobs_freed), (on_disk, 3));

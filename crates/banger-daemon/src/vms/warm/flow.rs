@@ -126,6 +126,9 @@ pub(in crate::vms) fn plan(
             memory_mib: record.spec.memory_mib,
             disks: 2,
             created_at: String::new(),
+            vcpu: Some(record.spec.vcpu),
+            kernel_id: Some(source.kernel.id.clone()),
+            disk_bytes: Some(record.spec.disk_size.bytes()),
         },
         key,
         saveable: false,
@@ -267,7 +270,19 @@ impl Template {
             ..self.meta.clone()
         };
         match staging.commit(&meta) {
-            Ok(Some(snapshot)) => Ok((paused, snapshot)),
+            Ok(Some(snapshot)) => {
+                // This image's older snapshots of the same sizes can never restore again.
+                match store.remove_stale(&meta.key, |m| m.same_slot(&meta)) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(class = %meta.key, removed = n, "stale warm snapshots removed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(class = %meta.key, error = %e, "cannot remove stale warm snapshots")
+                    }
+                }
+                Ok((paused, snapshot))
+            }
             Ok(None) => store
                 .find(&self.key)
                 .map(|s| (paused, s))

@@ -35,11 +35,14 @@ pub struct SnapshotMeta {
     /// The kernel record it boots (`None` in snapshots saved before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_id: Option<String>,
+    /// Work disk size in bytes (`None` in snapshots saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
 }
 
 impl SnapshotMeta {
-    /// Whether `other` fills the same slot: the same image, kernel, memory, vCPUs and disk
-    /// count. Of two snapshots in one slot with different class keys only the newer can still
+    /// Whether `other` fills the same slot: the same image, kernel, memory, vCPUs, disk
+    /// count and work disk size. Of two snapshots in one slot with different class keys only the newer can still
     /// be restored (something else in the key changed: the VMM, the agent, the image files),
     /// so [`SnapshotStore::remove_stale`] drops the other.
     pub fn same_slot(&self, other: &SnapshotMeta) -> bool {
@@ -48,6 +51,7 @@ impl SnapshotMeta {
             && self.memory_mib == other.memory_mib
             && self.vcpu == other.vcpu
             && self.disks == other.disks
+            && self.disk_bytes == other.disk_bytes
     }
 }
 
@@ -248,6 +252,7 @@ mod tests {
             created_at: "2026-12-03T00:00:00Z".into(),
             vcpu: Some(2),
             kernel_id: Some("k1".into()),
+            disk_bytes: Some(8 << 30),
         }
     }
 
@@ -282,7 +287,18 @@ mod tests {
             kernel_id: Some("k2".into()),
             ..meta("kern")
         };
-        for m in [&old, &other_image, &bigger, &more_cpus, &other_kernel] {
+        let bigger_disk = SnapshotMeta {
+            disk_bytes: Some(16 << 30),
+            ..meta("disk")
+        };
+        for m in [
+            &old,
+            &other_image,
+            &bigger,
+            &more_cpus,
+            &other_kernel,
+            &bigger_disk,
+        ] {
             save(&store, m);
         }
         let new = meta("new");
@@ -293,9 +309,9 @@ mod tests {
                 .expect("sweep"),
             1
         );
-        assert_eq!(keys(&store), ["big", "cpus", "img2", "kern", "new"]);
+        assert_eq!(keys(&store), ["big", "cpus", "disk", "img2", "kern", "new"]);
         // Running it again finds nothing more, and never drops the one it keeps.
-        assert_eq!(store.remove_stale(&new.key, |_| true).expect("sweep"), 4);
+        assert_eq!(store.remove_stale(&new.key, |_| true).expect("sweep"), 5);
         assert_eq!(keys(&store), ["new"]);
     }
 
