@@ -508,7 +508,9 @@ async fn cache_prune_tallies_then_empties_and_a_concurrent_pull_completes() {
     let (host, ctx) = bed(|_| {});
     let blobs = host.layout.cache_dir.join("oci/blobs/sha256");
 
-    let none = prune(&ctx, false, false).await.expect("prune of a missing cache");
+    let none = prune(&ctx, false, false)
+        .await
+        .expect("prune of a missing cache");
     assert_eq!((none.bytes_freed, none.blobs_freed), (0, 0));
 
     let reference = format!("{}/test/app:1", registry.host());
