@@ -120,16 +120,14 @@ fn restored_vms_are_their_own() {
     assert!(saved(&progress) && !restored(&progress), "{progress}");
     let saved_once = snapshots(&root);
     assert_eq!(saved_once.len(), 1, "{saved_once:?}");
-    let ram_files = std::fs::read_dir("/dev/shm")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with("banger-warm-"))
-                .count()
-        })
-        .unwrap_or(0);
-    assert_eq!(
-        ram_files, 0,
-        "the template's RAM file is removed once saved"
+    let (shown, _) = ok(&bed, &["vm", "show", "warm-a", "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("vm show --json");
+    let id = shown["id"].as_str().expect("id");
+    let ram = PathBuf::from(format!("/dev/shm/banger-warm-{id}.ram"));
+    assert!(
+        !ram.exists(),
+        "the template's RAM file {} is removed once saved",
+        ram.display()
     );
 
     // Let the snapshot age, so a restore that kept the saved clock would be far off.
