@@ -27,6 +27,7 @@
 
 pub mod command;
 pub mod errors;
+pub mod host_key;
 pub mod keys;
 pub mod known_hosts;
 pub mod probe;
@@ -36,6 +37,7 @@ mod fsutil;
 
 pub use command::{CommandError, ControlMaster, ControlOp, SshCommand, TtyMode};
 pub use errors::{SshError, classify};
+pub use host_key::{NewHostKey, generate_host_key};
 pub use keys::{KeyError, KeyPair, ensure_keypair, load_keypair};
 pub use known_hosts::KnownHostsError;
 pub use probe::{ProbeError, SshWaitError, wait_for_ssh};

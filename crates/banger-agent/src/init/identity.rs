@@ -3,20 +3,19 @@
 //! A restored guest is, to the byte, the guest that was saved. Before the host calls it ready it
 //! sends this VM's own values ([`banger_guest::Identity`]) and init applies them here, in an
 //! order that keeps the guest from answering as someone else: the clock and the entropy pool
-//! first (so the new host key is made from fresh randomness at the right time), then the
-//! hostname and its files, the resolver, the NIC (down, new MAC, old addresses flushed, new
-//! address, up, default route), and last a new SSH host key. Init then restarts sshd with it
-//! before the request is answered, so no connection can ever see the saved guest's key.
+//! first, then the SSH host key (the host's, else one made here from the fresh pool) and an
+//! sshd restarted with it (it starts while the rest is applied), then the hostname and its
+//! files, the resolver, and the NIC (down, new MAC, new address, up, default route; see
+//! [`nic`]). The host keeps the VM's TAP off the bridge until the answer, so no connection can
+//! see the saved guest's key or address.
 //!
-//! [`plan`] is pure (what to do, as typed steps and `ip` argv); [`apply`] performs the steps
-//! with the system calls, so each step's outcome is reported to the host.
+//! [`plan`] is pure (what to do, as typed steps); [`apply`] performs the steps, so each step's
+//! outcome is reported to the host.
 
-use std::net::Ipv4Addr;
+use banger_guest::Identity;
+use banger_guest::identity::{HostKey, WallClock};
 
-use banger_guest::identity::{WallClock, format_mac};
-use banger_guest::{Identity, Ipv4Cidr};
-
-use super::net;
+use super::nic::{self, Planned};
 
 /// One thing to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +24,16 @@ pub enum Step {
     Clock(WallClock),
     /// Mix in and credit host randomness.
     Seed(Vec<u8>),
+    /// Replace the SSH host key: with the host's, or a new one made here.
+    HostKey(Option<HostKey>),
+    /// Restart sshd, so it serves the new key.
+    RestartSshd,
     /// Hostname, `/etc/hostname`, `/etc/hosts`.
     Hostname(String),
     /// `/etc/resolv.conf`.
-    Resolver(Ipv4Addr),
-    /// One `ip` invocation (argv without the program).
-    Ip(Vec<String>),
-    /// Replace the SSH host key.
-    HostKey,
+    Resolver(std::net::Ipv4Addr),
+    /// One change to the NIC.
+    Nic(Planned),
 }
 
 /// What was applied and what failed, one line each.
@@ -53,6 +54,8 @@ pub fn plan(id: &Identity, iface: Option<&str>) -> Vec<Step> {
     if let Some(seed) = &id.seed {
         steps.push(Step::Seed(seed.clone()));
     }
+    steps.push(Step::HostKey(id.host_key.clone()));
+    steps.push(Step::RestartSshd);
     if let Some(name) = &id.boot.hostname {
         steps.push(Step::Hostname(name.clone()));
     }
@@ -61,44 +64,12 @@ pub fn plan(id: &Identity, iface: Option<&str>) -> Vec<Step> {
     }
     if let Some(iface) = iface {
         steps.extend(
-            nic_commands(iface, id.mac, id.boot.ip, id.boot.gw)
+            nic::reidentify_steps(iface, id.mac, id.boot.ip, id.boot.gw)
                 .into_iter()
-                .map(Step::Ip),
+                .map(Step::Nic),
         );
     }
-    steps.push(Step::HostKey);
     steps
-}
-
-/// Takes NIC `iface` off the saved guest's address and onto this VM's.
-pub fn nic_commands(
-    iface: &str,
-    mac: Option<[u8; 6]>,
-    addr: Option<Ipv4Cidr>,
-    gw: Option<Ipv4Addr>,
-) -> Vec<Vec<String>> {
-    let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let mut cmds = Vec::new();
-    if let Some(mac) = mac {
-        cmds.push(argv(&["link", "set", "dev", iface, "down"]));
-        cmds.push(argv(&[
-            "link",
-            "set",
-            "dev",
-            iface,
-            "address",
-            &format_mac(mac),
-        ]));
-    }
-    if addr.is_some() {
-        cmds.push(argv(&["addr", "flush", "dev", iface]));
-    }
-    // Loopback, the address, link up and the route, as at boot.
-    cmds.extend(net::ip_commands(Some(iface), addr, gw).into_iter().skip(1));
-    if addr.is_none() && mac.is_some() {
-        cmds.push(argv(&["link", "set", "dev", iface, "up"]));
-    }
-    cmds
 }
 
 /// Describes a step for the outcome lines.
@@ -106,10 +77,12 @@ pub fn describe(step: &Step) -> String {
     match step {
         Step::Clock(c) => format!("clock {}.{:09}", c.secs, c.nanos),
         Step::Seed(s) => format!("entropy {} bytes", s.len()),
+        Step::HostKey(Some(_)) => "the host's ssh host key".to_owned(),
+        Step::HostKey(None) => "new ssh host key".to_owned(),
+        Step::RestartSshd => "sshd restarted".to_owned(),
         Step::Hostname(n) => format!("hostname {n}"),
         Step::Resolver(d) => format!("resolver {d}"),
-        Step::Ip(argv) => format!("ip {}", argv.join(" ")),
-        Step::HostKey => "new ssh host key".to_owned(),
+        Step::Nic(p) => p.describe(),
     }
 }
 
@@ -154,47 +127,49 @@ mod tests {
                 nanos: 1,
             }),
             seed: Some(vec![7; 32]),
+            host_key: None,
         }
     }
 
     #[test]
-    fn clock_and_entropy_come_first_and_the_host_key_last() {
+    fn clock_and_entropy_come_first_then_the_key_and_sshd_then_the_rest() {
         let steps = plan(&identity(), Some("eth0"));
-        assert!(matches!(steps[0], Step::Clock(_)));
-        assert!(matches!(steps[1], Step::Seed(_)));
-        assert_eq!(steps[2], Step::Hostname("web".into()));
-        assert_eq!(steps[3], Step::Resolver("172.30.0.1".parse().expect("dns")));
-        assert_eq!(steps.last(), Some(&Step::HostKey));
-        let ip: Vec<String> = steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Ip(argv) => Some(argv.join(" ")),
-                _ => None,
-            })
-            .collect();
+        let lines: Vec<String> = steps.iter().map(describe).collect();
         assert_eq!(
-            ip,
+            lines,
             [
-                "link set dev eth0 down",
-                "link set dev eth0 address 06:00:ac:1e:00:07",
-                "addr flush dev eth0",
-                "addr replace 172.30.0.7/24 dev eth0",
-                "link set dev eth0 up",
-                "route replace default via 172.30.0.1 dev eth0",
+                "clock 1764720000.000000001",
+                "entropy 32 bytes",
+                "new ssh host key",
+                "sshd restarted",
+                "hostname web",
+                "resolver 172.30.0.1",
+                "link eth0 down",
+                "link eth0 address 06:00:ac:1e:00:07",
+                "addr 172.30.0.7/24 dev eth0",
+                "link eth0 up",
+                "route default via 172.30.0.1 dev eth0",
             ]
         );
     }
 
     #[test]
-    fn without_a_nic_only_the_host_side_steps_run_and_the_key_is_always_new() {
+    fn without_a_nic_only_the_guest_side_steps_run_and_the_key_is_always_replaced() {
         let steps = plan(&identity(), None);
-        assert!(!steps.iter().any(|s| matches!(s, Step::Ip(_))));
-        assert_eq!(plan(&Identity::default(), Some("eth0")), [Step::HostKey]);
-        let mac_only = nic_commands("eth0", Some([6, 0, 0, 0, 0, 1]), None, None);
+        assert!(!steps.iter().any(|s| matches!(s, Step::Nic(_))));
         assert_eq!(
-            mac_only.last().map(|a| a.join(" ")).as_deref(),
-            Some("link set dev eth0 up")
+            plan(&Identity::default(), Some("eth0")),
+            [Step::HostKey(None), Step::RestartSshd]
         );
+        let key = HostKey {
+            private: "k".into(),
+            public: "p".into(),
+        };
+        let with_key = Identity {
+            host_key: Some(key.clone()),
+            ..Identity::default()
+        };
+        assert_eq!(plan(&with_key, None)[0], Step::HostKey(Some(key)));
     }
 
     #[test]
@@ -208,7 +183,7 @@ mod tests {
         assert_eq!(out.applied.len(), steps.len() - 1);
         assert_eq!(
             out.applied.last().map(String::as_str),
-            Some("new ssh host key")
+            Some("route default via 172.30.0.1 dev eth0")
         );
     }
 }

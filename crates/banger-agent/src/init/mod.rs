@@ -24,6 +24,7 @@ pub mod entropy;
 pub mod identity;
 pub mod mounts;
 pub mod net;
+pub mod nic;
 pub mod poweroff;
 pub mod reap;
 pub mod sshd;
@@ -114,6 +115,9 @@ pub enum StepError {
         /// How it ended.
         status: ExitStatus,
     },
+    /// The kernel refused a network configuration ioctl.
+    #[error("the kernel refused it")]
+    Net(#[source] io::Error),
     /// Something did not appear in time.
     #[error("timed out waiting for {what}")]
     Timeout {
@@ -163,6 +167,7 @@ enum Event {
     Identity {
         body: Vec<u8>,
         reply: Sender<crate::http::Response>,
+        received: Instant,
     },
 }
 
@@ -248,6 +253,7 @@ fn boot_and_supervise(
             .send(Event::Identity {
                 body: body.to_vec(),
                 reply,
+                received: Instant::now(),
             })
             .is_ok();
         if !sent {
@@ -283,8 +289,21 @@ fn boot_and_supervise(
             Ok(Event::Signal(Signal::SIGCHLD)) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Event::Signal(sig)) => log!("ignoring {sig}"),
             Ok(Event::ShutdownRequested) => return "shutdown requested over the api".into(),
-            Ok(Event::Identity { body, reply }) => {
-                let _ = reply.send(reidentify(&body, &mut sup));
+            Ok(Event::Identity {
+                body,
+                reply,
+                received,
+            }) => {
+                log!(
+                    "identity: request waited {} ms for init",
+                    received.elapsed().as_millis()
+                );
+                let answer = reidentify(&body, &mut sup);
+                log!(
+                    "identity: answered {} ms after the request",
+                    received.elapsed().as_millis()
+                );
+                let _ = reply.send(answer);
             }
             // Unreachable while `tx` lives; wait instead of spinning.
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
@@ -310,9 +329,16 @@ fn reidentify(body: &[u8], sup: &mut sshd::Supervisor) -> crate::http::Response 
     }
     let iface = net::pick_interface(&net::list_interfaces(Path::new("/sys/class/net")));
     let steps = identity::plan(&parsed.identity, iface.as_deref());
-    let ip = net::ip_program();
-    let outcome = identity::apply(&steps, |step| apply_step(step, ip.as_ref()));
-    restart_sshd(sup);
+    let outcome = identity::apply(&steps, |step| {
+        let started = Instant::now();
+        let result = apply_step(step, sup);
+        log!(
+            "identity: {} took {} ms",
+            identity::describe(step),
+            started.elapsed().as_millis()
+        );
+        result
+    });
     for line in &outcome.applied {
         log!("identity: {line}: ok");
     }
@@ -333,7 +359,7 @@ fn reidentify(body: &[u8], sup: &mut sshd::Supervisor) -> crate::http::Response 
     }
 }
 
-fn apply_step(step: &identity::Step, ip: Option<&bundle::Program>) -> Result<(), String> {
+fn apply_step(step: &identity::Step, sup: &mut sshd::Supervisor) -> Result<(), String> {
     use identity::Step;
     let text = |e: StepError| chain(&e);
     match step {
@@ -347,12 +373,9 @@ fn apply_step(step: &identity::Step, ip: Option<&bundle::Program>) -> Result<(),
         Step::Resolver(dns) => {
             write_file("/etc/resolv.conf", &files::render_resolv(*dns)).map_err(text)
         }
-        Step::Ip(argv) => {
-            let program = ip.ok_or("no ip program in the image or banger's bundle")?;
-            let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-            run_program(program, &args).map_err(text)
-        }
-        Step::HostKey => {
+        Step::Nic(planned) => nic::apply(planned).map_err(|e| e.to_string()),
+        Step::HostKey(Some(key)) => sshd::install_host_key(key).map_err(text),
+        Step::HostKey(None) => {
             for path in [sshd::HOST_KEY.to_owned(), format!("{}.pub", sshd::HOST_KEY)] {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
@@ -365,6 +388,14 @@ fn apply_step(step: &identity::Step, ip: Option<&bundle::Program>) -> Result<(),
                 Ok(())
             } else {
                 Err(format!("no new host key: {}", errors.join("; ")))
+            }
+        }
+        Step::RestartSshd => {
+            restart_sshd(sup);
+            if sup.pid().is_some() {
+                Ok(())
+            } else {
+                Err("sshd did not start again".into())
             }
         }
     }
@@ -527,13 +558,11 @@ fn configure_network(p: &GuestBoot) {
     if p.ip.is_some() && p.gw.is_none() {
         log!("no banger.gw; no default route");
     }
-    let Some(ip) = net::ip_program() else {
-        log!("no ip program in the image or banger's bundle; the network is not configured");
-        return;
-    };
-    for argv in net::ip_commands(iface.as_deref(), p.ip, p.gw) {
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        report(&format!("ip {}", argv.join(" ")), run_program(&ip, &args));
+    for planned in nic::boot_steps(iface.as_deref(), p.ip, p.gw) {
+        report(
+            &planned.describe(),
+            nic::apply(&planned).map_err(StepError::Net),
+        );
     }
 }
 

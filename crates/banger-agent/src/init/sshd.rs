@@ -95,6 +95,35 @@ pub fn prepare() -> Vec<StepError> {
     errors
 }
 
+/// Installs the host key the host made (both files, each written beside and renamed into
+/// place, the private one readable by root only).
+pub fn install_host_key(key: &banger_guest::identity::HostKey) -> Result<(), StepError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let public = format!("{HOST_KEY}.pub");
+    for (path, text, mode) in [
+        (HOST_KEY, key.private.as_str(), 0o600),
+        (public.as_str(), key.public.as_str(), 0o644),
+    ] {
+        let staged = format!("{path}.banger-new");
+        let write = |source| StepError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let _ = std::fs::remove_file(&staged);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&staged)
+            .map_err(write)?;
+        file.write_all(text.as_bytes()).map_err(write)?;
+        drop(file);
+        std::fs::rename(&staged, path).map_err(write)?;
+    }
+    Ok(())
+}
+
 /// Adds the `sshd` user and group and a usable `root` entry when they are missing.
 fn ensure_accounts() -> Result<(), StepError> {
     let read = |p: &str| match std::fs::read_to_string(p) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use banger_guest::GuestBoot;
 use banger_guest::agent::IDENTITY;
-use banger_guest::identity::{Identity, WallClock};
+use banger_guest::identity::{HostKey, Identity, WallClock};
 use banger_model::VmRecord;
 use banger_vmm::{LaunchSpec, VmmHandle};
 
@@ -340,30 +340,67 @@ pub(in crate::vms) async fn restore(
         .map_err(|e| StageError::new(Stage::Network, e))?;
 
     op.stage(Stage::Restore.name());
+    let mut steps = StepTimes::start();
     let handle = warm
         .restore(&spec, &restore.snapshot.vmm_snapshot())
         .await
         .map_err(|e| StageError::new(Stage::Restore, e))?;
+    steps.mark("vmm");
     *launched = Some(handle.clone());
     power::record_running(ctx, record, &handle, tap.clone(), Stage::Restore)?;
     power::wait_for_agent(backends, &handle, RESTORED_AGENT)
         .await
         .map_err(|e| StageError::other(Stage::Restore, e.to_string()))?;
+    steps.mark("agent");
     apply_identity(backends, record, &handle).await?;
+    steps.mark("identity");
     backends
         .net
         .ensure_tap(&tap, &backends.plan.bridge, backends.owner_uid)
         .await
         .map_err(|e| StageError::new(Stage::Restore, e))?;
+    steps.mark("tap up");
     op.detail(&format!(
-        "{} pid {} from warm snapshot {}",
+        "{} pid {} from warm snapshot {} ({})",
         handle.kind.as_str(),
         handle.pid,
-        restore.key()
+        restore.key(),
+        steps.summary()
     ));
+    tracing::debug!(vm = %record.name, steps = %steps.summary(), "restore steps");
 
     power::wait_for_ssh(backends, record, RESTORED_SSH, op).await?;
     Ok(handle)
+}
+
+/// How long each step of a stage took, for its detail line: where a restore spends its time
+/// is what a user tuning a slow host (or we, tuning the restore) needs to see.
+struct StepTimes {
+    last: std::time::Instant,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl StepTimes {
+    fn start() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((step, now - self.last));
+        self.last = now;
+    }
+
+    fn summary(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(name, d)| format!("{name} {}ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Gives the restored guest VM `record`'s identity (and the host's clock and fresh entropy).
@@ -389,6 +426,7 @@ async fn apply_identity(
             nanos: now.subsec_nanos(),
         }),
         seed: Some(host_entropy().map_err(|e| at_restore(format!("no host entropy: {e}")))?),
+        host_key: Some(new_host_key(record).await?),
     };
     let body = identity
         .to_body()
@@ -408,6 +446,29 @@ async fn apply_identity(
         )));
     }
     Ok(())
+}
+
+/// A new SSH host key for VM `record`, made on the host (in the VM's own directory for the
+/// moment its files exist): the guest would take hundreds of milliseconds for it.
+async fn new_host_key(record: &VmRecord) -> Result<HostKey, StageError> {
+    let dir = record.dir.clone();
+    let comment = format!("root@{}", record.name);
+    let key = tokio::task::spawn_blocking(move || banger_ssh::generate_host_key(&dir, &comment))
+        .await
+        .map_err(|e| StageError::other(Stage::Restore, format!("the key task crashed: {e}")))?
+        .map_err(|e| {
+            StageError::other(
+                Stage::Restore,
+                format!(
+                    "cannot make the vm's ssh host key: {}",
+                    banger_util::chain(&e)
+                ),
+            )
+        })?;
+    Ok(HostKey {
+        private: key.private,
+        public: key.public,
+    })
 }
 
 /// 32 bytes from the host's CSPRNG for the guest's entropy pool: without them, clones of one
