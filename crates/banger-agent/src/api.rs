@@ -2,7 +2,7 @@
 //!
 //! | request | response |
 //! |---|---|
-//! | `GET /healthz` | 200 `{"status":"ok","hostname":…,"uptime_ms":…,"boot_id":…,"version":…,"mode":…}` |
+//! | `GET /healthz` | 200 `{"status":"ok","hostname":…,"uptime_ms":…,"boot_id":…,"version":…,"mode":…,"settled":…}` |
 //! | `GET /ports` | 200 `{"ports":[{"protocol":"tcp","address":"0.0.0.0","port":22},…]}` (see [`crate::ports`]) |
 //! | `POST /shutdown` | 202 `{"status":"shutting_down"}`, then the machine powers off |
 //! | `POST /identity` | as init: 200 `{"status":"ok","applied":N}` once a restored guest took the body's identity and a new host key (500 naming the failed steps); 409 in service mode |
@@ -21,6 +21,8 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use banger_guest::agent::{HEALTHZ, IDENTITY, PORTS, SHUTDOWN};
@@ -67,6 +69,9 @@ pub struct HealthReport {
     pub version: String,
     /// `init` or `service`.
     pub mode: &'static str,
+    /// Whether the agent has finished setting the guest up and only supervises it now (see
+    /// [`Settled`]); a warm snapshot is taken only then, so a restore starts idle.
+    pub settled: bool,
 }
 
 impl HealthReport {
@@ -79,6 +84,7 @@ impl HealthReport {
             .opt_str("boot_id", self.boot_id.as_deref())
             .str("version", &self.version)
             .str("mode", self.mode)
+            .bool("settled", self.settled)
             .finish()
     }
 }
@@ -117,11 +123,41 @@ fn rejection_code(status: u16) -> &'static str {
 }
 
 /// Where the facts for `/healthz` come from (`/proc` by default; a temp dir in tests).
+/// Whether boot-time setup is over: shared by init's main loop (which marks it once the
+/// guest is configured and sshd is started) and the health report. A service-mode agent has
+/// nothing to set up and is settled from the start.
+#[derive(Debug, Clone)]
+pub struct Settled(Arc<AtomicBool>);
+
+impl Settled {
+    /// Not settled yet.
+    pub fn pending() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Settled already.
+    pub fn done() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Marks setup as over.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether setup is over.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Where the health report's facts come from.
 #[derive(Debug, Clone)]
 pub struct SystemInfo {
     proc_root: PathBuf,
     started: Instant,
     mode: &'static str,
+    settled: Settled,
 }
 
 impl SystemInfo {
@@ -136,7 +172,14 @@ impl SystemInfo {
             proc_root: proc_root.into(),
             started: Instant::now(),
             mode,
+            settled: Settled::done(),
         }
+    }
+
+    /// Reports `settled` instead of "settled from the start".
+    pub fn with_settled(mut self, settled: Settled) -> Self {
+        self.settled = settled;
+        self
     }
 
     fn read(&self, rel: &str) -> Option<String> {
@@ -167,6 +210,7 @@ impl SystemInfo {
             boot_id: self.read("sys/kernel/random/boot_id"),
             version: crate::VERSION.to_owned(),
             mode: self.mode,
+            settled: self.settled.is_set(),
         }
     }
 }
@@ -373,6 +417,19 @@ mod tests {
         assert_eq!(v["boot_id"], "0f0e-boot");
         assert_eq!(v["version"], crate::VERSION);
         assert_eq!(v["mode"], "init");
+        assert_eq!(v["settled"], true, "settled unless told otherwise");
+    }
+
+    #[test]
+    fn settled_is_reported_once_marked() {
+        let dir = fake_proc();
+        let settled = Settled::pending();
+        let info = SystemInfo::with_proc_root(dir.path(), "init").with_settled(settled.clone());
+        assert!(!info.report().settled);
+        assert!(info.report().to_json().contains(r#""settled":false"#));
+        settled.mark();
+        assert!(info.report().settled);
+        assert!(info.report().to_json().contains(r#""settled":true"#));
     }
 
     #[test]

@@ -57,6 +57,13 @@ impl Object {
         self
     }
 
+    /// Adds a boolean member.
+    pub fn bool(mut self, key: &str, value: bool) -> Self {
+        self.key(key);
+        self.out.push_str(if value { "true" } else { "false" });
+        self
+    }
+
     /// Adds a string member, or `null` when absent.
     pub fn opt_str(mut self, key: &str, value: Option<&str>) -> Self {
         self.key(key);

@@ -1,7 +1,7 @@
 //! A self-contained OpenSSH server for images that have none.
 //!
 //! Most application images (`python:3.12-slim`, `node:22`, Alpine) ship neither `sshd` nor
-//! `ssh-keygen`, often not iproute2 either, yet banger reaches every guest over SSH. Instead of
+//! `ssh-keygen`, yet banger reaches every guest over SSH. Instead of
 //! a second SSH implementation inside the agent, banger brings the host's own OpenSSH server:
 //! the binaries, every shared library `ldd` names and the host's ELF loader, copied into one
 //! private directory. The guest runs them as `ld.so --library-path lib bin/sshd …`, so they
@@ -17,7 +17,8 @@
 //!
 //! Layout (relative to the bundle root; the guest sees it at
 //! `banger_guest::paths::SSH_BUNDLE_DIR`):
-//! `ld.so`, `lib/<soname>…`, `bin/sshd`, `bin/ssh-keygen`, `bin/ip`, `sshd_config`.
+//! `ld.so`, `lib/<soname>…`, `bin/sshd`, `bin/ssh-keygen`, `sshd_config`. (The agent sets up
+//! the network itself, so no `ip` is needed.)
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the layout or `sshd_config` changes, so old cached bundles are not reused.
-const RECIPE: &str = "banger-ssh-bundle-1";
+const RECIPE: &str = "banger-ssh-bundle-2";
 
 /// The loader, relative to the bundle root.
 pub const LOADER: &str = "ld.so";
@@ -61,8 +62,6 @@ pub struct Sources {
     pub sshd: PathBuf,
     /// Makes the guest's host key (`openssh-client`).
     pub ssh_keygen: PathBuf,
-    /// iproute2, for images without it.
-    pub ip: PathBuf,
 }
 
 impl Default for Sources {
@@ -70,19 +69,14 @@ impl Default for Sources {
         Self {
             sshd: "/usr/sbin/sshd".into(),
             ssh_keygen: "/usr/bin/ssh-keygen".into(),
-            ip: "/usr/sbin/ip".into(),
         }
     }
 }
 
 impl Sources {
     /// `(name in bin/, host path)` of each program.
-    pub fn programs(&self) -> [(&'static str, &Path); 3] {
-        [
-            ("sshd", &self.sshd),
-            ("ssh-keygen", &self.ssh_keygen),
-            ("ip", &self.ip),
-        ]
+    pub fn programs(&self) -> [(&'static str, &Path); 2] {
+        [("sshd", &self.sshd), ("ssh-keygen", &self.ssh_keygen)]
     }
 }
 
@@ -273,8 +267,7 @@ fn fix_for(name: &str) -> &'static str {
         "sshd" => {
             "install openssh-server on the host (`sudo apt-get install openssh-server`; banger only copies its binary, `sudo systemctl disable --now ssh` if you want no host sshd)"
         }
-        "ssh-keygen" => "install openssh-client on the host",
-        _ => "install iproute2 on the host",
+        _ => "install openssh-client on the host",
     }
 }
 
@@ -463,7 +456,7 @@ mod tests {
     #[test]
     fn plan_dedups_libraries_and_requires_one_loader() {
         let sshd = parse_ldd(LDD_SSHD).unwrap();
-        let ip = parse_ldd(
+        let keygen = parse_ldd(
             "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x1)\n\
              \tlibmnl.so.0 => /lib/x86_64-linux-gnu/libmnl.so.0 (0x2)\n\
              \t/lib64/ld-linux-x86-64.so.2 (0x3)\n",
@@ -471,7 +464,7 @@ mod tests {
         .unwrap();
         let p = plan(&[
             ("sshd", Path::new("/usr/sbin/sshd"), sshd.clone()),
-            ("ip", Path::new("/usr/sbin/ip"), ip),
+            ("ssh-keygen", Path::new("/usr/bin/ssh-keygen"), keygen),
         ])
         .unwrap();
         let to: Vec<&str> = p.iter().map(|e| e.to.as_str()).collect();
@@ -479,7 +472,7 @@ mod tests {
             to,
             [
                 "bin/sshd",
-                "bin/ip",
+                "bin/ssh-keygen",
                 "ld.so",
                 "lib/libc.so.6",
                 "lib/libcrypt.so.1",
@@ -494,7 +487,7 @@ mod tests {
         other.loader = Some("/lib/ld-musl-x86_64.so.1".into());
         let e = plan(&[
             ("sshd", Path::new("/a"), sshd),
-            ("ip", Path::new("/b"), other),
+            ("ssh-keygen", Path::new("/b"), other),
         ])
         .unwrap_err();
         assert!(e.to_string().contains("ld-musl"), "{e}");
@@ -516,7 +509,6 @@ mod tests {
         let sources = Sources {
             sshd: bin.join("sshd"),
             ssh_keygen: bin.join("ssh-keygen"),
-            ip: bin.join("ip"),
         };
         let cache = t.path().join("cache");
         let ldd_text = format!(
@@ -542,7 +534,7 @@ mod tests {
             std::fs::write(path, name).unwrap();
         }
         let b = ensure(&cache, &sources, &ldd).unwrap();
-        assert_eq!(calls.get(), 3);
+        assert_eq!(calls.get(), 2);
         assert_eq!(
             std::fs::read(b.dir.join("bin/ssh-keygen")).unwrap(),
             b"ssh-keygen"
@@ -560,7 +552,7 @@ mod tests {
         assert!(b.files.contains(&("sshd_config".into(), 0o644)));
         // Cached: no ldd, same result.
         assert_eq!(ensure(&cache, &sources, &ldd).unwrap(), b);
-        assert_eq!(calls.get(), 3);
+        assert_eq!(calls.get(), 2);
         // A changed sshd is a new bundle.
         std::fs::write(&sources.sshd, b"sshd 2").unwrap();
         let b2 = ensure(&cache, &sources, &ldd).unwrap();
@@ -574,13 +566,16 @@ mod tests {
         assert!(left.is_empty());
     }
 
-    /// The host's real programs, when installed, give a bundle with one loader and libc.
+    /// The host's real programs give a bundle with one loader and libc.
     #[test]
-    fn host_programs_plan_when_installed() {
+    fn host_programs_plan() {
         let sources = Sources::default();
-        if sources.programs().iter().any(|(_, p)| !p.is_file()) {
-            eprintln!("skipped: openssh-server, openssh-client or iproute2 not installed");
-            return;
+        for (_, p) in sources.programs() {
+            assert!(
+                p.is_file(),
+                "{}: install openssh-server and openssh-client (.ci/run does)",
+                p.display()
+            );
         }
         let e = entries(&sources, &system_ldd).unwrap();
         assert!(e.iter().any(|e| e.to == LOADER));

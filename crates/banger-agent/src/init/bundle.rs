@@ -1,6 +1,6 @@
 //! Programs init runs: the image's own, or the ones in banger's OpenSSH bundle.
 //!
-//! Images without OpenSSH (or iproute2) get banger's bundle at
+//! Images without OpenSSH get banger's bundle at
 //! [`SSH_BUNDLE_DIR`](banger_guest::paths::SSH_BUNDLE_DIR) when they are pulled: glibc-linked
 //! host binaries with their libraries and ELF loader. They are started through that loader
 //! (`ld.so --library-path lib bin/NAME …`), so they work whatever libc the image has, or none.
@@ -92,28 +92,23 @@ mod tests {
     #[test]
     fn the_image_wins_then_the_bundle_then_nothing() {
         let dir = "/b";
-        let both = |p: &str| ["/usr/sbin/ip", "/b/ld.so", "/b/bin/ip"].contains(&p);
+        let both = |p: &str| ["/usr/sbin/sshd", "/b/ld.so", "/b/bin/sshd"].contains(&p);
         assert_eq!(
-            resolve_in(&["/usr/sbin/ip"], dir, "ip", &both),
-            Some(Program::direct("/usr/sbin/ip"))
+            resolve_in(&["/usr/sbin/sshd"], dir, "sshd", &both),
+            Some(Program::direct("/usr/sbin/sshd"))
         );
-        let bundle_only = |p: &str| ["/b/ld.so", "/b/bin/ip"].contains(&p);
-        let p = resolve_in(&["/usr/sbin/ip"], dir, "ip", &bundle_only).unwrap();
+        let bundle_only = |p: &str| ["/b/ld.so", "/b/bin/sshd"].contains(&p);
+        let p = resolve_in(&["/usr/sbin/sshd"], dir, "sshd", &bundle_only).unwrap();
         assert!(p.is_bundled());
         assert_eq!(p.exe, "/b/ld.so");
         assert_eq!(
-            p.argv(&["link", "set", "lo", "up"]),
-            [
-                "--library-path",
-                "/b/lib",
-                "/b/bin/ip",
-                "link",
-                "set",
-                "lo",
-                "up"
-            ]
+            p.argv(&["-D", "-e"]),
+            ["--library-path", "/b/lib", "/b/bin/sshd", "-D", "-e"]
         );
         let loader_only = |p: &str| p == "/b/ld.so";
-        assert_eq!(resolve_in(&["/usr/sbin/ip"], dir, "ip", &loader_only), None);
+        assert_eq!(
+            resolve_in(&["/usr/sbin/sshd"], dir, "sshd", &loader_only),
+            None
+        );
     }
 }

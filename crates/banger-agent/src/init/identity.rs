@@ -3,8 +3,9 @@
 //! A restored guest is, to the byte, the guest that was saved. Before the host calls it ready it
 //! sends this VM's own values ([`banger_guest::Identity`]) and init applies them here, in an
 //! order that keeps the guest from answering as someone else: the clock and the entropy pool
-//! first, then the SSH host key (the host's, else one made here from the fresh pool) and an
-//! sshd restarted with it (it starts while the rest is applied), then the hostname and its
+//! first, then the SSH host key (the host's, else one made here from the fresh pool) and, unless
+//! sshd reads its key anew for each connection ([`KeyPickup`]), an sshd restarted with it (it
+//! starts while the rest is applied), then the hostname and its
 //! files, the resolver, and the NIC (down, new MAC, new address, up, default route; see
 //! [`nic`]). The host keeps the VM's TAP off the bridge until the answer, so no connection can
 //! see the saved guest's key or address.
@@ -16,6 +17,7 @@ use banger_guest::Identity;
 use banger_guest::identity::{HostKey, WallClock};
 
 use super::nic::{self, Planned};
+use super::sshd::KeyPickup;
 
 /// One thing to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +47,8 @@ pub struct Outcome {
     pub failed: Vec<String>,
 }
 
-/// The steps for `id` on NIC `iface`.
-pub fn plan(id: &Identity, iface: Option<&str>) -> Vec<Step> {
+/// The steps for `id` on NIC `iface`, with an sshd that picks up a new key as `sshd`.
+pub fn plan(id: &Identity, iface: Option<&str>, sshd: KeyPickup) -> Vec<Step> {
     let mut steps = Vec::new();
     if let Some(clock) = id.clock {
         steps.push(Step::Clock(clock));
@@ -55,7 +57,9 @@ pub fn plan(id: &Identity, iface: Option<&str>) -> Vec<Step> {
         steps.push(Step::Seed(seed.clone()));
     }
     steps.push(Step::HostKey(id.host_key.clone()));
-    steps.push(Step::RestartSshd);
+    if sshd == KeyPickup::Restart {
+        steps.push(Step::RestartSshd);
+    }
     if let Some(name) = &id.boot.hostname {
         steps.push(Step::Hostname(name.clone()));
     }
@@ -133,7 +137,7 @@ mod tests {
 
     #[test]
     fn clock_and_entropy_come_first_then_the_key_and_sshd_then_the_rest() {
-        let steps = plan(&identity(), Some("eth0"));
+        let steps = plan(&identity(), Some("eth0"), KeyPickup::Restart);
         let lines: Vec<String> = steps.iter().map(describe).collect();
         assert_eq!(
             lines,
@@ -155,11 +159,20 @@ mod tests {
 
     #[test]
     fn without_a_nic_only_the_guest_side_steps_run_and_the_key_is_always_replaced() {
-        let steps = plan(&identity(), None);
+        let steps = plan(&identity(), None, KeyPickup::Restart);
         assert!(!steps.iter().any(|s| matches!(s, Step::Nic(_))));
         assert_eq!(
-            plan(&Identity::default(), Some("eth0")),
+            plan(&Identity::default(), Some("eth0"), KeyPickup::Restart),
             [Step::HostKey(None), Step::RestartSshd]
+        );
+        assert_eq!(
+            plan(
+                &Identity::default(),
+                Some("eth0"),
+                KeyPickup::NextConnection
+            ),
+            [Step::HostKey(None)],
+            "an sshd that reads its key per connection is not restarted"
         );
         let key = HostKey {
             private: "k".into(),
@@ -169,12 +182,15 @@ mod tests {
             host_key: Some(key.clone()),
             ..Identity::default()
         };
-        assert_eq!(plan(&with_key, None)[0], Step::HostKey(Some(key)));
+        assert_eq!(
+            plan(&with_key, None, KeyPickup::Restart)[0],
+            Step::HostKey(Some(key))
+        );
     }
 
     #[test]
     fn every_step_is_reported_and_a_failure_does_not_stop_the_rest() {
-        let steps = plan(&identity(), Some("eth0"));
+        let steps = plan(&identity(), Some("eth0"), KeyPickup::Restart);
         let out = apply(&steps, |s| match s {
             Step::Resolver(_) => Err("read-only file system".into()),
             _ => Ok(()),

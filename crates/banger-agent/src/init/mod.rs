@@ -11,7 +11,9 @@
 //! 5. start the API transports (the host's "wait for agent" stage can pass from here on);
 //! 6. hostname, `/etc/hosts`, the work disk at `/root`, `/etc/resolv.conf`, network ([`net`]);
 //! 7. host keys and `/run/sshd`, then supervise `sshd -D -e` ([`sshd`]) while reaping every
-//!    child ([`reap`]) until SIGINT/SIGTERM/SIGPWR or `POST /shutdown`;
+//!    child ([`reap`]) until SIGINT/SIGTERM/SIGPWR or `POST /shutdown`; once sshd is first
+//!    started `GET /healthz` says `"settled":true` (a warm snapshot is saved only then, so a
+//!    restored guest wakes in this loop and takes `POST /identity` at once);
 //! 8. power off ([`poweroff`]).
 //!
 //! Every step but the first logs its failure and carries on; a panic or fatal error anywhere
@@ -40,7 +42,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 
-use crate::api::{Api, SystemInfo};
+use crate::api::{Api, Settled, SystemInfo};
 use crate::log::chain;
 use crate::transport::{self, Transports};
 use crate::{files, log};
@@ -244,7 +246,9 @@ fn boot_and_supervise(
     let shutdown_tx = tx.clone();
     // mpsc::Sender is Sync: the API threads share it without a lock.
     let identity_tx = tx.clone();
-    let api = Api::new(SystemInfo::new("init"), move || {
+    let settled = Settled::pending();
+    let info = SystemInfo::new("init").with_settled(settled.clone());
+    let api = Api::new(info, move || {
         let _ = shutdown_tx.send(Event::ShutdownRequested);
     })
     .with_identity(move |body| {
@@ -272,10 +276,19 @@ fn boot_and_supervise(
     }
 
     configure(&params);
+    // Read off the binary now, before a warm snapshot, so a restore need not.
+    let pickup = sshd::server().map_or(sshd::KeyPickup::Restart, |s| sshd::key_pickup(&s));
+    log!("sshd picks up a new host key: {pickup:?}");
 
     let mut sup = sshd::Supervisor::new(Instant::now());
     loop {
         sup.poll(Instant::now(), sshd::spawn_sshd);
+        if !settled.is_set() {
+            // Configured and sshd started: a warm snapshot taken from here on restores into
+            // this loop, ready for `POST /identity` at once.
+            settled.mark();
+            log!("boot setup done; supervising");
+        }
         let wait = sup.due_in(Instant::now()).unwrap_or(TICK).min(TICK);
         let event = rx.recv_timeout(wait);
         let reaped = reap::reap_all();
@@ -298,7 +311,7 @@ fn boot_and_supervise(
                     "identity: request waited {} ms for init",
                     received.elapsed().as_millis()
                 );
-                let answer = reidentify(&body, &mut sup);
+                let answer = reidentify(&body, &mut sup, pickup);
                 log!(
                     "identity: answered {} ms after the request",
                     received.elapsed().as_millis()
@@ -315,9 +328,13 @@ fn identity_error(status: u16, message: &str) -> crate::http::Response {
     crate::http::Response::json(status, crate::api::error_body("identity_failed", message))
 }
 
-/// Applies a `POST /identity` body (see [`identity`]), then restarts sshd with the new host
-/// key before answering. A body with a bad value is refused whole and changes nothing.
-fn reidentify(body: &[u8], sup: &mut sshd::Supervisor) -> crate::http::Response {
+/// Applies a `POST /identity` body (see [`identity`]; sshd is restarted with the new host key
+/// unless it picks it up by itself) before answering. A body with a bad value is refused whole and changes nothing.
+fn reidentify(
+    body: &[u8],
+    sup: &mut sshd::Supervisor,
+    pickup: sshd::KeyPickup,
+) -> crate::http::Response {
     let text = String::from_utf8_lossy(body);
     let parsed = banger_guest::Identity::parse(&text);
     if !parsed.errors.is_empty() {
@@ -328,7 +345,7 @@ fn reidentify(body: &[u8], sup: &mut sshd::Supervisor) -> crate::http::Response 
         );
     }
     let iface = net::pick_interface(&net::list_interfaces(Path::new("/sys/class/net")));
-    let steps = identity::plan(&parsed.identity, iface.as_deref());
+    let steps = identity::plan(&parsed.identity, iface.as_deref(), pickup);
     let outcome = identity::apply(&steps, |step| {
         let started = Instant::now();
         let result = apply_step(step, sup);

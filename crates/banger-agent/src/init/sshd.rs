@@ -39,6 +39,39 @@ pub fn server() -> Option<Program> {
     bundle::resolve(&[SSHD], "sshd")
 }
 
+/// How a running sshd comes to serve a host key that changed on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPickup {
+    /// Every connection re-executes sshd, which reads its host keys from disk (OpenSSH before
+    /// 9.8 in its default re-exec mode), so the next connection already serves the new key.
+    NextConnection,
+    /// The listener holds the keys (OpenSSH 9.8 and later hand them to `sshd-session`; a
+    /// bundled sshd runs with `-r`; anything unrecognised): only a restart serves a new key.
+    Restart,
+}
+
+/// [`KeyPickup`] of `sshd`, read off its binary (a bundled one never re-executes).
+pub fn key_pickup(sshd: &Program) -> KeyPickup {
+    if sshd.is_bundled() {
+        return KeyPickup::Restart;
+    }
+    match std::fs::read(&sshd.exe) {
+        Ok(binary) => key_pickup_of(&binary),
+        Err(_) => KeyPickup::Restart,
+    }
+}
+
+/// [`KeyPickup`] of an sshd binary's contents: OpenSSH names `sshd-session` (the per-connection
+/// program that receives its keys from the listener) from 9.8 on and never before.
+pub fn key_pickup_of(binary: &[u8]) -> KeyPickup {
+    let has = |needle: &[u8]| binary.windows(needle.len()).any(|w| w == needle);
+    if has(b"OpenSSH_") && !has(b"sshd-session") {
+        KeyPickup::NextConnection
+    } else {
+        KeyPickup::Restart
+    }
+}
+
 /// sshd's arguments: foreground, log to stderr (the console), the agent-made host key; a
 /// bundled sshd also gets banger's config and `-r` (no re-exec: its own path is only reachable
 /// through the bundle's loader).
@@ -262,6 +295,39 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_re_executing_openssh_before_9_8_picks_up_keys_by_itself() {
+        let v92 = b"\0OpenSSH_9.2p1 Debian-2\0/usr/sbin/sshd\0-R\0";
+        let v98 = b"\0OpenSSH_9.8p1\0/usr/lib/openssh/sshd-session\0";
+        assert_eq!(key_pickup_of(v92), KeyPickup::NextConnection);
+        assert_eq!(key_pickup_of(v98), KeyPickup::Restart);
+        assert_eq!(key_pickup_of(b"dropbear"), KeyPickup::Restart);
+        assert_eq!(key_pickup_of(b""), KeyPickup::Restart);
+        let bundled = Program::bundled("/b", "sshd");
+        assert_eq!(key_pickup(&bundled), KeyPickup::Restart);
+        assert_eq!(
+            key_pickup(&Program::direct("/nonexistent/sshd")),
+            KeyPickup::Restart
+        );
+    }
+
+    #[test]
+    fn the_host_sshd_is_recognised() {
+        // The host's own OpenSSH (the CI installs openssh-server): whatever its version, the
+        // verdict must match whether it ships sshd-session.
+        let binary = std::fs::read("/usr/sbin/sshd")
+            .expect("/usr/sbin/sshd: install openssh-server (.ci/run does)");
+        let split = ["/usr/lib/openssh/sshd-session", "/usr/libexec/sshd-session"]
+            .iter()
+            .any(|p| std::path::Path::new(p).exists());
+        let want = if split {
+            KeyPickup::Restart
+        } else {
+            KeyPickup::NextConnection
+        };
+        assert_eq!(key_pickup_of(&binary), want);
+    }
 
     fn exit(pid: Pid) -> WaitStatus {
         WaitStatus::Exited(pid, 255)

@@ -196,7 +196,6 @@ mod tests {
         let s = Sources {
             sshd: bin.join("sshd"),
             ssh_keygen: bin.join("ssh-keygen"),
-            ip: bin.join("ip"),
         };
         for (name, p) in s.programs() {
             std::fs::write(p, name).unwrap();
@@ -250,7 +249,7 @@ mod tests {
         assert_eq!(got.unwrap(), SshSource::Bundle);
         let read = |f: &str| ext4::read_file(&rootfs, &format!("{SSH_BUNDLE_DIR}/{f}")).unwrap();
         assert_eq!(read("bin/sshd"), b"sshd");
-        assert_eq!(read("bin/ip"), b"ip");
+        assert_eq!(read("bin/ssh-keygen"), b"ssh-keygen");
         assert_eq!(read("ld.so"), b"loader");
         assert_eq!(read("lib/libc.so.6"), b"libc");
         assert_eq!(read("sshd_config"), ssh_bundle::SSHD_CONFIG.as_bytes());

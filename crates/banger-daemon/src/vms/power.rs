@@ -74,7 +74,12 @@ pub(super) async fn boot(
     record_running(ctx, record, &handle, tap, Stage::Boot)?;
 
     op.stage(Stage::WaitForAgent.name());
-    wait_for_agent(backends, &handle, backends.timeouts.agent).await?;
+    // A template is saved only once its guest is set up and idle, so restores start idle.
+    let ready = match launch {
+        Launch::Cold => AgentReady::Answers,
+        Launch::Template(_) => AgentReady::Settled,
+    };
+    wait_for_agent(backends, &handle, backends.timeouts.agent, ready).await?;
     if let Launch::Template(template) = launch {
         template.save(ctx, backends, record, &handle, op).await?;
     }
@@ -182,11 +187,34 @@ pub(super) async fn wait_for_ssh(
     Ok(())
 }
 
-/// Polls the guest agent's health until it answers 200, the VM stops, or `timeout` passes.
+/// What [`wait_for_agent`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AgentReady {
+    /// Any healthy answer.
+    Answers,
+    /// A healthy answer that also says boot setup is over (`"settled":true`; an agent that
+    /// does not report it counts as settled).
+    Settled,
+}
+
+/// Whether a 200 `GET /healthz` body satisfies `ready`.
+fn health_satisfies(body: &serde_json::Value, ready: AgentReady) -> bool {
+    match ready {
+        AgentReady::Answers => true,
+        AgentReady::Settled => body
+            .get("settled")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true),
+    }
+}
+
+/// Polls the guest agent's health until it answers 200 (and, for [`AgentReady::Settled`],
+/// says it is settled), the VM stops, or `timeout` passes.
 pub(super) async fn wait_for_agent(
     backends: &VmBackends,
     handle: &VmmHandle,
     timeout: Duration,
+    ready: AgentReady,
 ) -> Result<(), StageError> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no answer yet");
@@ -198,7 +226,8 @@ pub(super) async fn wait_for_agent(
             ));
         }
         match agent::call(&handle.agent, "GET", HEALTHZ, Duration::from_secs(2)).await {
-            Ok((200, _)) => return Ok(()),
+            Ok((200, body)) if health_satisfies(&body, ready) => return Ok(()),
+            Ok((200, _)) => last = "the agent is still setting the guest up".to_owned(),
             Ok((status, body)) => last = format!("agent answered {status}: {body}"),
             Err(e) => last = e.to_string(),
         }
@@ -401,4 +430,21 @@ pub async fn kill(ctx: &DaemonContext, reference: &str) -> Result<VmRecord, VmEr
     let _lock = ctx.vm_locks().lock(&record.id).await;
     teardown(ctx, &backends, &record, VmState::Stopped, None).await;
     Ok(ctx.store().vms().get(&record.id)?.unwrap_or(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_template_waits_for_a_settled_agent() {
+        let settling = json!({"status": "ok", "settled": false});
+        let settled = json!({"status": "ok", "settled": true});
+        let older = json!({"status": "ok"});
+        assert!(health_satisfies(&settling, AgentReady::Answers));
+        assert!(!health_satisfies(&settling, AgentReady::Settled));
+        assert!(health_satisfies(&settled, AgentReady::Settled));
+        assert!(health_satisfies(&older, AgentReady::Settled));
+    }
 }

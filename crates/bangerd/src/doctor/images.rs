@@ -195,8 +195,8 @@ pub fn ssh_bundle(files: &Result<usize, String>) -> Check {
         Err(e) => Check::warn(
             "ssh-bundle",
             format!("images without sshd cannot be pulled: {e}"),
-            "install openssh-server, openssh-client and iproute2 on the host (banger only copies \
-             their binaries; `systemctl disable --now ssh` if you want no host sshd)",
+            "install openssh-server and openssh-client on the host (banger only copies their \
+             binaries; `systemctl disable --now ssh` if you want no host sshd)",
         ),
     }
 }

@@ -348,9 +348,14 @@ pub(in crate::vms) async fn restore(
     steps.mark("vmm");
     *launched = Some(handle.clone());
     power::record_running(ctx, record, &handle, tap.clone(), Stage::Restore)?;
-    power::wait_for_agent(backends, &handle, RESTORED_AGENT)
-        .await
-        .map_err(|e| StageError::other(Stage::Restore, e.to_string()))?;
+    power::wait_for_agent(
+        backends,
+        &handle,
+        RESTORED_AGENT,
+        power::AgentReady::Answers,
+    )
+    .await
+    .map_err(|e| StageError::other(Stage::Restore, e.to_string()))?;
     steps.mark("agent");
     apply_identity(backends, record, &handle).await?;
     steps.mark("identity");
