@@ -38,6 +38,7 @@ struct Inner {
     guest_dns: std::sync::OnceLock<Arc<crate::dns::guest::GuestResolver>>,
     docker_config: Mutex<Option<std::path::PathBuf>>,
     handles: Mutex<HashMap<String, VmHandles>>,
+    spares: crate::vms::spares::Spares,
 }
 
 impl DaemonContext {
@@ -53,6 +54,7 @@ impl DaemonContext {
         backends: Arc<VmBackends>,
         agent: AgentLocator,
     ) -> Self {
+        let layout_spares = layout.state_dir.join("spares");
         Self {
             inner: Arc::new(Inner {
                 layout,
@@ -74,8 +76,14 @@ impl DaemonContext {
                     std::env::var("HOME").ok().as_deref(),
                 )),
                 handles: Mutex::new(HashMap::new()),
+                spares: crate::vms::spares::Spares::new(layout_spares),
             }),
         }
+    }
+
+    /// The spare disks creates take instead of copying (see [`crate::vms::spares`]).
+    pub fn spares(&self) -> &crate::vms::spares::Spares {
+        &self.inner.spares
     }
 
     /// The VM backends.

@@ -276,14 +276,16 @@ fn boot_and_supervise(
     }
 
     configure(&params);
-    // Read off the binary now, before a warm snapshot, so a restore need not.
-    let pickup = sshd::server().map_or(sshd::KeyPickup::Restart, |s| sshd::key_pickup(&s));
-    log!("sshd picks up a new host key: {pickup:?}");
 
     let mut sup = sshd::Supervisor::new(Instant::now());
+    let mut pickup = sshd::KeyPickup::Restart;
     loop {
         sup.poll(Instant::now(), sshd::spawn_sshd);
         if !settled.is_set() {
+            // Read off sshd's binary once it is starting (not in its way), and before a warm
+            // snapshot, so a restore need not.
+            pickup = sshd::server().map_or(sshd::KeyPickup::Restart, |s| sshd::key_pickup(&s));
+            log!("sshd picks up a new host key: {pickup:?}");
             // Configured and sshd started: a warm snapshot taken from here on restores into
             // this loop, ready for `POST /identity` at once.
             settled.mark();

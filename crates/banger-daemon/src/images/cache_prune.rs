@@ -8,8 +8,8 @@
 //! paths later in the pull) and a pull started during the prune waits for it. A missing cache
 //! is zero.
 //!
-//! With `snapshots` the warm snapshots go too (each is rebuilt by the next create of its
-//! class); a plain prune keeps them, as they are what makes creates fast.
+//! With `snapshots` the warm snapshots and the spare disks go too (each is rebuilt by the next
+//! create of its class); a plain prune keeps them, as they are what makes creates fast.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -67,11 +67,15 @@ pub async fn prune(
     let cache = oci_cache_dir(ctx);
     let dir = cache.clone();
     let store = ctx.snapshots();
+    let spares = ctx.spares().clone();
     let ((bytes_freed, blobs_freed), (snapshots_freed, snapshot_bytes_freed)) =
         tokio::task::spawn_blocking(move || {
             let blobs = prune_blocking(&dir, dry_run)?;
             let warm = if snapshots {
-                super::snapshots::prune(&store, dry_run)?
+                let (count, bytes) = super::snapshots::prune(&store, dry_run)?;
+                // Spare disks count with the snapshots: they are the same kind of head start.
+                let (_, spare_bytes) = spares.clear(dry_run);
+                (count, bytes + spare_bytes)
             } else {
                 (0, 0)
             };

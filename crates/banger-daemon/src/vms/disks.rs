@@ -83,17 +83,23 @@ pub fn sparse_copy(src: &Path, dst: &Path) -> Result<(), DiskError> {
     })
 }
 
+/// Refuses a work disk of `size` smaller than the image's `seed`.
+pub fn check_work_size(seed: &Path, size: Size) -> Result<(), DiskError> {
+    let seed_len = std::fs::metadata(seed).map_err(io("stat", seed))?.len();
+    if seed_len > size.bytes() {
+        return Err(DiskError::TooSmall {
+            requested: size,
+            seed: Size::from_bytes(seed_len),
+        });
+    }
+    Ok(())
+}
+
 /// Makes the work disk at `dst` of `size`: the seed grown to size, or a fresh ext4.
 pub fn make_work_disk(seed: Option<&Path>, dst: &Path, size: Size) -> Result<(), DiskError> {
     match seed {
         Some(seed) => {
-            let seed_len = std::fs::metadata(seed).map_err(io("stat", seed))?.len();
-            if seed_len > size.bytes() {
-                return Err(DiskError::TooSmall {
-                    requested: size,
-                    seed: Size::from_bytes(seed_len),
-                });
-            }
+            check_work_size(seed, size)?;
             sparse_copy(seed, dst)?;
             grow_work_disk(dst, size)?;
         }

@@ -23,6 +23,7 @@ pub mod locks;
 mod power;
 mod reconcile;
 mod set;
+pub mod spares;
 pub mod tap_pool;
 pub mod warm;
 pub mod workspace;
@@ -361,6 +362,8 @@ async fn run_create(
     let mut launched = None;
     let result = create_stages(ctx, backends, &record, &source, cold, &op, &mut launched).await;
     warm::flow::forget_ram(&record);
+    // The disks this create took or made get their spares now, off its critical path.
+    drop(ctx.spares().refill());
     let Err(err) = result else {
         op.succeed();
         return;
@@ -442,17 +445,14 @@ async fn create_stages(
     let rootfs = source.image.rootfs_path.clone();
     let seed = source.image.work_seed_path.clone();
     let disk_size = record.spec.disk_size;
-    tokio::task::spawn_blocking(move || {
-        prepare_disks(&dir, &rootfs, seed.as_deref(), disk_size).map_err(StageFailure::from)?;
-        // Every VM runs this daemon's agent, whatever agent its image was built with.
-        crate::images::inject_agent(&dir.join("rootfs.ext4"), &agent)
-            .map_err(StageFailure::from)?;
-        Ok::<(), StageFailure>(())
+    let spares = ctx.spares().clone();
+    let got = tokio::task::spawn_blocking(move || {
+        prepare_disks(&spares, &dir, &rootfs, seed.as_deref(), disk_size, &agent)
     })
     .await
     .map_err(|e| StageError::other(Stage::PrepareDisks, format!("the disk task crashed: {e}")))?
     .map_err(at_disks)?;
-    op.detail(disks::OVERLAY_STRATEGY);
+    op.detail(&format!("{} ({got})", disks::OVERLAY_STRATEGY));
     file_sync::run(ctx, backends, record, op).await?;
 
     let handle = power::boot(ctx, backends, record, &source.kernel, op, launched, launch).await?;
@@ -461,19 +461,46 @@ async fn create_stages(
     Ok(())
 }
 
+/// The system disk (the image's rootfs with this daemon's agent: every VM runs it, whatever
+/// agent its image was built with) and the work disk, each a spare when one is ready (see
+/// [`spares`]). Returns how, for the stage detail.
 fn prepare_disks(
+    spares: &spares::Spares,
     dir: &Path,
     rootfs: &Path,
     seed: Option<&Path>,
     size: banger_model::Size,
-) -> Result<(), disks::DiskError> {
+    agent: &Path,
+) -> Result<&'static str, StageFailure> {
     std::fs::create_dir_all(dir).map_err(|source| disks::DiskError::Io {
         action: "create",
         path: dir.to_path_buf(),
         source,
     })?;
-    disks::sparse_copy(rootfs, &dir.join("rootfs.ext4"))?;
-    disks::make_work_disk(seed, &dir.join("work.ext4"), size)
+    if let Some(seed) = seed {
+        // A seed larger than the disk is the user's error, said before anything is made.
+        disks::check_work_size(seed, size)?;
+    }
+    let key_error = |e: std::io::Error, what: &Path| disks::DiskError::Io {
+        action: "stat",
+        path: what.to_path_buf(),
+        source: e,
+    };
+    let system_key =
+        spares::SpareKey::of(&[rootfs, agent], "system").map_err(|e| key_error(e, rootfs))?;
+    let (image, agent_path) = (rootfs.to_path_buf(), agent.to_path_buf());
+    let system = spares.take_or_make(&system_key, &dir.join("rootfs.ext4"), move |dst| {
+        disks::sparse_copy(&image, dst).map_err(StageFailure::from)?;
+        crate::images::inject_agent(dst, &agent_path).map_err(StageFailure::from)
+    })?;
+    let sources: Vec<&Path> = seed.into_iter().collect();
+    let work_key = spares::SpareKey::of(&sources, &format!("work {}", size.bytes()))
+        .map_err(|e| key_error(e, seed.unwrap_or(dir)))?;
+    let seed = seed.map(Path::to_path_buf);
+    let work = spares.take_or_make(&work_key, &dir.join("work.ext4"), move |dst| {
+        disks::make_work_disk(seed.as_deref(), dst, size).map_err(StageFailure::from)
+    })?;
+    Ok(spares::describe(&[system, work]))
 }
 
 /// What VM `record`'s guest is told at boot (and, after a restore, through its agent).

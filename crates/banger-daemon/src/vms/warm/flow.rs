@@ -25,6 +25,7 @@ use super::class::BootClass;
 use super::store::{SnapshotMeta, StoredSnapshot};
 use crate::context::DaemonContext;
 use crate::operations::OperationHandle;
+use crate::vms::spares::{self, SpareKey};
 use crate::vms::{BootSource, Stage, StageError, VmBackends, power};
 
 /// How long a restored guest's agent may take to answer: a restore is quick or broken.
@@ -313,18 +314,32 @@ pub(in crate::vms) async fn restore(
     op.stage(Stage::PrepareDisks.name());
     let snapshot = restore.snapshot.clone();
     let dir = record.dir.clone();
-    tokio::task::spawn_blocking(move || {
+    let spares = ctx.spares().clone();
+    let got = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let mut got = Vec::new();
         for (i, name) in ["rootfs.ext4", "work.ext4"].iter().enumerate() {
-            crate::vms::disks::sparse_copy(&snapshot.disk(i), &dir.join(name))
-                .map_err(|e| banger_util::chain(&e))?;
+            let disk = snapshot.disk(i);
+            let key = SpareKey::of(&[&disk], "snapshot disk")
+                .map_err(|e| format!("stat {}: {e}", disk.display()))?;
+            got.push(
+                spares
+                    .take_or_make(&key, &dir.join(name), move |dst| {
+                        crate::vms::disks::sparse_copy(&disk, dst)
+                    })
+                    .map_err(|e| banger_util::chain(&e))?,
+            );
         }
-        Ok::<(), String>(())
+        Ok::<_, String>(got)
     })
     .await
     .map_err(|e| StageError::other(Stage::PrepareDisks, format!("the disk task crashed: {e}")))?
     .map_err(|e| StageError::other(Stage::PrepareDisks, e))?;
-    op.detail(&format!("copies of warm snapshot {}", restore.key()));
+    op.detail(&format!(
+        "copies of warm snapshot {} ({})",
+        restore.key(),
+        spares::describe(&got)
+    ));
     op.skip(
         Stage::FileSync.name(),
         "restored: the saved guest has banger's login and git identity",
