@@ -7,7 +7,8 @@
 //! string: the work disk's size, the agent injected). A spare under that key is renamed into
 //! the VM's directory; without one the disk is made in place, as before. Either way the key is
 //! remembered, and once the create is over [`Spares::refill`] makes a new spare in the
-//! background: into a temporary name, synced, then renamed, so a crash never leaves a partial
+//! background (a create that finds its spare being made waits for it, up to
+//! [`WAIT_FOR_REFILL`]): into a temporary name, synced, then renamed, so a crash never leaves a partial
 //! spare under a real name (temporary leftovers are removed by the next refill).
 //!
 //! At most [`MAX_SPARES`] spares are kept (oldest first out): a spare costs what a VM's fresh
@@ -17,12 +18,17 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 /// How many spares are kept at most (a cold create uses two, a restore two).
 pub const MAX_SPARES: usize = 6;
+
+/// How long a create waits for a spare that is being made before it makes its own: a spare
+/// under way is usually closer to done than a copy not yet started.
+pub const WAIT_FOR_REFILL: Duration = Duration::from_secs(10);
 
 /// Makes one disk at the path it is given (which does not exist yet).
 pub type Maker = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
@@ -83,7 +89,7 @@ pub fn describe(got: &[Got]) -> &'static str {
 #[derive(Clone)]
 pub struct Spares {
     dir: PathBuf,
-    state: Arc<Mutex<State>>,
+    state: Arc<(Mutex<State>, Condvar)>,
 }
 
 #[derive(Default)]
@@ -115,7 +121,23 @@ impl Spares {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits (bounded) until no refill is making `key`.
+    fn wait_until_made(&self, key: &SpareKey) {
+        let deadline = Instant::now() + WAIT_FOR_REFILL;
+        let mut state = self.state();
+        while state.busy.contains(key) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = match self.state.1.wait_timeout(state, left) {
+                Ok((guard, _)) => guard,
+                Err(p) => p.into_inner().0,
+            };
+        }
     }
 
     /// Puts the disk `key` at `dst`: the spare, renamed, or else made by `make` (whose error
@@ -131,6 +153,7 @@ impl Spares {
         E: std::error::Error,
     {
         let spare = self.dir.join(key.file_name());
+        self.wait_until_made(key);
         let got = match std::fs::rename(&spare, dst) {
             Ok(()) => Got::Spare,
             Err(e) => {
@@ -171,6 +194,7 @@ impl Spares {
                         tracing::warn!(spare = %key.0, error = %e, "cannot make a spare disk");
                     }
                     spares.state().busy.remove(&key);
+                    spares.state.1.notify_all();
                 })
             })
             .collect()
@@ -283,8 +307,15 @@ mod tests {
         // A second refill with nothing taken makes nothing.
         assert!(spares.refill().is_empty());
 
+        // The next create takes it by rename, and its own refill is slow.
         let second = t.path().join("vm2.ext4");
-        let got = spares.take_or_make(&key, &second, maker(&calls, b"disk"));
+        let slow_calls = calls.clone();
+        let slow = move |dst: &Path| {
+            slow_calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(400));
+            std::fs::write(dst, b"disk")
+        };
+        let got = spares.take_or_make(&key, &second, slow);
         assert_eq!(got.expect("taken"), Got::Spare);
         assert_eq!(std::fs::read(&second).expect("read"), b"disk");
         assert_eq!(
@@ -293,6 +324,27 @@ mod tests {
             "the spare was renamed, not made"
         );
         assert!(!spares.dir().join(key.file_name()).exists());
+
+        // A create that comes while that spare is being made waits for it and takes it.
+        let refills = spares.refill();
+        assert_eq!(refills.len(), 1);
+        let (spares2, key2, calls2) = (spares.clone(), key.clone(), calls.clone());
+        let third = t.path().join("vm3.ext4");
+        let got = tokio::task::spawn_blocking(move || {
+            spares2.take_or_make(&key2, &third, maker(&calls2, b"disk"))
+        })
+        .await
+        .expect("join")
+        .expect("take");
+        for task in refills {
+            task.await.expect("refill");
+        }
+        assert_eq!(got, Got::Spare, "waited for the spare under way");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "only the refill made a disk"
+        );
     }
 
     #[tokio::test]
