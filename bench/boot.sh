@@ -8,7 +8,7 @@
 #
 # Needs root, qemu-system-x86 and the debug or release binaries (BIN, default target/release,
 # falling back to target/debug). Everything that touches the network happens inside a network
-# namespace this script creates and deletes. Usage: sudo bench/boot.sh [RUNS]
+# namespace this script creates and deletes. Usage: sudo [SETTLE=SECONDS] bench/boot.sh [RUNS]
 set -euo pipefail
 RUNS=${1:-3}
 cd "$(dirname "$0")/.."
@@ -59,7 +59,12 @@ create_timed() { # name times-file [flags...]
         || { cat "$ROOT/create.err" >&2; exit 1; }
     t1=$(now)
     echo "$t1 - $t0" | bc >> "$out"
+    settle
 }
+# Between creates (outside the timed window): each create's spare disks are made in the
+# background after it (a copy and a sync), as they would be between a user's creates. A
+# create that comes sooner waits for them; SETTLE=0 measures that back-to-back case.
+settle() { sleep "${SETTLE:-4}"; }
 # Every run starts without warm snapshots: the first non-cold create below saves one.
 rm -rf "$ROOT/state/banger/snapshots"
 
@@ -109,6 +114,7 @@ for i in $(seq 1 "$RUNS"); do
             || { cat "$ROOT/run.err" >&2; exit 1; }
         t1=$(now)
         echo "$t1 - $t0" | bc >> "$ROOT/run-$mode.times"
+        settle
     done
 done
 in_ns "$BIN/banger" daemon stop >/dev/null 2>&1 || true

@@ -164,9 +164,21 @@ impl Spares {
                 Got::Made
             }
         };
+        self.want(key, make);
+        Ok(got)
+    }
+
+    /// Asks the next [`refill`](Self::refill) for a spare of `key`, made by `make` (a new
+    /// source, such as a just-saved snapshot, gets its spare before its first use).
+    pub fn want<E>(
+        &self,
+        key: &SpareKey,
+        make: impl Fn(&Path) -> Result<(), E> + Send + Sync + 'static,
+    ) where
+        E: std::error::Error,
+    {
         let maker: Maker = Arc::new(move |p: &Path| make(p).map_err(|e| banger_util::chain(&e)));
         self.state().wanted.insert(key.clone(), maker);
-        Ok(got)
     }
 
     /// Makes, in the background, a spare for every key taken or made since the last call

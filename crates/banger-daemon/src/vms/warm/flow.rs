@@ -225,6 +225,15 @@ impl Template {
                     snapshot.bytes() >> 20
                 ));
                 tracing::info!(vm = %record.name, class = %self.key, paused_ms = paused.as_millis() as u64, "warm snapshot saved");
+                // Spare copies of its disks are made once this create is over, so even the
+                // first restore takes them instead of copying.
+                for i in 0..2 {
+                    let disk = snapshot.disk(i);
+                    match snapshot_disk_key(&disk) {
+                        Ok(key) => ctx.spares().want(&key, copy_of(disk)),
+                        Err(e) => tracing::warn!(class = %self.key, error = %e, "no spare disk"),
+                    }
+                }
             }
             Err(why) => {
                 tracing::warn!(vm = %record.name, class = %self.key, error = %why, "no warm snapshot");
@@ -293,6 +302,18 @@ impl Template {
     }
 }
 
+/// The spare key of a snapshot's disk.
+fn snapshot_disk_key(disk: &std::path::Path) -> Result<SpareKey, String> {
+    SpareKey::of(&[disk], "snapshot disk").map_err(|e| format!("stat {}: {e}", disk.display()))
+}
+
+/// Makes a copy of `disk` (a snapshot's) wherever it is asked to.
+fn copy_of(
+    disk: PathBuf,
+) -> impl Fn(&std::path::Path) -> Result<(), crate::vms::disks::DiskError> + Send + Sync + 'static {
+    move |dst| crate::vms::disks::sparse_copy(&disk, dst)
+}
+
 /// Starts VM `record` from `restore`'s snapshot: the disk copies, the network (TAP down),
 /// the VMM, the agent, the identity, the TAP up, SSH. On error the caller runs
 /// [`undo_restore`] and boots cold.
@@ -320,13 +341,10 @@ pub(in crate::vms) async fn restore(
         let mut got = Vec::new();
         for (i, name) in ["rootfs.ext4", "work.ext4"].iter().enumerate() {
             let disk = snapshot.disk(i);
-            let key = SpareKey::of(&[&disk], "snapshot disk")
-                .map_err(|e| format!("stat {}: {e}", disk.display()))?;
+            let key = snapshot_disk_key(&disk)?;
             got.push(
                 spares
-                    .take_or_make(&key, &dir.join(name), move |dst| {
-                        crate::vms::disks::sparse_copy(&disk, dst)
-                    })
+                    .take_or_make(&key, &dir.join(name), copy_of(disk))
                     .map_err(|e| banger_util::chain(&e))?,
             );
         }
