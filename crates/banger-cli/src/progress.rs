@@ -187,9 +187,22 @@ pub async fn follow(
         screen.draw(view.update(&op, Instant::now()));
         match op.state {
             OperationState::Running => {
-                tokio::time::sleep(POLL_EVERY).await;
-                match client.get(routes::GET_OPERATION, &[&op.id]).await {
-                    Ok(next) => op = next,
+                // The daemon answers at the operation's next change or after POLL_EVERY,
+                // so each stage (and the end) shows at once and the live line still ticks.
+                let path = format!(
+                    "{}?wait_ms={}",
+                    routes::GET_OPERATION.url(&[&op.id]),
+                    POLL_EVERY.as_millis()
+                );
+                let asked = Instant::now();
+                match client.get_path(routes::GET_OPERATION, &path).await {
+                    Ok(next) => {
+                        if next == op {
+                            // Unchanged early: a daemon that does not wait. Never spin.
+                            tokio::time::sleep(POLL_EVERY.saturating_sub(asked.elapsed())).await;
+                        }
+                        op = next;
+                    }
                     Err(e) if resume::is_lost(&e) => {
                         screen.clear();
                         if reconnects == MAX_RECONNECTS {

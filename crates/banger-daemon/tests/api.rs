@@ -338,3 +338,52 @@ async fn the_catalog_lists_what_pull_takes_and_whether_it_is_here() {
     assert_eq!(body["kernels"][0]["pulled"], false, "{body}");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn an_operation_can_be_waited_on_until_it_changes() {
+    let d = TestDaemon::start_default().await;
+    let op = d.ctx.operations().begin("test.wait", Some("x"));
+    let id = op.id().to_owned();
+    // Without wait_ms: at once, still running.
+    let (status, body) = d.call("GET", &format!("/v1/operations/{id}"), None).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
+    // Unchanged: the wait runs out and the answer is the same running operation.
+    let started = std::time::Instant::now();
+    let (status, body) = d
+        .call("GET", &format!("/v1/operations/{id}?wait_ms=300"), None)
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250), "it waited");
+    // A change ends the wait early, with the changed operation.
+    let finisher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        op.succeed();
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = d
+        .call("GET", &format!("/v1/operations/{id}?wait_ms=5000"), None)
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("succeeded")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the change ended the wait"
+    );
+    finisher.await.expect("finisher");
+    let (status, body) = d
+        .call("GET", "/v1/operations/op-nope?wait_ms=100", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    d.stop().await;
+}

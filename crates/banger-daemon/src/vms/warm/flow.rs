@@ -363,6 +363,11 @@ pub(in crate::vms) async fn restore(
         "restored: the saved guest has banger's login and git identity",
     );
 
+    // Made while the network and the VMM come up: it is only needed with the identity.
+    let host_key = tokio::spawn(new_host_key(
+        record.dir.clone(),
+        format!("root@{}", record.name),
+    ));
     let spec = crate::vms::launch_spec(backends, record, &source.kernel)?;
     let tap = power::network(ctx, backends, record, &spec, op).await?;
     // Cut off until the guest has taken its own MAC and address.
@@ -390,7 +395,10 @@ pub(in crate::vms) async fn restore(
     .await
     .map_err(|e| StageError::other(Stage::Restore, e.to_string()))?;
     steps.mark("agent");
-    apply_identity(backends, record, &handle).await?;
+    let host_key = host_key
+        .await
+        .map_err(|e| StageError::other(Stage::Restore, format!("the key task crashed: {e}")))??;
+    apply_identity(backends, record, &handle, host_key).await?;
     steps.mark("identity");
     backends
         .net
@@ -446,6 +454,7 @@ async fn apply_identity(
     backends: &VmBackends,
     record: &VmRecord,
     handle: &VmmHandle,
+    host_key: HostKey,
 ) -> Result<(), StageError> {
     let at_restore = |m: String| StageError::other(Stage::Restore, m);
     let spec = crate::vms::launch_spec_boot(backends, record)?;
@@ -464,7 +473,7 @@ async fn apply_identity(
             nanos: now.subsec_nanos(),
         }),
         seed: Some(host_entropy().map_err(|e| at_restore(format!("no host entropy: {e}")))?),
-        host_key: Some(new_host_key(record).await?),
+        host_key: Some(host_key),
     };
     let body = identity
         .to_body()
@@ -486,11 +495,9 @@ async fn apply_identity(
     Ok(())
 }
 
-/// A new SSH host key for VM `record`, made on the host (in the VM's own directory for the
-/// moment its files exist): the guest would take hundreds of milliseconds for it.
-async fn new_host_key(record: &VmRecord) -> Result<HostKey, StageError> {
-    let dir = record.dir.clone();
-    let comment = format!("root@{}", record.name);
+/// A new SSH host key for a VM, made on the host in the VM's directory `dir` (for the moment
+/// its files exist): the guest would take hundreds of milliseconds for it.
+async fn new_host_key(dir: PathBuf, comment: String) -> Result<HostKey, StageError> {
     let key = tokio::task::spawn_blocking(move || banger_ssh::generate_host_key(&dir, &comment))
         .await
         .map_err(|e| StageError::other(Stage::Restore, format!("the key task crashed: {e}")))?
