@@ -24,5 +24,8 @@ pub const WORKSPACE_DIR: &str = "/root/repo";
 /// `sshd_config`.
 pub const SSH_BUNDLE_DIR: &str = "/usr/local/lib/banger/ssh";
 
+/// The guest's one SSH host key (ed25519; its public half beside it as `.pub`).
+pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
+
 /// The image's own OpenSSH server; when it is missing, banger brings [`SSH_BUNDLE_DIR`].
 pub const IMAGE_SSHD: &str = "/usr/sbin/sshd";

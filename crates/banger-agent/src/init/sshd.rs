@@ -28,7 +28,7 @@ pub const SSHD: &str = banger_guest::paths::IMAGE_SSHD;
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 /// The one host key a sandbox needs. Only ed25519: RSA key generation takes many seconds
 /// under emulation, and every OpenSSH client in use speaks ed25519.
-pub const HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
+pub const HOST_KEY: &str = banger_guest::paths::HOST_KEY;
 /// sshd's privilege-separation directory.
 pub const PRIVSEP_DIR: &str = "/run/sshd";
 /// After running this long, sshd counts as healthy and the backoff starts over.

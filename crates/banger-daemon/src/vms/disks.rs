@@ -127,6 +127,59 @@ pub fn grow_work_disk(path: &Path, size: Size) -> Result<(), DiskError> {
     Ok(())
 }
 
+/// Writes the VM's own SSH host key (made on the host) into its system disk, so the guest
+/// starts sshd at once instead of running `ssh-keygen` (hundreds of milliseconds under
+/// emulation). The two halves pass through files in `scratch` (the VM's directory) only for
+/// the debugfs run.
+pub fn write_host_key(
+    rootfs: &Path,
+    scratch: &Path,
+    private: &str,
+    public: &str,
+) -> Result<(), DiskError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let guest_private = banger_guest::paths::HOST_KEY;
+    let guest_public = format!("{guest_private}.pub");
+    let staged = [
+        (scratch.join(".host-key"), private, guest_private, 0o600),
+        (
+            scratch.join(".host-key.pub"),
+            public,
+            guest_public.as_str(),
+            0o644,
+        ),
+    ];
+    let cleanup = || {
+        for (host, ..) in &staged {
+            let _ = std::fs::remove_file(host);
+        }
+    };
+    cleanup();
+    let written = staged.iter().try_for_each(|(host, text, _, _)| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(host)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(io("write", host))
+    });
+    let applied = written.and_then(|()| {
+        let mut edits = Edits::new();
+        edits.mkdir_p("/etc/ssh");
+        for (host, _, guest, mode) in &staged {
+            edits
+                .put(host, guest)
+                .mode(guest, Kind::File, *mode)
+                .owner(guest, 0, 0);
+        }
+        ext4::apply(rootfs, &edits).map_err(DiskError::from)
+    });
+    cleanup();
+    applied
+}
+
 /// Writes banger's key and `.hushlogin` into a work disk (its root is the guest's `/root`).
 ///
 /// Idempotent, so it runs before every boot: the lines already in `authorized_keys` (from the

@@ -446,8 +446,14 @@ async fn create_stages(
     let seed = source.image.work_seed_path.clone();
     let disk_size = record.spec.disk_size;
     let spares = ctx.spares().clone();
+    let comment = format!("root@{}", record.name);
     let got = tokio::task::spawn_blocking(move || {
-        prepare_disks(&spares, &dir, &rootfs, seed.as_deref(), disk_size, &agent)
+        let got = prepare_disks(&spares, &dir, &rootfs, seed.as_deref(), disk_size, &agent)?;
+        let key = banger_ssh::generate_host_key(&dir, &comment).map_err(|e| {
+            StageFailure::Other(format!("cannot make the vm's ssh host key: {}", chain(&e)))
+        })?;
+        disks::write_host_key(&dir.join("rootfs.ext4"), &dir, &key.private, &key.public)?;
+        Ok::<_, StageFailure>(got)
     })
     .await
     .map_err(|e| StageError::other(Stage::PrepareDisks, format!("the disk task crashed: {e}")))?
@@ -462,7 +468,7 @@ async fn create_stages(
 }
 
 /// The system disk (the image's rootfs with this daemon's agent: every VM runs it, whatever
-/// agent its image was built with) and the work disk, each a spare when one is ready (see
+/// agent its image was built with; the caller adds the VM's own host key) and the work disk, each a spare when one is ready (see
 /// [`spares`]). Returns how, for the stage detail.
 fn prepare_disks(
     spares: &spares::Spares,
