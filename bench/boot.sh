@@ -138,7 +138,8 @@ in_ns ip link set tap-bench master br-bench up
 KHZ=$(awk -F: '/cpu MHz/ {printf "%d", $2*1000; exit}' /proc/cpuinfo)
 QMP=$ROOT/qmp.py
 cp bench/qmp.py "$QMP"
-# raw_qemu anon|template|restore: the same guest; a template keeps its RAM in a shared file
+# raw_qemu anon|template|restore: the same guest (banger's devices, its agent's virtio-serial
+# port included, with nothing connected to it); a template keeps its RAM in a shared file
 # (to be saved), a restore maps that file private and waits for the saved state.
 raw_qemu() {
     local machine=microvm,x-option-roms=off,isa-serial=on,rtc=on extra=()
@@ -155,6 +156,8 @@ raw_qemu() {
         -drive "id=d0,file=$RAW/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0 \
         -drive "id=d1,file=$RAW/work.ext4,format=raw,if=none" -device virtio-blk-device,drive=d1 \
         -netdev tap,id=n0,ifname=tap-bench,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+        -device virtio-serial-device -chardev "socket,id=agent,path=$RAW/agent.sock,server=on,wait=off" \
+        -device virtserialport,chardev=agent,name=banger.agent \
         -qmp "unix:$RAW/qmp.sock,server=on,wait=off" -daemonize -pidfile "$RAW/qemu.pid" "${extra[@]}"
 }
 # The same readiness criterion as banger's "wait for SSH" stage: sshd sends its banner.

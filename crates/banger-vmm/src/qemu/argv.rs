@@ -136,11 +136,15 @@ pub fn qemu_args_with(
     }
     push("-append");
     push(cmdline.trim());
+    // `cache=writeback`: guest reads hit the host's page cache (a boot reads the same system
+    // files every time; with O_DIRECT, `cache=none`, a cold create measured 0.7 s slower under
+    // emulation) while the guest still sees a volatile write cache, so its flushes (ext4's
+    // journal commits, fsync) reach the disk as fdatasync: nothing it synced is lost.
     for (i, disk) in spec.disks.iter().enumerate() {
         let ro = if disk.read_only { ",read-only=on" } else { "" };
         push("-drive");
         push(&format!(
-            "id=disk{i},file={},format=raw,if=none,cache=none,aio=threads{ro}",
+            "id=disk{i},file={},format=raw,if=none,cache=writeback{ro}",
             disk.path.display()
         ));
         push("-device");
@@ -272,6 +276,7 @@ mod tests {
         );
         assert!(s.contains("file=/v/rootfs.ext4,format=raw"), "{s}");
         assert!(s.contains("virtio-blk-device,drive=disk1"), "{s}");
+        assert!(s.contains(",format=raw,if=none,cache=writeback"), "{s}");
         assert!(
             s.contains("tap,id=net0,ifname=bgr-0123abcd,script=no"),
             "{s}"
