@@ -327,13 +327,7 @@ pub fn key(sources: &Sources) -> Result<String, BundleError> {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(hex)
+    Ok(banger_util::hex::encode(&h.finalize()[..12]))
 }
 
 /// A built bundle: its directory and files (`to` relative to it).

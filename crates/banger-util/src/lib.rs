@@ -5,6 +5,7 @@
 //! guest agent nothing.
 //!
 //! - [`error::chain`]: an error and its causes as one line, the way banger shows errors;
+//! - [`hex`]: lowercase hex of digests, for names of cached things;
 //! - [`tail`]: the last lines of a tool's output or of a log file, for error messages;
 //! - [`path`]: finding an executable on `PATH` (and in extra directories);
 //! - `uds_http` (feature `uds-http`, which brings tokio and hyper): one bounded HTTP/1.1
@@ -14,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod hex;
 pub mod path;
 #[cfg(feature = "sparse")]
 pub mod sparse;

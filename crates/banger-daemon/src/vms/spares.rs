@@ -53,13 +53,7 @@ impl SpareKey {
             ));
         }
         h.update(variant.as_bytes());
-        let hex: String = h
-            .finalize()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok(Self(hex))
+        Ok(Self(banger_util::hex::encode(&h.finalize()[..12])))
     }
 
     fn file_name(&self) -> String {
