@@ -60,18 +60,17 @@ pub fn checkout(path: &str, c: &Checkout) -> Vec<String> {
         Some(branch) => format!("-B {}", quote(branch)),
         None => "--detach".to_owned(),
     };
+    // Every program started costs a fork and an exec, hundreds of milliseconds in a guest
+    // under emulation: shell builtins test for the old tree and write the identity.
     let mut s = format!(
-        "set -e\nrm -rf {p}\nif command -v git >/dev/null 2>&1; then\n\
+        "set -e\nif [ -e {p} ] || [ -L {p} ]; then rm -rf {p}; fi\n\
+         if command -v git >/dev/null 2>&1; then\n\
          git -c init.defaultBranch=banger init -q {p}\n\
          git -C {p} fetch -q {b} {} </dev/null\n\
          git -C {p} checkout -q -f {switch} FETCH_HEAD </dev/null\n",
         quote(&c.fetch)
     );
-    for (key, value) in [("user.name", &c.name), ("user.email", &c.email)] {
-        if let Some(value) = value {
-            s.push_str(&format!("git -C {p} config {key} {}\n", quote(value)));
-        }
-    }
+    s.push_str(&user_config(path, c.name.as_deref(), c.email.as_deref()));
     s.push_str("else\n");
     if c.untar {
         s.push_str(&format!(
@@ -89,6 +88,41 @@ pub fn checkout(path: &str, c: &Checkout) -> Vec<String> {
         s.push_str(&format!("tar -x -C {p}\n"));
     }
     sh(s, &[])
+}
+
+/// Appends the `[user]` section (name, email) to the repository at `path`'s `.git/config`
+/// with the shell's `printf` (no `git config` process per key); nothing without either.
+pub fn user_config(path: &str, name: Option<&str>, email: Option<&str>) -> String {
+    let mut lines = Vec::new();
+    for (key, value) in [("name", name), ("email", email)] {
+        if let Some(value) = value {
+            lines.push(quote(&format!("\t{key} = {}", git_config_value(value))));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "printf '%s\\n' '[user]' {} >> {}\n",
+        lines.join(" "),
+        quote(&format!("{path}/.git/config"))
+    )
+}
+
+/// `value` as a double-quoted git config value (`\\`, `\"`, and newline and tab escaped).
+fn git_config_value(value: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// `vm exec`: CMD in `dir`, through `mise exec --` when mise exists; args stay verbatim.
@@ -211,13 +245,18 @@ mod tests {
         };
         let argv = checkout("/root/repo", &c);
         let s = &argv[2];
-        assert!(s.starts_with("set -e\nrm -rf '/root/repo'\n"), "{s}");
+        assert!(
+            s.starts_with(
+                "set -e\nif [ -e '/root/repo' ] || [ -L '/root/repo' ]; then rm -rf '/root/repo'; fi\n"
+            ),
+            "{s}"
+        );
         assert!(s.contains("fetch -q '/tmp/banger-ws.bundle' 'HEAD'"), "{s}");
         assert!(
             s.contains("checkout -q -f -B 'feat/it'\\''s' FETCH_HEAD"),
             "{s}"
         );
-        assert!(s.contains("config user.name 'O'\\''Brien $x'\n"), "{s}");
+        assert!(s.contains("'\tname = \"O'\\''Brien $x\"'"), "{s}");
         assert!(s.ends_with("tar -x -C '/root/repo'\n"), "{s}");
         let detached = checkout(
             "/root/repo",
@@ -227,7 +266,7 @@ mod tests {
             },
         );
         assert!(detached[2].contains("--detach FETCH_HEAD"));
-        assert!(!detached[2].contains("config"));
+        assert!(!detached[2].contains("[user]"));
         assert!(!detached[2].contains("tar -x"));
         assert_eq!(detached.len(), 3);
     }
@@ -396,6 +435,32 @@ mod tests {
         let file = dir.path().join("p.diff");
         std::fs::write(&file, &out.stdout).unwrap();
         git(&check, &["apply", "--check", file.to_str().unwrap()]);
+    }
+
+    /// The identity written by the shell reads back through git, whatever its characters.
+    #[test]
+    fn the_user_config_reads_back_through_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        let name = "O'Brien \"Bob\" \\ $x\ttab";
+        let script = user_config(repo.to_str().unwrap(), Some(name), Some("o@example.com"));
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            git(&repo, &["config", "user.name"]).trim_end_matches('\n'),
+            name
+        );
+        assert_eq!(
+            git(&repo, &["config", "user.email"]).trim(),
+            "o@example.com"
+        );
+        assert_eq!(user_config("/r", None, None), "");
     }
 
     #[test]
