@@ -126,6 +126,17 @@ ROOTFS=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import js
 SEED=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["work_seed_path"])')
 "$BIN/banger" daemon stop >/dev/null 2>&1 || true
 KEY=$ROOT/state/banger/ssh/id_ed25519
+# The agent banger's VMs run (the daemon writes it into every VM's disk): the raw guests run it too.
+AGENT=$BIN/../libexec/banger/banger-agent
+[ -x "$AGENT" ] || AGENT=$BIN/banger-agent
+[ -x "$AGENT" ] || { echo "no banger-agent next to $BIN" >&2; exit 1; }
+# raw_rootfs: a copy of the image's rootfs with that agent.
+raw_rootfs() {
+    cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
+    printf 'rm /usr/local/bin/banger-agent\nwrite %s /usr/local/bin/banger-agent\nsif /usr/local/bin/banger-agent mode 0100755\n' \
+        "$AGENT" > "$RAW/agent.dbg"
+    debugfs -w -f "$RAW/agent.dbg" "$RAW/rootfs.ext4" >/dev/null 2>&1
+}
 # A namespace of its own: banger's bridge in $NS uses the same subnet.
 ip netns add "$RAWNS"
 ip -n "$RAWNS" link set lo up
@@ -175,7 +186,7 @@ sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then ret
 : > "$ROOT/raw.times"
 for i in $(seq 1 "$RUNS"); do
     rm -rf "$RAW"; mkdir -p "$RAW"
-    cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
+    raw_rootfs
     cp --sparse=always "$SEED" "$RAW/work.ext4"
     truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
     printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
@@ -198,7 +209,7 @@ done
 echo "== raw QEMU restore: one saved guest, restored $RUNS times (QEMU start -> SSH answers)"
 # The physical floor for banger's warm starts: the recipe of banger-vmm's qemu::snapshot.
 rm -rf "$RAW" "$ROOT/snap"; mkdir -p "$RAW" "$ROOT/snap"
-cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
+raw_rootfs
 cp --sparse=always "$SEED" "$RAW/work.ext4"
 truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
 printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"

@@ -12,8 +12,9 @@
 //! 6. hostname, `/etc/hosts`, the work disk at `/root`, `/etc/resolv.conf`, network ([`net`]);
 //! 7. host keys and `/run/sshd`, then supervise `sshd -D -e` ([`sshd`]) while reaping every
 //!    child ([`reap`]) until SIGINT/SIGTERM/SIGPWR or `POST /shutdown`; once sshd is first
-//!    started `GET /healthz` says `"settled":true` (a warm snapshot is saved only then, so a
-//!    restored guest wakes in this loop and takes `POST /identity` at once);
+//!    started and its binary probed (on a thread), `GET /healthz` says `"settled":true` (a
+//!    warm snapshot is saved only then, so a restored guest wakes in this loop and takes
+//!    `POST /identity` at once);
 //! 8. power off ([`poweroff`]).
 //!
 //! Every step but the first logs its failure and carries on; a panic or fatal error anywhere
@@ -278,18 +279,29 @@ fn boot_and_supervise(
     configure(&params);
 
     let mut sup = sshd::Supervisor::new(Instant::now());
-    let mut pickup = sshd::KeyPickup::Restart;
+    let pickup: Arc<std::sync::OnceLock<sshd::KeyPickup>> = Arc::default();
+    let mut probing = false;
     loop {
         sup.poll(Instant::now(), sshd::spawn_sshd);
-        if !settled.is_set() {
-            // Read off sshd's binary once it is starting (not in its way), and before a warm
-            // snapshot, so a restore need not.
-            pickup = sshd::server().map_or(sshd::KeyPickup::Restart, |s| sshd::key_pickup(&s));
-            log!("sshd picks up a new host key: {pickup:?}");
-            // Configured and sshd started: a warm snapshot taken from here on restores into
-            // this loop, ready for `POST /identity` at once.
-            settled.mark();
-            log!("boot setup done; supervising");
+        if !probing {
+            probing = true;
+            // sshd is starting. How it picks up a new host key is read off its binary on a
+            // thread (not in its way, nor in this loop's), before the guest counts as settled
+            // and a warm snapshot may be taken, so a restore need not read it.
+            let (done, found) = (settled.clone(), pickup.clone());
+            let probe = move || {
+                let p = sshd::server().map_or(sshd::KeyPickup::Restart, |s| sshd::key_pickup(&s));
+                log!("sshd picks up a new host key: {p:?}");
+                let _ = found.set(p);
+                // Configured, sshd started and probed: a warm snapshot taken from here on
+                // restores into this loop, ready for `POST /identity` at once.
+                done.mark();
+                log!("boot setup done; supervising");
+            };
+            if transport::spawn("agent-sshd-probe", probe).is_none() {
+                let _ = pickup.set(sshd::KeyPickup::Restart);
+                settled.mark();
+            }
         }
         let wait = sup.due_in(Instant::now()).unwrap_or(TICK).min(TICK);
         let event = rx.recv_timeout(wait);
@@ -313,7 +325,9 @@ fn boot_and_supervise(
                     "identity: request waited {} ms for init",
                     received.elapsed().as_millis()
                 );
-                let answer = reidentify(&body, &mut sup, pickup);
+                // Unprobed (a request before the guest settled) is the safe answer: restart.
+                let found = pickup.get().copied().unwrap_or(sshd::KeyPickup::Restart);
+                let answer = reidentify(&body, &mut sup, found);
                 log!(
                     "identity: answered {} ms after the request",
                     received.elapsed().as_millis()

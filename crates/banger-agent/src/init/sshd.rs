@@ -64,12 +64,34 @@ pub fn key_pickup(sshd: &Program) -> KeyPickup {
 /// [`KeyPickup`] of an sshd binary's contents: OpenSSH names `sshd-session` (the per-connection
 /// program that receives its keys from the listener) from 9.8 on and never before.
 pub fn key_pickup_of(binary: &[u8]) -> KeyPickup {
-    let has = |needle: &[u8]| binary.windows(needle.len()).any(|w| w == needle);
-    if has(b"OpenSSH_") && !has(b"sshd-session") {
+    if contains(binary, b"OpenSSH_") && !contains(binary, b"sshd-session") {
         KeyPickup::NextConnection
     } else {
         KeyPickup::Restart
     }
+}
+
+/// Whether `needle` occurs in `hay`: a scan for its first byte (a tight loop, cheap even
+/// under emulation, unlike a comparison at every offset), then a comparison there.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let mut from = 0;
+    while let Some(p) = hay
+        .get(from..)
+        .and_then(|h| h.iter().position(|&b| b == first))
+    {
+        let at = from + p;
+        if hay
+            .get(at + 1..)
+            .is_some_and(|after| after.starts_with(rest))
+        {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// sshd's arguments: foreground, log to stderr (the console), the agent-made host key; a
@@ -304,6 +326,11 @@ mod tests {
         assert_eq!(key_pickup_of(v98), KeyPickup::Restart);
         assert_eq!(key_pickup_of(b"dropbear"), KeyPickup::Restart);
         assert_eq!(key_pickup_of(b""), KeyPickup::Restart);
+        assert!(contains(b"xxOpenSSH_9", b"OpenSSH_"));
+        assert!(contains(b"OpenSSH_", b"OpenSSH_"));
+        assert!(!contains(b"OpenSSH", b"OpenSSH_"));
+        assert!(contains(b"sshsshd-session", b"sshd-session"));
+        assert!(contains(b"abc", b""));
         let bundled = Program::bundled("/b", "sshd");
         assert_eq!(key_pickup(&bundled), KeyPickup::Restart);
         assert_eq!(
