@@ -64,7 +64,7 @@ create_timed() { # name times-file [flags...]
 # Between creates (outside the timed window): each create's spare disks are made in the
 # background after it (a copy and a sync), as they would be between a user's creates. A
 # create that comes sooner waits for them; SETTLE=0 measures that back-to-back case.
-settle() { sleep "${SETTLE:-4}"; }
+settle() { sync; sleep "${SETTLE:-4}"; }
 # Every run starts without warm snapshots: the first non-cold create below saves one.
 rm -rf "$ROOT/state/banger/snapshots"
 
@@ -119,6 +119,7 @@ for i in $(seq 1 "$RUNS"); do
 done
 in_ns "$BIN/banger" daemon stop >/dev/null 2>&1 || true
 
+sync; sleep 4 # the daemon's last writes land before the raw runs, not during them
 echo "== raw QEMU: same kernel, initrd, image and init (QEMU start -> SSH answers), $RUNS runs"
 KERNEL=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["vmlinux_path"])')
 INITRD=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["initrd_path"])')
