@@ -65,10 +65,141 @@ create_timed() { # name times-file [flags...]
 # background after it (a copy and a sync), as they would be between a user's creates. A
 # create that comes sooner waits for them; SETTLE=0 measures that back-to-back case.
 settle() { sync; sleep "${SETTLE:-4}"; }
+# The raw QEMU floors run interleaved with banger's runs (banger, raw, banger, raw, …), so
+# a drift of the machine's speed during the benchmark hits both alike.
+KERNEL=$(in_ns "$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["vmlinux_path"])')
+INITRD=$(in_ns "$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["initrd_path"])')
+ROOTFS=$(in_ns "$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["rootfs_path"])')
+SEED=$(in_ns "$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["work_seed_path"])')
+KEY=$ROOT/state/banger/ssh/id_ed25519
+# The agent banger's VMs run (the daemon writes it into every VM's disk): the raw guests run it too.
+AGENT=$BIN/../libexec/banger/banger-agent
+[ -x "$AGENT" ] || AGENT=$BIN/banger-agent
+[ -x "$AGENT" ] || { echo "no banger-agent next to $BIN" >&2; exit 1; }
+# raw_rootfs: a copy of the image's rootfs with that agent.
+raw_rootfs() {
+    cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
+    printf 'rm /usr/local/bin/banger-agent\nwrite %s /usr/local/bin/banger-agent\nsif /usr/local/bin/banger-agent mode 0100755\n' \
+        "$AGENT" > "$RAW/agent.dbg"
+    debugfs -w -f "$RAW/agent.dbg" "$RAW/rootfs.ext4" >/dev/null 2>&1
+}
+# A namespace of its own: banger's bridge in $NS uses the same subnet.
+ip netns add "$RAWNS"
+ip -n "$RAWNS" link set lo up
+in_raw() { ip netns exec "$RAWNS" "$@"; }
+in_raw ip link add br-bench type bridge
+in_raw ip addr add 172.30.0.1/24 dev br-bench
+in_raw ip link set br-bench up
+in_raw ip tuntap add dev tap-bench mode tap
+in_raw ip link set tap-bench master br-bench up
+KHZ=$(awk -F: '/cpu MHz/ {printf "%d", $2*1000; exit}' /proc/cpuinfo)
+QMP=$ROOT/qmp.py
+cp bench/qmp.py "$QMP"
+# raw_qemu anon|template|restore: the same guest (banger's devices, its agent's virtio-serial
+# port included, with nothing connected to it); a template keeps its RAM in a shared file
+# (to be saved), a restore maps that file private and waits for the saved state.
+raw_qemu() {
+    local machine=microvm,x-option-roms=off,isa-serial=on,rtc=on extra=()
+    case "$1" in
+    template) machine+=,memory-backend=ram0
+        extra=(-object "memory-backend-file,id=ram0,size=512M,mem-path=$ROOT/snap/ram,share=on") ;;
+    restore) machine+=,memory-backend=ram0
+        extra=(-object "memory-backend-file,id=ram0,size=512M,mem-path=$ROOT/snap/ram,share=off" -incoming defer) ;;
+    esac
+    in_raw qemu-system-x86_64 -M "$machine" -accel tcg -cpu max \
+        -smp 1 -m 512M -nodefaults -no-user-config -no-reboot -display none \
+        -serial "file:$RAW/console.log" -kernel "$KERNEL" -initrd "$INITRD" \
+        -append "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent banger.hostname=raw banger.ip=172.30.0.2/24 banger.gw=172.30.0.1 banger.work=/dev/vdb tsc_early_khz=$KHZ tsc=reliable" \
+        -drive "id=d0,file=$RAW/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0 \
+        -drive "id=d1,file=$RAW/work.ext4,format=raw,if=none" -device virtio-blk-device,drive=d1 \
+        -netdev tap,id=n0,ifname=tap-bench,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+        -device virtio-serial-device -chardev "socket,id=agent,path=$RAW/agent.sock,server=on,wait=off" \
+        -device virtserialport,chardev=agent,name=banger.agent \
+        -qmp "unix:$RAW/qmp.sock,server=on,wait=off" -daemonize -pidfile "$RAW/qemu.pid" "${extra[@]}"
+}
+# The same readiness criterion as banger's "wait for SSH" stage: sshd sends its banner.
+banner() {
+    for _ in $(seq 1 600); do
+        if in_raw python3 -c '
+import socket, sys
+s = socket.create_connection(("172.30.0.2", 22), timeout=0.2)
+s.settimeout(2)
+sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    return 1
+}
+# One timed raw cold boot (fresh disks, as banger's cold create has), appended to raw.times.
+raw_cold_once() {
+    rm -rf "$RAW"; mkdir -p "$RAW"
+    raw_rootfs
+    cp --sparse=always "$SEED" "$RAW/work.ext4"
+    truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
+    printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
+    debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
+    t0=$(now)
+    raw_qemu anon
+    QPID=$(cat "$RAW/qemu.pid")
+    ok=; banner && ok=1
+    t1=$(now)
+    # And the key must really log in (not timed: banger's create does not log in either).
+    in_raw ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 -o BatchMode=yes \
+        root@172.30.0.2 true || { echo "raw guest refused the key" >&2; exit 1; }
+    [ -n "$ok" ] || { echo "raw guest never answered; console: $RAW/console.log" >&2; exit 1; }
+    echo "$t1 - $t0" | bc >> "$ROOT/raw.times"
+    kill -9 "$QPID"; QPID=
+    sleep 0.5
+    settle
+}
+# The raw guest saved once (the recipe of banger-vmm's qemu::snapshot): every raw restore
+# starts from it.
+raw_template() {
+    rm -rf "$RAW" "$ROOT/snap"; mkdir -p "$RAW" "$ROOT/snap"
+    raw_rootfs
+    cp --sparse=always "$SEED" "$RAW/work.ext4"
+    truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
+    printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
+    debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
+    raw_qemu template
+    QPID=$(cat "$RAW/qemu.pid")
+    banner || { echo "the template never answered; console: $RAW/console.log" >&2; exit 1; }
+    CAP='{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"x-ignore-shared","state":true}]}}'
+    python3 "$QMP" "$RAW/qmp.sock" "$CAP" '{"execute":"stop"}' \
+        "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $ROOT/snap/state\"}}"
+    python3 "$QMP" "$RAW/qmp.sock" --wait-migration || { echo "saving the template failed" >&2; exit 1; }
+    # Disks copied while paused: every restore starts from these.
+    cp --sparse=always "$RAW/rootfs.ext4" "$ROOT/snap/rootfs.ext4"
+    cp --sparse=always "$RAW/work.ext4" "$ROOT/snap/work.ext4"
+    kill -9 "$QPID"; QPID=
+    sleep 0.5
+}
+# One timed raw restore (the physical floor for banger's warm starts), appended to
+# restore.times with its PSS.
+raw_restore_once() {
+    rm -f "$RAW"/*.ext4 "$RAW/qmp.sock"
+    cp --sparse=always "$ROOT/snap/rootfs.ext4" "$RAW/rootfs.ext4"
+    cp --sparse=always "$ROOT/snap/work.ext4" "$RAW/work.ext4"
+    t0=$(now)
+    raw_qemu restore
+    QPID=$(cat "$RAW/qemu.pid")
+    python3 "$QMP" "$RAW/qmp.sock" "$CAP" \
+        "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"exec:cat $ROOT/snap/state\"}}"
+    python3 "$QMP" "$RAW/qmp.sock" --wait-migration || { echo "a restore did not load" >&2; exit 1; }
+    python3 "$QMP" "$RAW/qmp.sock" '{"execute":"cont"}'
+    banner || { echo "a restore never answered; console: $RAW/console.log" >&2; exit 1; }
+    t1=$(now)
+    echo "$t1 - $t0" | bc >> "$ROOT/restore.times"
+    awk '/^Pss:/ {s += $2} END {print s / 1024}' "/proc/$QPID/smaps_rollup" >> "$ROOT/restore.pss"
+    kill -9 "$QPID"; QPID=
+    sleep 0.5
+    settle
+}
+: > "$ROOT/raw.times"; : > "$ROOT/restore.times"; : > "$ROOT/restore.pss"
 # Every run starts without warm snapshots: the first non-cold create below saves one.
 rm -rf "$ROOT/state/banger/snapshots"
 
-echo "== banger: cold vm create --cold (create -> SSH ready), $RUNS runs, all kept for the PSS row"
+echo "== banger: cold vm create --cold (create -> SSH ready), $RUNS runs, all kept for the PSS row, each followed by a raw QEMU boot"
 : > "$ROOT/banger.times"; : > "$ROOT/host.times"; : > "$ROOT/cold.pss"
 for i in $(seq 1 "$RUNS"); do
     create_timed "bench-$i" "$ROOT/banger.times" --cold
@@ -78,6 +209,7 @@ import json, sys
 ops = [o for o in json.load(sys.stdin) if o["kind"] == "vm.create" and o.get("target") == sys.argv[1]]
 st = {s["name"]: s.get("duration_ms", 0) for s in ops[-1]["stages"]}
 print((st.get("prepare disks", 0) + st.get("network", 0) + st.get("boot", 0)) / 1000)' "bench-$i" >> "$ROOT/host.times"
+    raw_cold_once
 done
 sleep 5 # let the guests settle before their memory is read
 for i in $(seq 1 "$RUNS"); do pss "bench-$i" >> "$ROOT/cold.pss"; done
@@ -89,11 +221,13 @@ create_timed bench-tpl "$ROOT/template.times"
 grep -q "save warm snapshot" "$ROOT/create.err" || { echo "no warm snapshot was saved" >&2; cat "$ROOT/create.err" >&2; exit 1; }
 in_ns "$BIN/banger" vm delete bench-tpl >/dev/null
 
-echo "== banger: restored vm create (create -> SSH ready), $RUNS runs, all kept for the PSS row"
+echo "== banger: restored vm create (create -> SSH ready), $RUNS runs, all kept for the PSS row, each followed by a raw QEMU restore"
+raw_template
 : > "$ROOT/warm.times"; : > "$ROOT/warm.pss"
 for i in $(seq 1 "$RUNS"); do
     create_timed "bench-w$i" "$ROOT/warm.times"
     grep -q "✓ restore" "$ROOT/create.err" || { echo "bench-w$i did not restore" >&2; cat "$ROOT/create.err" >&2; exit 1; }
+    raw_restore_once
 done
 sleep 5
 for i in $(seq 1 "$RUNS"); do pss "bench-w$i" >> "$ROOT/warm.pss"; done
@@ -119,133 +253,6 @@ for i in $(seq 1 "$RUNS"); do
 done
 in_ns "$BIN/banger" daemon stop >/dev/null 2>&1 || true
 
-sync; sleep 4 # the daemon's last writes land before the raw runs, not during them
-echo "== raw QEMU: same kernel, initrd, image and init (QEMU start -> SSH answers), $RUNS runs"
-KERNEL=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["vmlinux_path"])')
-INITRD=$("$BIN/banger" kernel show debian-cloud --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["initrd_path"])')
-ROOTFS=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["rootfs_path"])')
-SEED=$("$BIN/banger" image show debian-bookworm --json | python3 -c 'import json,sys;print(json.load(sys.stdin)["work_seed_path"])')
-"$BIN/banger" daemon stop >/dev/null 2>&1 || true
-KEY=$ROOT/state/banger/ssh/id_ed25519
-# The agent banger's VMs run (the daemon writes it into every VM's disk): the raw guests run it too.
-AGENT=$BIN/../libexec/banger/banger-agent
-[ -x "$AGENT" ] || AGENT=$BIN/banger-agent
-[ -x "$AGENT" ] || { echo "no banger-agent next to $BIN" >&2; exit 1; }
-# raw_rootfs: a copy of the image's rootfs with that agent.
-raw_rootfs() {
-    cp --sparse=always "$ROOTFS" "$RAW/rootfs.ext4"
-    printf 'rm /usr/local/bin/banger-agent\nwrite %s /usr/local/bin/banger-agent\nsif /usr/local/bin/banger-agent mode 0100755\n' \
-        "$AGENT" > "$RAW/agent.dbg"
-    debugfs -w -f "$RAW/agent.dbg" "$RAW/rootfs.ext4" >/dev/null 2>&1
-}
-# A namespace of its own: banger's bridge in $NS uses the same subnet.
-ip netns add "$RAWNS"
-ip -n "$RAWNS" link set lo up
-in_ns() { ip netns exec "$RAWNS" "$@"; }
-in_ns ip link add br-bench type bridge
-in_ns ip addr add 172.30.0.1/24 dev br-bench
-in_ns ip link set br-bench up
-in_ns ip tuntap add dev tap-bench mode tap
-in_ns ip link set tap-bench master br-bench up
-KHZ=$(awk -F: '/cpu MHz/ {printf "%d", $2*1000; exit}' /proc/cpuinfo)
-QMP=$ROOT/qmp.py
-cp bench/qmp.py "$QMP"
-# raw_qemu anon|template|restore: the same guest (banger's devices, its agent's virtio-serial
-# port included, with nothing connected to it); a template keeps its RAM in a shared file
-# (to be saved), a restore maps that file private and waits for the saved state.
-raw_qemu() {
-    local machine=microvm,x-option-roms=off,isa-serial=on,rtc=on extra=()
-    case "$1" in
-    template) machine+=,memory-backend=ram0
-        extra=(-object "memory-backend-file,id=ram0,size=512M,mem-path=$ROOT/snap/ram,share=on") ;;
-    restore) machine+=,memory-backend=ram0
-        extra=(-object "memory-backend-file,id=ram0,size=512M,mem-path=$ROOT/snap/ram,share=off" -incoming defer) ;;
-    esac
-    in_ns qemu-system-x86_64 -M "$machine" -accel tcg -cpu max \
-        -smp 1 -m 512M -nodefaults -no-user-config -no-reboot -display none \
-        -serial "file:$RAW/console.log" -kernel "$KERNEL" -initrd "$INITRD" \
-        -append "console=ttyS0 reboot=k panic=1 root=/dev/vda rw init=/usr/local/bin/banger-agent banger.hostname=raw banger.ip=172.30.0.2/24 banger.gw=172.30.0.1 banger.work=/dev/vdb tsc_early_khz=$KHZ tsc=reliable" \
-        -drive "id=d0,file=$RAW/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0 \
-        -drive "id=d1,file=$RAW/work.ext4,format=raw,if=none" -device virtio-blk-device,drive=d1 \
-        -netdev tap,id=n0,ifname=tap-bench,script=no,downscript=no -device virtio-net-device,netdev=n0 \
-        -device virtio-serial-device -chardev "socket,id=agent,path=$RAW/agent.sock,server=on,wait=off" \
-        -device virtserialport,chardev=agent,name=banger.agent \
-        -qmp "unix:$RAW/qmp.sock,server=on,wait=off" -daemonize -pidfile "$RAW/qemu.pid" "${extra[@]}"
-}
-# The same readiness criterion as banger's "wait for SSH" stage: sshd sends its banner.
-banner() {
-    for _ in $(seq 1 600); do
-        if in_ns python3 -c '
-import socket, sys
-s = socket.create_connection(("172.30.0.2", 22), timeout=0.2)
-s.settimeout(2)
-sys.exit(0 if s.recv(255).startswith(b"SSH-2.0-") else 1)' 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    return 1
-}
-: > "$ROOT/raw.times"
-for i in $(seq 1 "$RUNS"); do
-    rm -rf "$RAW"; mkdir -p "$RAW"
-    raw_rootfs
-    cp --sparse=always "$SEED" "$RAW/work.ext4"
-    truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
-    printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
-    debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
-    t0=$(now)
-    raw_qemu anon
-    QPID=$(cat "$RAW/qemu.pid")
-    ok=; banner && ok=1
-    t1=$(now)
-    # And the key must really log in (not timed: banger's create does not log in either).
-    in_ns ssh -F /dev/null -i "$KEY" -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
-        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 -o BatchMode=yes \
-        root@172.30.0.2 true || { echo "raw guest refused the key" >&2; exit 1; }
-    [ -n "$ok" ] || { echo "raw guest never answered; console: $RAW/console.log" >&2; exit 1; }
-    echo "$t1 - $t0" | bc >> "$ROOT/raw.times"
-    kill -9 "$QPID"; QPID=
-    sleep 0.5
-done
-
-echo "== raw QEMU restore: one saved guest, restored $RUNS times (QEMU start -> SSH answers)"
-# The physical floor for banger's warm starts: the recipe of banger-vmm's qemu::snapshot.
-rm -rf "$RAW" "$ROOT/snap"; mkdir -p "$RAW" "$ROOT/snap"
-raw_rootfs
-cp --sparse=always "$SEED" "$RAW/work.ext4"
-truncate -s 8G "$RAW/work.ext4"; e2fsck -fy "$RAW/work.ext4" >/dev/null 2>&1 || true; resize2fs "$RAW/work.ext4" >/dev/null 2>&1
-printf 'mkdir .ssh\nwrite %s .ssh/authorized_keys\nsif .ssh mode 040700\nsif .ssh/authorized_keys mode 0100600\nsif .ssh uid 0\nsif .ssh/authorized_keys uid 0\n' "$KEY.pub" > "$RAW/dbg"
-debugfs -w -f "$RAW/dbg" "$RAW/work.ext4" >/dev/null 2>&1
-raw_qemu template
-QPID=$(cat "$RAW/qemu.pid")
-banner || { echo "the template never answered; console: $RAW/console.log" >&2; exit 1; }
-CAP='{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"x-ignore-shared","state":true}]}}'
-python3 "$QMP" "$RAW/qmp.sock" "$CAP" '{"execute":"stop"}' \
-    "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > $ROOT/snap/state\"}}"
-python3 "$QMP" "$RAW/qmp.sock" --wait-migration || { echo "saving the template failed" >&2; exit 1; }
-# Disks copied while paused: every restore starts from these.
-cp --sparse=always "$RAW/rootfs.ext4" "$ROOT/snap/rootfs.ext4"
-cp --sparse=always "$RAW/work.ext4" "$ROOT/snap/work.ext4"
-kill -9 "$QPID"; QPID=
-sleep 0.5
-: > "$ROOT/restore.times"; : > "$ROOT/restore.pss"
-for i in $(seq 1 "$RUNS"); do
-    rm -f "$RAW"/*.ext4 "$RAW/qmp.sock"
-    cp --sparse=always "$ROOT/snap/rootfs.ext4" "$RAW/rootfs.ext4"
-    cp --sparse=always "$ROOT/snap/work.ext4" "$RAW/work.ext4"
-    t0=$(now)
-    raw_qemu restore
-    QPID=$(cat "$RAW/qemu.pid")
-    python3 "$QMP" "$RAW/qmp.sock" "$CAP" \
-        "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"exec:cat $ROOT/snap/state\"}}"
-    python3 "$QMP" "$RAW/qmp.sock" --wait-migration || { echo "restore $i did not load" >&2; exit 1; }
-    python3 "$QMP" "$RAW/qmp.sock" '{"execute":"cont"}'
-    banner || { echo "restore $i never answered; console: $RAW/console.log" >&2; exit 1; }
-    t1=$(now)
-    echo "$t1 - $t0" | bc >> "$ROOT/restore.times"
-    awk '/^Pss:/ {s += $2} END {print s / 1024}' "/proc/$QPID/smaps_rollup" >> "$ROOT/restore.pss"
-    kill -9 "$QPID"; QPID=
-    sleep 0.5
-done
 rm -rf "$ROOT/snap"
 
 row() { printf '%-48s %8.2f   %s\n' "$1" "$(median < "$2")" "$(tr '\n' ' ' < "$2")"; }

@@ -55,16 +55,18 @@ fn crashing(
     support::serve(env, move |r: &Request| {
         match (r.method.as_str(), r.path.as_str()) {
             ("POST", "/v1/vms") => (202, operation("running")),
-            ("GET", "/v1/operations/op-7") => match polls.fetch_add(1, Ordering::SeqCst) {
-                0 => (200, operation("running")),
-                1 => {
-                    if vanish {
-                        let _ = std::fs::remove_file(&socket);
+            ("GET", p) if p.starts_with("/v1/operations/op-7") => {
+                match polls.fetch_add(1, Ordering::SeqCst) {
+                    0 => (200, operation("running")),
+                    1 => {
+                        if vanish {
+                            let _ = std::fs::remove_file(&socket);
+                        }
+                        (HANG_UP, String::new())
                     }
-                    (HANG_UP, String::new())
+                    _ => after.clone(),
                 }
-                _ => after.clone(),
-            },
+            }
             ("GET", "/v1/vms/web") => vm.clone(),
             _ => (404, error("not_found", "unexpected request", "op-9")),
         }
@@ -187,7 +189,7 @@ fn a_restarted_daemon_that_adopted_the_vm_is_a_success() {
     let new = started.then(|| {
         support::serve(&env, |r: &Request| {
             match (r.method.as_str(), r.path.as_str()) {
-                ("GET", "/v1/operations/op-7") => unknown_operation(),
+                ("GET", p) if p.starts_with("/v1/operations/op-7") => unknown_operation(),
                 ("GET", "/v1/vms/web") => (200, support::vm_record("web", false)),
                 _ => (404, error("not_found", "unexpected request", "op-9")),
             }

@@ -157,7 +157,7 @@ fn create_times_stages_and_ready_in_in_one_format() {
                 202,
                 operation("running", &[("auto-pull", "running", None)], None),
             ),
-            ("GET", "/v1/operations/op-7") => (
+            ("GET", p) if p.starts_with("/v1/operations/op-7") => (
                 200,
                 operation(
                     "succeeded",

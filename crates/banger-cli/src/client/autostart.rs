@@ -228,7 +228,7 @@ async fn wait_ready(
 }
 
 /// The pid in the daemon's lock file, if that process is alive.
-fn lock_holder(lock_file: &Path) -> Option<u32> {
+pub(crate) fn lock_holder(lock_file: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(lock_file).ok()?;
     let pid: i32 = text.split_whitespace().next()?.parse().ok()?;
     if pid <= 0 {

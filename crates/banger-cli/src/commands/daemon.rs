@@ -16,8 +16,8 @@ use crate::error::CliError;
 use crate::output::Stdout;
 use crate::render;
 
-/// How long `daemon stop` waits for the socket to go quiet.
-const STOP_LIMIT: Duration = Duration::from_secs(10);
+/// How long `daemon stop` waits for the socket to go quiet, and then for the process to exit.
+const STOP_LIMIT: Duration = Duration::from_secs(30);
 const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs a `daemon` subcommand.
@@ -52,6 +52,7 @@ async fn stop(ctx: &Context) -> Result<(), CliError> {
         .send(routes::SHUTDOWN, &[], &serde_json::json!({}))
         .await?;
     wait_until_gone(&daemon.client, daemon.info.pid).await?;
+    wait_until_exited(&ctx.layout()?.lock_file(), daemon.info.pid).await?;
     out.line("bangerd stopped")?;
     out.finish()
 }
@@ -76,6 +77,24 @@ async fn wait_until_gone(client: &Client, pid: u32) -> Result<(), CliError> {
         }
         tokio::time::sleep(STOP_POLL).await;
     }
+}
+
+/// Polls until the daemon's process has exited: it closes its socket first, then finishes
+/// the work in flight (a spare disk being made, say), so only then are its files at rest and
+/// its binary free to replace. Judged by the pid its lock file names (a lock file naming
+/// another process, or none, means there is nothing to wait for).
+async fn wait_until_exited(lock_file: &std::path::Path, pid: u32) -> Result<(), CliError> {
+    let deadline = Instant::now() + STOP_LIMIT;
+    while crate::client::autostart::lock_holder(lock_file) == Some(pid) {
+        if Instant::now() >= deadline {
+            return Err(CliError::Failed(format!(
+                "bangerd (pid {pid}) closed its socket but is still running {}s after it was                  asked to stop",
+                STOP_LIMIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+    Ok(())
 }
 
 fn socket(ctx: &Context) -> Result<(), CliError> {
