@@ -6,12 +6,10 @@
 //! the caller owns, reads both halves and removes the files, so the private key exists on the
 //! host only in memory on its way to the guest.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 
-use crate::fsutil;
-use crate::keys::KeyError;
+use crate::keys::{KeyError, keygen};
 
 /// The two halves of a new ed25519 key, as `ssh-keygen` writes them.
 #[derive(Clone)]
@@ -42,20 +40,7 @@ pub fn generate_host_key(scratch: &Path, comment: &str) -> Result<NewHostKey, Ke
     // A leftover would make ssh-keygen ask whether to overwrite it.
     cleanup();
     let result = (|| {
-        let out = fsutil::run_tool(
-            "ssh-keygen",
-            ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]
-                .into_iter()
-                .map(OsStr::new)
-                .chain([private.as_os_str()]),
-        )
-        .map_err(|source| KeyError::SpawnKeygen { source })?;
-        if !out.status.success() {
-            return Err(KeyError::Keygen {
-                status: out.status,
-                stderr: fsutil::last_line(&out.stderr),
-            });
-        }
+        keygen(&private, comment)?;
         let read = |path: &Path| {
             fs::read_to_string(path).map_err(|source| KeyError::ReadPublic {
                 path: path.to_owned(),

@@ -340,20 +340,7 @@ fn generate(dir: &Path, private: &Path, public: &Path) -> Result<(), KeyError> {
     // Leftovers of an interrupted run would make ssh-keygen ask whether to overwrite.
     cleanup();
     let result = (|| {
-        let out = fsutil::run_tool(
-            "ssh-keygen",
-            ["-q", "-t", "ed25519", "-N", "", "-C", KEY_COMMENT, "-f"]
-                .into_iter()
-                .map(OsStr::new)
-                .chain([tmp_private.as_os_str()]),
-        )
-        .map_err(|source| KeyError::SpawnKeygen { source })?;
-        if !out.status.success() {
-            return Err(KeyError::Keygen {
-                status: out.status,
-                stderr: fsutil::last_line(&out.stderr),
-            });
-        }
+        keygen(&tmp_private, KEY_COMMENT)?;
         for (path, mode) in [(&tmp_private, PRIVATE_MODE), (&tmp_public, PUBLIC_MODE)] {
             fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
                 KeyError::Chmod {
@@ -374,6 +361,26 @@ fn generate(dir: &Path, private: &Path, public: &Path) -> Result<(), KeyError> {
         cleanup();
     }
     result
+}
+
+/// Runs `ssh-keygen` for a new passphrase-less ed25519 key at `private` (its public half at
+/// `private.pub`) with `comment`.
+pub(crate) fn keygen(private: &Path, comment: &str) -> Result<(), KeyError> {
+    let out = fsutil::run_tool(
+        "ssh-keygen",
+        ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]
+            .into_iter()
+            .map(OsStr::new)
+            .chain([private.as_os_str()]),
+    )
+    .map_err(|source| KeyError::SpawnKeygen { source })?;
+    if !out.status.success() {
+        return Err(KeyError::Keygen {
+            status: out.status,
+            stderr: fsutil::last_line(&out.stderr),
+        });
+    }
+    Ok(())
 }
 
 fn read_public_line(public: &Path) -> Result<String, KeyError> {

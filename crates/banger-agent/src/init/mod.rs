@@ -321,16 +321,14 @@ fn boot_and_supervise(
                 reply,
                 received,
             }) => {
-                log!(
-                    "identity: request waited {} ms for init",
-                    received.elapsed().as_millis()
-                );
+                let waited = received.elapsed();
                 // Unprobed (a request before the guest settled) is the safe answer: restart.
                 let found = pickup.get().copied().unwrap_or(sshd::KeyPickup::Restart);
                 let answer = reidentify(&body, &mut sup, found);
                 log!(
-                    "identity: answered {} ms after the request",
-                    received.elapsed().as_millis()
+                    "identity: answered {} ms after the request ({} ms of it waiting for init)",
+                    received.elapsed().as_millis(),
+                    waited.as_millis()
                 );
                 let _ = reply.send(answer);
             }
@@ -365,19 +363,13 @@ fn reidentify(
     let outcome = identity::apply(&steps, |step| {
         let started = Instant::now();
         let result = apply_step(step, sup);
-        log!(
-            "identity: {} took {} ms",
-            identity::describe(step),
-            started.elapsed().as_millis()
-        );
+        let took = started.elapsed().as_millis();
+        match &result {
+            Ok(()) => log!("identity: {}: ok ({took} ms)", identity::describe(step)),
+            Err(e) => log!("identity: {}: {e} ({took} ms)", identity::describe(step)),
+        }
         result
     });
-    for line in &outcome.applied {
-        log!("identity: {line}: ok");
-    }
-    for line in &outcome.failed {
-        log!("identity: {line}");
-    }
     if outcome.failed.is_empty() {
         let applied = u64::try_from(outcome.applied.len()).unwrap_or(u64::MAX);
         crate::http::Response::json(

@@ -446,12 +446,10 @@ async fn create_stages(
     let seed = source.image.work_seed_path.clone();
     let disk_size = record.spec.disk_size;
     let spares = ctx.spares().clone();
-    let comment = format!("root@{}", record.name);
+    let name = record.name.as_str().to_owned();
     let got = tokio::task::spawn_blocking(move || {
         let got = prepare_disks(&spares, &dir, &rootfs, seed.as_deref(), disk_size, &agent)?;
-        let key = banger_ssh::generate_host_key(&dir, &comment).map_err(|e| {
-            StageFailure::Other(format!("cannot make the vm's ssh host key: {}", chain(&e)))
-        })?;
+        let key = host_key(&dir, &name).map_err(StageFailure::Other)?;
         disks::write_host_key(&dir.join("rootfs.ext4"), &dir, &key.private, &key.public)?;
         Ok::<_, StageFailure>(got)
     })
@@ -465,6 +463,13 @@ async fn create_stages(
     tracing::info!(vm = %record.name, vm_pid = handle.pid, "vm ready");
     op.skip(Stage::PostStartHooks.name(), "none configured");
     Ok(())
+}
+
+/// A new SSH host key for VM `name`, made on the host in its directory `dir` (only for the
+/// moment its files exist): a guest under emulation takes hundreds of milliseconds for one.
+fn host_key(dir: &Path, name: &str) -> Result<banger_ssh::NewHostKey, String> {
+    banger_ssh::generate_host_key(dir, &format!("root@{name}"))
+        .map_err(|e| format!("cannot make the vm's ssh host key: {}", chain(&e)))
 }
 
 /// The system disk (the image's rootfs with this daemon's agent: every VM runs it, whatever

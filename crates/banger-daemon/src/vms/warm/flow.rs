@@ -366,7 +366,7 @@ pub(in crate::vms) async fn restore(
     // Made while the network and the VMM come up: it is only needed with the identity.
     let host_key = tokio::spawn(new_host_key(
         record.dir.clone(),
-        format!("root@{}", record.name),
+        record.name.as_str().to_owned(),
     ));
     let spec = crate::vms::launch_spec(backends, record, &source.kernel)?;
     let tap = power::network(ctx, backends, record, &spec, op).await?;
@@ -495,21 +495,12 @@ async fn apply_identity(
     Ok(())
 }
 
-/// A new SSH host key for a VM, made on the host in the VM's directory `dir` (for the moment
-/// its files exist): the guest would take hundreds of milliseconds for it.
-async fn new_host_key(dir: PathBuf, comment: String) -> Result<HostKey, StageError> {
-    let key = tokio::task::spawn_blocking(move || banger_ssh::generate_host_key(&dir, &comment))
+/// [`crate::vms::host_key`] off the async runtime, as the identity's [`HostKey`].
+async fn new_host_key(dir: PathBuf, name: String) -> Result<HostKey, StageError> {
+    let key = tokio::task::spawn_blocking(move || crate::vms::host_key(&dir, &name))
         .await
         .map_err(|e| StageError::other(Stage::Restore, format!("the key task crashed: {e}")))?
-        .map_err(|e| {
-            StageError::other(
-                Stage::Restore,
-                format!(
-                    "cannot make the vm's ssh host key: {}",
-                    banger_util::chain(&e)
-                ),
-            )
-        })?;
+        .map_err(|e| StageError::other(Stage::Restore, e))?;
     Ok(HostKey {
         private: key.private,
         public: key.public,
